@@ -1,0 +1,175 @@
+"""The ``dicomwarehouse`` command: ``ingest`` files into a warehouse, query it with ``sql``.
+
+Errors in use (a missing warehouse, a bad flag, an empty source) print one line and exit
+non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = ["main"]
+
+logger = logging.getLogger("dicomwarehouse")
+
+_EXIT_USAGE = 2
+_EXIT_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(_EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dicomwarehouse",
+        description="Turn folders and buckets of DICOM files into an SQL warehouse.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest DICOM files into a warehouse folder",
+        description="Ingest DICOM files (directories are walked recursively, globs expanded) "
+        "into Parquet tables and a DuckDB warehouse. Apache Beam flags go after '--', "
+        "e.g. -- --direct_num_workers=2.",
+    )
+    ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, directory or glob")
+    ingest.add_argument("--warehouse", required=True, type=Path, metavar="DIR")
+    ingest.add_argument(
+        "--manifest",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="text manifest: one path or URL a line, or s5cmd 'cp SRC DST' lines (repeatable)",
+    )
+    ingest.add_argument(
+        "--defer-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="values longer than this are skipped, not loaded (default 262144)",
+    )
+
+    sql = commands.add_parser("sql", help="run a query on a warehouse")
+    sql.add_argument("query", metavar="QUERY")
+    sql.add_argument("--warehouse", required=True, type=Path, metavar="DIR")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument(
+        "--dialect",
+        choices=("duckdb", "bigquery"),
+        default="duckdb",
+        help="write the query in BigQuery's GoogleSQL to run console SQL unchanged",
+    )
+    return parser
+
+
+def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, []
+
+
+def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from dicomwarehouse.ingest import ingest
+    from dicomwarehouse.read import DEFAULT_DEFER_SIZE
+
+    if not args.sources and not args.manifest:
+        raise _UsageError("ingest needs a SOURCE or --manifest")
+    if args.defer_size is not None and args.defer_size < 0:
+        raise _UsageError("--defer-size must be zero or more")
+    summary = ingest(
+        args.sources,
+        args.warehouse,
+        manifests=args.manifest,
+        beam_args=beam_args,
+        defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
+    )
+    print(summary.describe())
+    return 0
+
+
+def _run_sql(args: argparse.Namespace) -> int:
+    from dicomwarehouse.views import to_duckdb
+    from dicomwarehouse.warehouse import connect
+
+    query = to_duckdb(args.query) if args.dialect == "bigquery" else args.query
+    con = connect(args.warehouse)
+    try:
+        relation = con.sql(query)
+        if relation is None:
+            return 0
+        if args.format == "table":
+            relation.show(max_width=200, max_rows=40)
+            return 0
+        columns = relation.columns
+        rows = relation.fetchall()
+    finally:
+        con.close()
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        json.dump([dict(zip(columns, row)) for row in rows], sys.stdout, default=str, indent=1)
+        sys.stdout.write("\n")
+    return 0
+
+
+class _UsageError(ValueError):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dicomwarehouse`` command."""
+    import duckdb
+
+    from dicomwarehouse.sources import SourceError
+    from dicomwarehouse.warehouse import WarehouseError
+
+    own_args, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    args = parser.parse_args(own_args)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # Beam is chatty at WARNING; pydicom's read warnings are recorded on each row instead.
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        logging.getLogger("pydicom").propagate = False
+    try:
+        if args.command == "ingest":
+            return _run_ingest(args, beam_args)
+        if beam_args:
+            raise _UsageError("arguments after '--' are only for ingest")
+        return _run_sql(args)
+    except _UsageError as exc:
+        print(f"dicomwarehouse: error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except (SourceError, WarehouseError, duckdb.Error, OSError) as exc:
+        if args.verbose:
+            logger.exception("failed")
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"dicomwarehouse: error: {message}", file=sys.stderr)
+        return _EXIT_FAILED
+    except KeyboardInterrupt:
+        print("dicomwarehouse: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

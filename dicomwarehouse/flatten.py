@@ -1,0 +1,374 @@
+"""Flatten one parsed header into a dicom_metadata row and its dicom_elements rows.
+
+One walk over the data set, sequences included, produces both tables: the lossless element
+rows (every element at every depth, private and unknown tags too) and the nested, typed
+metadata row in the Healthcare API export's shape. Values are decoded from pydicom's raw
+elements (see ``values``), so pydicom never converts a value except to open a sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.hooks import raw_element_vr
+
+from dicomwarehouse.schema import ELEMENTS_SCHEMA, MAX_SEQUENCE_COLUMN_DEPTH, ColumnPath
+from dicomwarehouse.values import (
+    DecodedValue,
+    column_value,
+    decode_converted_value,
+    decode_raw_value,
+)
+from dicomwarehouse.vr import STRUCT_PACK_FORMAT, dictionary_column, resolve_ambiguous_vr
+
+__all__ = ["ElementRows", "FlatObject", "flatten_dataset"]
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+
+@dataclass
+class ElementRows:
+    """dicom_elements rows of one object, column by column (cheap to append, cheap to Arrow)."""
+
+    tag_path: list[str] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+    tag: list[str] = field(default_factory=list)
+    keyword: list[str | None] = field(default_factory=list)
+    vr: list[str | None] = field(default_factory=list)
+    vm: list[int | None] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    private_creator: list[str | None] = field(default_factory=list)
+    value_strings: list[list[str] | None] = field(default_factory=list)
+    value_length: list[int | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tag)
+
+    def to_record_batch(
+        self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
+    ) -> pa.RecordBatch:
+        """The rows as an Arrow batch of the dicom_elements schema."""
+        count = len(self.tag)
+        columns = {
+            "source_url": pa.array([source_url] * count, pa.string()),
+            "SOPInstanceUID": pa.array([sop_instance_uid] * count, pa.string()),
+            "ingest_run_id": pa.array([ingest_run_id] * count, pa.string()),
+        }
+        arrays = [
+            columns[f.name] if f.name in columns else pa.array(getattr(self, f.name), f.type)
+            for f in ELEMENTS_SCHEMA
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
+
+
+@dataclass
+class FlatObject:
+    """Everything one header contributes to the warehouse, before provenance is added."""
+
+    metadata: dict[str, Any]
+    column_paths: set[ColumnPath]
+    elements: ElementRows
+    anomalies: list[dict[str, str | None]]
+
+    @property
+    def sop_instance_uid(self) -> str | None:
+        value = self.metadata.get("SOPInstanceUID") or self.metadata.get(
+            "MediaStorageSOPInstanceUID"
+        )
+        return value if isinstance(value, str) else None
+
+
+def _text_length(decoded: DecodedValue, vr: str) -> int | None:
+    """Encoded length of an element pydicom converted before we saw its raw bytes."""
+    if decoded.strings is None:
+        return None
+    if vr in STRUCT_PACK_FORMAT:
+        return len(decoded.strings) * STRUCT_PACK_FORMAT[vr][1] * (2 if vr == "AT" else 1)
+    length = len("\\".join(decoded.strings).encode("utf-8", "replace"))
+    return length + (length & 1)
+
+
+class _Flattener:
+    """One walk over one data set; holds what the walk accumulates."""
+
+    def __init__(self, pixel_representation: int | None) -> None:
+        self.rows = ElementRows()
+        self.paths: set[ColumnPath] = set()
+        self.anomalies: list[dict[str, str | None]] = []
+        self.pixel_representation = pixel_representation
+
+    def anomaly(self, tag_path: str, keyword: str | None, reason: str) -> None:
+        self.anomalies.append({"tag_path": tag_path, "keyword": keyword, "reason": reason})
+
+    def walk(
+        self,
+        dataset: Dataset,
+        tag_prefix: str,
+        path_prefix: str,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        out: dict[str, Any],
+    ) -> None:
+        """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
+        creators: dict[int, str] = {}
+        for tag in list(dataset.keys()):
+            tag_hex = f"{tag:08X}"
+            try:
+                self.element(
+                    dataset,
+                    tag,
+                    tag_hex,
+                    tag_prefix,
+                    path_prefix,
+                    column_prefix,
+                    depth,
+                    encodings,
+                    creators,
+                    out,
+                )
+            except (Exception, RecursionError) as exc:
+                self.anomaly(
+                    tag_prefix + tag_hex,
+                    keyword_for_tag(tag) or None,
+                    f"element not readable: {type(exc).__name__}",
+                )
+                if len(self.rows.tag) and self.rows.tag_path[-1] == tag_prefix + tag_hex:
+                    continue
+                self.append_row(
+                    tag_prefix + tag_hex,
+                    path_prefix + f"Tag_{tag_hex}",
+                    tag_hex,
+                    None,
+                    None,
+                    None,
+                    depth,
+                    None,
+                    None,
+                    None,
+                )
+
+    def append_row(
+        self,
+        tag_path: str,
+        path: str,
+        tag_hex: str,
+        keyword: str | None,
+        vr: str | None,
+        vm: int | None,
+        depth: int,
+        creator: str | None,
+        strings: list[str] | None,
+        length: int | None,
+    ) -> None:
+        rows = self.rows
+        rows.tag_path.append(tag_path)
+        rows.path.append(path)
+        rows.tag.append(tag_hex)
+        rows.keyword.append(keyword)
+        rows.vr.append(vr)
+        rows.vm.append(vm)
+        rows.depth.append(depth)
+        rows.private_creator.append(creator)
+        rows.value_strings.append(strings)
+        rows.value_length.append(length)
+
+    def element(
+        self,
+        dataset: Dataset,
+        tag: int,
+        tag_hex: str,
+        tag_prefix: str,
+        path_prefix: str,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> None:
+        element = dataset.get_item(tag)
+        is_raw = isinstance(element, RawDataElement)
+        if is_raw:
+            found: dict[str, Any] = {}
+            raw_element_vr(element, found, encoding=encodings, ds=dataset)
+            vr = found["VR"]
+        else:
+            vr = element.VR
+        vr = resolve_ambiguous_vr(vr, self.pixel_representation)
+        private = bool(tag >> 16 & 1)
+        block = tag & 0xFFFF
+        creator = None
+        keyword = None
+        if private:
+            if 0x0010 <= block <= 0x00FF:
+                creator = None  # filled below from its own value
+            elif block >= 0x1000:
+                creator = creators.get((tag & 0xFFFF0000) | (block >> 8))
+        else:
+            keyword = keyword_for_tag(tag) or None
+        column = None if private else dictionary_column(tag)
+        tag_path = tag_prefix + tag_hex
+        path = path_prefix + (column[0] if column is not None else keyword or f"Tag_{tag_hex}")
+
+        if vr == "SQ":
+            self.sequence(
+                dataset,
+                element,
+                tag,
+                tag_hex,
+                tag_path,
+                path,
+                keyword,
+                creator,
+                column,
+                column_prefix,
+                depth,
+                encodings,
+                out,
+            )
+            return
+
+        if is_raw:
+            value = element.value
+            length = None if element.length == _UNDEFINED_LENGTH else element.length
+            if value is None and length:
+                decoded = DecodedValue(None)
+                if vr not in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
+                    self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
+            else:
+                if value is not None and length is not None and len(value) < length:
+                    self.anomaly(tag_path, keyword, "value truncated: file ends inside it")
+                decoded = decode_raw_value(vr, value, element.is_little_endian, encodings)
+        else:
+            decoded = decode_converted_value(vr, element.value)
+            length = _text_length(decoded, vr)
+        if decoded.problem:
+            self.anomaly(tag_path, keyword, decoded.problem)
+        strings = decoded.strings
+        if private and 0x0010 <= block <= 0x00FF and strings:
+            creator = strings[0]
+            creators[tag] = creator
+        self.append_row(
+            tag_path,
+            path,
+            tag_hex,
+            keyword,
+            vr,
+            len(strings) if strings is not None else None,
+            depth,
+            creator,
+            strings,
+            length,
+        )
+
+        if column_prefix is None:
+            return
+        if column is None:
+            if strings is not None:
+                out["OtherElements"].append(
+                    {"Tag": f"Tag_{tag_hex}", "PrivateCreator": creator, "Data": strings}
+                )
+            return
+        name, column_vr, repeated = column
+        if column_vr == "SQ":
+            self.anomaly(tag_path, keyword, f"{vr} value for a sequence attribute")
+            return
+        value, problem = column_value(column_vr, repeated, decoded)
+        if problem and problem != decoded.problem:
+            self.anomaly(tag_path, keyword, problem)
+        out[name] = value
+        self.paths.add((*column_prefix, tag))
+
+    def sequence(
+        self,
+        dataset: Dataset,
+        element: Any,
+        tag: int,
+        tag_hex: str,
+        tag_path: str,
+        path: str,
+        keyword: str | None,
+        creator: str | None,
+        column: tuple[str, str, bool] | None,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        out: dict[str, Any],
+    ) -> None:
+        length = element.length if isinstance(element, RawDataElement) else None
+        items = dataset[tag].value
+        self.append_row(
+            tag_path,
+            path,
+            tag_hex,
+            keyword,
+            "SQ",
+            len(items),
+            depth,
+            creator,
+            None,
+            None if length == _UNDEFINED_LENGTH else length,
+        )
+        item_prefix: ColumnPath | None = None
+        if column_prefix is not None:
+            if column is not None and column[1] != "SQ":
+                self.anomaly(tag_path, keyword, f"sequence value for a {column[1]} attribute")
+            elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
+                self.anomaly(
+                    tag_path,
+                    keyword,
+                    f"sequence nested deeper than {MAX_SEQUENCE_COLUMN_DEPTH} levels: "
+                    "kept in dicom_elements only",
+                )
+            else:
+                item_prefix = (*column_prefix, tag)
+                self.paths.add(item_prefix)
+        values: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            item_out: dict[str, Any] = {"OtherElements": []}
+            item_encodings = (
+                item.original_character_set if _SPECIFIC_CHARACTER_SET in item else encodings
+            )
+            self.walk(
+                item,
+                f"{tag_path}[{index}].",
+                f"{path}[{index}].",
+                item_prefix,
+                depth + 1,
+                item_encodings,
+                item_out,
+            )
+            values.append(item_out)
+        if item_prefix is not None:
+            out[column[0] if column is not None else f"Tag_{tag_hex}"] = values
+
+
+def _pixel_representation(dataset: Dataset) -> int | None:
+    try:
+        value = dataset.get("PixelRepresentation")
+        return int(value.value) if value is not None and value.value != "" else None
+    except (Exception, RecursionError):
+        return None
+
+
+def flatten_dataset(dataset: Dataset) -> FlatObject:
+    """Walk file meta and data set once; return the metadata row, element rows and paths."""
+    flattener = _Flattener(_pixel_representation(dataset))
+    metadata: dict[str, Any] = {"OtherElements": []}
+    file_meta = getattr(dataset, "file_meta", None)
+    if file_meta is not None:
+        flattener.walk(file_meta, "", "", (), 0, None, metadata)
+    try:
+        encodings = dataset.original_character_set
+    except (Exception, RecursionError):
+        encodings = None
+        flattener.anomaly("00080005", "SpecificCharacterSet", "unusable character set")
+    flattener.walk(dataset, "", "", (), 0, encodings, metadata)
+    return FlatObject(metadata, flattener.paths, flattener.rows, flattener.anomalies)

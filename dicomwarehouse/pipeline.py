@@ -1,0 +1,262 @@
+"""The ingest job as an Apache Beam pipeline (DirectRunner by default, Dataflow by flags).
+
+    objects -> ExtractObjects -> metadata rows --------------------------> WriteParquetShards
+                              \\-> column paths -> union (side input) ---^
+                              \\-> element batches ----------------------> WriteParquetShards
+                              \\-> error rows -----------------------------> WriteParquetShards
+
+Every shard of dicom_metadata is written with the run's one schema: the union of the column
+paths all objects reported, given to the writers as a side input. Shards land in the run's
+staging folder; ``ingest`` commits them only after the whole pipeline succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from dicomwarehouse.extract import RunInfo, extract_object
+from dicomwarehouse.parquet import metadata_table, write_shard
+from dicomwarehouse.read import DEFAULT_DEFER_SIZE
+from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
+from dicomwarehouse.sources import ObjectRef
+from dicomwarehouse.warehouse import COLUMN_PATHS_FILE
+
+__all__ = ["ExtractObjects", "IngestTransform", "run_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+_ELEMENTS = "elements"
+_ERRORS = "errors"
+_PATHS = "paths"
+
+
+class _Progress:
+    """A one-line progress display on an interactive terminal (per worker process)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.errors = 0
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def update(self, failed: bool) -> None:
+        self.done += 1
+        self.errors += failed
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.2 or self.done == self.total):
+            self._last = now
+            sys.stderr.write(f"\r  read {self.done}/{self.total} objects, {self.errors} errors ")
+            sys.stderr.flush()
+
+
+class ExtractObjects(beam.DoFn):
+    """Read and flatten each object; main output metadata rows, tagged outputs the rest."""
+
+    def __init__(self, run: RunInfo, defer_size: int, total: int) -> None:
+        self.run = run
+        self.defer_size = defer_size
+        self.total = total
+        self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
+        self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
+        self.header_bytes = beam.metrics.Metrics.counter("dicomwarehouse", "header_bytes_read")
+
+    def setup(self) -> None:
+        self.progress = _Progress(self.total)
+
+    def process(self, ref: ObjectRef) -> Iterator[Any]:
+        extracted = extract_object(ref, self.run, defer_size=self.defer_size)
+        self.objects.inc()
+        self.progress.update(extracted.error is not None)
+        if extracted.error is not None:
+            self.failures.inc()
+            yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
+            return
+        self.header_bytes.inc(extracted.metadata["header_bytes_read"] or 0)
+        yield beam.pvalue.TaggedOutput(_PATHS, extracted.column_paths)
+        yield beam.pvalue.TaggedOutput(_ELEMENTS, extracted.elements)
+        yield extracted.metadata
+
+
+class _UnionPaths(beam.CombineFn):
+    """Set union of column paths: the run's dicom_metadata schema, order-free."""
+
+    def create_accumulator(self) -> set[ColumnPath]:
+        return set()
+
+    def add_input(self, accumulator: set[ColumnPath], paths: Iterable[ColumnPath]):
+        accumulator.update(paths)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[set[ColumnPath]]) -> set[ColumnPath]:
+        merged: set[ColumnPath] = set()
+        for accumulator in accumulators:
+            merged.update(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: set[ColumnPath]) -> list[ColumnPath]:
+        return sorted(accumulator)
+
+
+class WriteParquetShards(beam.DoFn):
+    """Buffer a bundle's rows and write them as Parquet shards of about ``shard_rows`` rows.
+
+    ``kind`` says what the elements are: metadata row dicts (schema from the side input),
+    error row dicts, or element record batches.
+    """
+
+    def __init__(self, directory: str, kind: str, shard_rows: int, extra_columns: Sequence[str]):
+        self.directory = directory
+        self.kind = kind
+        self.shard_rows = shard_rows
+        self.extra_columns = tuple(extra_columns)
+
+    def start_bundle(self) -> None:
+        self.buffer: list[Any] = []
+        self.buffered_rows = 0
+        self.schema: pa.Schema | None = None
+
+    def process(self, element: Any, column_paths: Sequence[ColumnPath] = ()) -> Iterator[str]:
+        if self.kind == "metadata" and self.schema is None:
+            extra = dict.fromkeys(self.extra_columns, pa.string())
+            self.schema = metadata_schema(map(tuple, column_paths), extra)
+        self.buffer.append(element)
+        self.buffered_rows += element.num_rows if isinstance(element, pa.RecordBatch) else 1
+        if self.buffered_rows >= self.shard_rows:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
+        if self.buffer:
+            path = self._flush()
+            yield beam.utils.windowed_value.WindowedValue(
+                path, beam.utils.timestamp.MIN_TIMESTAMP, [beam.transforms.window.GlobalWindow()]
+            )
+
+    def _flush(self) -> str:
+        if self.kind == "metadata":
+            table = metadata_table(self.buffer, self.schema)
+        elif self.kind == "errors":
+            table = pa.Table.from_pylist(self.buffer, schema=ERRORS_SCHEMA)
+        else:
+            table = pa.Table.from_batches(self.buffer, schema=ELEMENTS_SCHEMA)
+        self.buffer = []
+        self.buffered_rows = 0
+        return write_shard(table, self.directory)
+
+
+class _WriteColumnPaths(beam.DoFn):
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def process(self, column_paths: list[ColumnPath]) -> Iterator[str]:
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, COLUMN_PATHS_FILE)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump([list(p) for p in column_paths], handle)
+        yield path
+
+
+class IngestTransform(beam.PTransform):
+    """ObjectRefs in; Parquet shards of the three tables in ``staging`` out."""
+
+    def __init__(
+        self,
+        staging: str,
+        run: RunInfo,
+        *,
+        total: int,
+        required_paths: Iterable[ColumnPath],
+        extra_columns: Sequence[str] = (),
+        defer_size: int = DEFAULT_DEFER_SIZE,
+        shard_rows: dict[str, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.staging = staging.rstrip("/")
+        self.run = run
+        self.total = total
+        self.required_paths = sorted(set(required_paths))
+        self.extra_columns = tuple(extra_columns)
+        self.defer_size = defer_size
+        self.shard_rows = {"metadata": 2000, "elements": 500_000, "errors": 10_000}
+        self.shard_rows.update(shard_rows or {})
+
+    def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
+        results = refs | "Extract" >> beam.ParDo(
+            ExtractObjects(self.run, self.defer_size, self.total)
+        ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, main="metadata")
+        pipeline = refs.pipeline
+        required = pipeline | "RequiredColumns" >> beam.Create([self.required_paths])
+        column_paths = (
+            (results[_PATHS], required)
+            | "AllPaths" >> beam.Flatten()
+            | "UnionPaths" >> beam.CombineGlobally(_UnionPaths())
+        )
+        directory = {table: f"{self.staging}/{table}" for table in
+                     ("dicom_metadata", "dicom_elements", "ingest_errors")}
+        column_paths | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
+        metadata = results.metadata | "WriteMetadata" >> beam.ParDo(
+            WriteParquetShards(
+                directory["dicom_metadata"], "metadata", self.shard_rows["metadata"],
+                self.extra_columns,
+            ),
+            column_paths=beam.pvalue.AsSingleton(column_paths),
+        )
+        elements = results[_ELEMENTS] | "WriteElements" >> beam.ParDo(
+            WriteParquetShards(directory["dicom_elements"], "elements",
+                               self.shard_rows["elements"], ())
+        )
+        errors = results[_ERRORS] | "WriteErrors" >> beam.ParDo(
+            WriteParquetShards(directory["ingest_errors"], "errors", self.shard_rows["errors"], ())
+        )
+        return {"dicom_metadata": metadata, "dicom_elements": elements, "ingest_errors": errors}
+
+
+def run_pipeline(
+    refs: Sequence[ObjectRef],
+    staging: str,
+    run: RunInfo,
+    *,
+    beam_args: Sequence[str] = (),
+    required_paths: Iterable[ColumnPath] = (),
+    extra_columns: Sequence[str] = (),
+    defer_size: int = DEFAULT_DEFER_SIZE,
+) -> dict[str, int]:
+    """Run the ingest pipeline to completion; returns Beam's counters by name."""
+    options = PipelineOptions(list(beam_args))
+    pipeline = beam.Pipeline(options=options)
+    _ = (
+        pipeline
+        | "Objects" >> beam.Create(list(refs))
+        | "Spread" >> beam.Reshuffle()
+        | "Ingest" >> IngestTransform(
+            staging,
+            run,
+            total=len(refs),
+            required_paths=required_paths,
+            extra_columns=extra_columns,
+            defer_size=defer_size,
+        )
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    counters: dict[str, int] = {}
+    try:
+        for counter in result.metrics().query()["counters"]:
+            counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + (
+                counter.committed or counter.attempted or 0
+            )
+    except Exception:  # some runners report no metrics; the summary falls back to the tables
+        logger.debug("no metrics from the runner", exc_info=True)
+    return counters

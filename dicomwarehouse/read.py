@@ -1,0 +1,212 @@
+"""Read the header of one DICOM object: everything before Pixel Data, nothing after.
+
+Real archives hold files without preamble, truncated files, wrong transfer syntaxes and
+sequences nested deeper than pydicom's recursion allows. A read here either returns whatever
+part of the header could be parsed (with the problems recorded) or raises ``IngestError`` for
+an object with nothing usable, which the pipeline turns into an ``ingest_errors`` row.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.datadict import dictionary_has_tag
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.uid import UID
+
+__all__ = [
+    "DEFAULT_DEFER_SIZE",
+    "CountingReader",
+    "HeaderRead",
+    "IngestError",
+    "read_header",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Values longer than this are skipped (seeked over), never loaded: their tag, VR and length
+#: still reach dicom_elements. Large values before Pixel Data are private blobs, icons and LUTs.
+DEFAULT_DEFER_SIZE = 256 * 1024
+
+_PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+class IngestError(Exception):
+    """An object that yields no row: becomes one ingest_errors row, never a failed job."""
+
+    def __init__(self, stage: str, error_type: str, message: str, bytes_read: int = 0) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.error_type = error_type
+        self.message = message
+        self.bytes_read = bytes_read
+
+
+@dataclass
+class HeaderRead:
+    """A parsed header and what it cost; ``problems`` are reasons recorded on the row."""
+
+    dataset: Dataset
+    bytes_read: int
+    problems: list[str] = field(default_factory=list)
+
+
+class CountingReader(io.RawIOBase):
+    """A read-only file wrapper that counts the bytes handed to the parser.
+
+    Seeks over deferred values cost nothing, so the count is what a ranged reader over object
+    storage would have to fetch.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.bytes_read = 0
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    @property
+    def name(self) -> str:
+        return getattr(self._raw, "name", "<object>")
+
+
+class _ProblemCollector(logging.Handler):
+    """Collects pydicom's read warnings per thread, so they land on the row that caused them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        problems = getattr(self._local, "problems", None)
+        if problems is not None:
+            problems.append(record.getMessage()[:300])
+
+    @contextmanager
+    def collect(self) -> Iterator[list[str]]:
+        problems: list[str] = []
+        self._local.problems = problems
+        try:
+            yield problems
+        finally:
+            self._local.problems = None
+
+
+_collector = _ProblemCollector()
+_pydicom_logger = logging.getLogger("pydicom")
+_pydicom_logger.addHandler(_collector)
+# pydicom both logs and warns; the log record is collected above, the warning is noise.
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+
+
+def _stop_at_pixel_data(tag: int, vr: str | None, length: int) -> bool:
+    return tag in _PIXEL_DATA_TAGS
+
+
+def _looks_like_raw_dataset(dataset: Dataset) -> bool:
+    """True if a preamble-less parse found DICOM elements rather than noise.
+
+    Any byte string parses as *some* elements when forced, so accept only a data set whose
+    first element is a known file meta or identifying (group 0008) attribute.
+    """
+    tags = list(dataset.keys())
+    meta_tags = list(dataset.file_meta.keys()) if dataset.file_meta is not None else []
+    first = (meta_tags or tags or [None])[0]
+    return first is not None and first >> 16 in (0x0002, 0x0008) and dictionary_has_tag(first)
+
+
+def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead:
+    """Element-by-element parse that keeps everything before the first unreadable element."""
+    reader.seek(0)
+    problems = [f"header read stopped early: {reason}"]
+    dataset = Dataset()
+    try:
+        read_preamble(reader, True)
+        file_meta = _read_file_meta_info(reader)
+    except Exception as exc:  # nothing before the data set is readable
+        raise IngestError("parse", type(exc).__name__, _safe_message(exc), reader.bytes_read)
+    dataset.file_meta = FileMetaDataset(file_meta)
+    syntax = UID(file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
+    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    try:
+        for element in data_element_generator(
+            reader, implicit, little, stop_when=_stop_at_pixel_data, defer_size=defer_size
+        ):
+            dataset[element.tag] = element
+    except (Exception, RecursionError) as exc:
+        problems.append(f"element parse failed after {len(dataset)} elements: {type(exc).__name__}")
+    dataset.set_original_encoding(implicit, little)
+    if not dataset and not dataset.file_meta:
+        raise IngestError("parse", "NoElements", "no data element could be read", reader.bytes_read)
+    return HeaderRead(dataset, reader.bytes_read, problems)
+
+
+def _safe_message(exc: BaseException) -> str:
+    """Exception text without values that may hold patient data: type plus a short message."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> HeaderRead:
+    """Parse the header of the object open in ``raw``, stopping before Pixel Data.
+
+    Files without a preamble or file meta group are read as raw data sets when they look like
+    DICOM. Raises ``IngestError`` when nothing DICOM can be read.
+    """
+    reader = CountingReader(raw)
+    with _collector.collect() as problems:
+        try:
+            dataset = dcmread(reader, stop_before_pixels=True, defer_size=defer_size)
+        except InvalidDicomError:
+            reader.seek(0)
+            try:
+                dataset = dcmread(
+                    reader, stop_before_pixels=True, defer_size=defer_size, force=True
+                )
+            except (Exception, RecursionError) as exc:
+                raise IngestError("parse", "NotDicom", _safe_message(exc), reader.bytes_read)
+            if not _looks_like_raw_dataset(dataset):
+                raise IngestError(
+                    "parse",
+                    "NotDicom",
+                    "no DICM prefix and the content does not parse as a DICOM data set",
+                    reader.bytes_read,
+                )
+            problems.append("no preamble or file meta header: read as a raw data set")
+        except (Exception, RecursionError) as exc:
+            salvaged = _salvage(reader, defer_size, type(exc).__name__)
+            salvaged.problems[:0] = problems
+            return salvaged
+    return HeaderRead(dataset, reader.bytes_read, problems)

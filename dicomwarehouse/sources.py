@@ -1,0 +1,115 @@
+"""Turn what the user names (directories, files, globs, manifests) into a list of objects.
+
+Every object a run is given must end up in exactly one of dicom_metadata and ingest_errors, so
+the list is made once, up front, de-duplicated by URL, and handed to the pipeline whole.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ObjectRef", "SourceError", "expand_sources", "read_manifest_lines"]
+
+
+class SourceError(ValueError):
+    """A source that names nothing readable; reported as one line to the user."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object to ingest: where it is, what the listing knew, extra manifest columns."""
+
+    url: str
+    size: int | None = None
+    extras: tuple[tuple[str, str], ...] = field(default=())
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _local_ref(path: str) -> ObjectRef:
+    absolute = os.path.abspath(path)
+    try:
+        size: int | None = os.path.getsize(absolute)
+    except OSError:
+        size = None  # reported by the read stage as an ingest_errors row
+    return ObjectRef(absolute, size)
+
+
+def _walk_directory(directory: str) -> Iterator[ObjectRef]:
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield _local_ref(os.path.join(root, name))
+
+
+def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
+    """Objects of one source; a missing path is a usage error only when the user typed it.
+
+    A manifest entry that names a missing file is still an object of the run: it becomes an
+    ingest_errors row, so the manifest stays fully accounted for.
+    """
+    if source.startswith("file://"):
+        source = source[len("file://") :]
+    if "://" in source:
+        raise SourceError(f"unsupported source {source!r}: only local paths are supported here")
+    if any(char in source for char in _GLOB_CHARS):
+        matches = sorted(glob.glob(source, recursive=True))
+        if not matches:
+            raise SourceError(f"no file matches {source!r}")
+        for match in matches:
+            if os.path.isdir(match):
+                yield from _walk_directory(match)
+            else:
+                yield _local_ref(match)
+    elif os.path.isdir(source):
+        yield from _walk_directory(source)
+    elif os.path.exists(source) or not strict:
+        yield _local_ref(source)
+    else:
+        raise SourceError(f"no such file or directory: {source!r}")
+
+
+def read_manifest_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Paths or URLs of a text manifest.
+
+    One path or URL a line; blank lines and ``#`` comments are skipped; s5cmd lines
+    (``cp SRC DST``, as the IDC portal writes them) give their source.
+    """
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("cp "):
+            words = [w for w in shlex.split(text) if not w.startswith("-")]
+            if len(words) < 2:
+                raise SourceError(f"manifest line {number}: s5cmd 'cp' without a source")
+            yield words[1]
+        else:
+            yield text
+
+
+def expand_sources(sources: Iterable[str], manifests: Iterable[str] = ()) -> list[ObjectRef]:
+    """All objects named by the sources and manifests, in order, each URL once."""
+    named: list[tuple[str, bool]] = [(source, True) for source in sources]
+    for manifest in manifests:
+        path = Path(manifest)
+        if not path.is_file():
+            raise SourceError(f"manifest not found: {manifest}")
+        with path.open(encoding="utf-8") as handle:
+            for entry in read_manifest_lines(handle):
+                # relative manifest entries are relative to the manifest, as users expect
+                if "://" not in entry and not os.path.isabs(entry):
+                    entry = str(path.parent / entry)
+                named.append((entry, False))
+    seen: dict[str, ObjectRef] = {}
+    for source, strict in named:
+        for ref in _expand_one(source, strict):
+            seen.setdefault(ref.url, ref)
+    return list(seen.values())

@@ -1,0 +1,29 @@
+"""Shared fixtures: where test DICOM files come from, and a fresh warehouse folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pydicom.data
+import pytest
+
+#: ../shared/corpus beside the checkout: real files for slow tests; absent on a fresh clone.
+SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def pydicom_test_files_dir() -> Path:
+    """pydicom's bundled test files (shipped inside the installed package)."""
+    return Path(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))
+
+
+@pytest.fixture(scope="session")
+def pydicom_files_dir() -> Path:
+    return pydicom_test_files_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not present")
+    return SHARED_CORPUS
