@@ -124,7 +124,8 @@ def _run_sql(args: argparse.Namespace) -> int:
         writer.writerow(columns)
         writer.writerows(rows)
     else:
-        json.dump([dict(zip(columns, row)) for row in rows], sys.stdout, default=str, indent=1)
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        json.dump(records, sys.stdout, default=str, indent=1)
         sys.stdout.write("\n")
     return 0
 

@@ -16,7 +16,13 @@ from typing import Any
 import pyarrow as pa
 
 from dicomwarehouse.flatten import flatten_dataset
-from dicomwarehouse.read import DEFAULT_DEFER_SIZE, IngestError, read_header
+from dicomwarehouse.read import (
+    DEFAULT_DEFER_SIZE,
+    IngestError,
+    collect_pydicom_problems,
+    read_header,
+    unique,
+)
 from dicomwarehouse.schema import ColumnPath
 from dicomwarehouse.sources import ObjectRef
 
@@ -51,7 +57,7 @@ class Extracted:
 
 
 def _open_local(url: str):
-    return open(url, "rb")  # noqa: SIM115 - closed by the caller's with
+    return open(url, "rb")
 
 
 def _error_row(ref: ObjectRef, run: RunInfo, error: IngestError) -> dict[str, Any]:
@@ -75,20 +81,24 @@ def extract_object(
         try:
             handle = _open_local(ref.url)
         except OSError as exc:
-            raise IngestError("read", type(exc).__name__, exc.strerror or type(exc).__name__) from exc
+            raise IngestError(
+                "read", type(exc).__name__, exc.strerror or type(exc).__name__
+            ) from exc
         with handle:
             header = read_header(handle, defer_size=defer_size)
-        try:
-            flat = flatten_dataset(header.dataset)
-        except (Exception, RecursionError) as exc:
-            raise IngestError(
-                "flatten", type(exc).__name__, "flatten failed", header.bytes_read
-            ) from exc
+            try:
+                with collect_pydicom_problems() as flatten_problems:
+                    flat = flatten_dataset(header.dataset, header.read_range)
+            except (Exception, RecursionError) as exc:
+                raise IngestError(
+                    "flatten", type(exc).__name__, "flatten failed", header.bytes_read
+                ) from exc
     except IngestError as error:
         logger.debug("ingest error %s/%s for %s", error.stage, error.error_type, ref.url)
         return Extracted(ref.url, error=_error_row(ref, run, error))
 
-    anomalies = [{"tag_path": None, "keyword": None, "reason": p} for p in header.problems]
+    problems = unique(header.problems + flatten_problems)
+    anomalies = [{"tag_path": None, "keyword": None, "reason": p} for p in problems]
     anomalies.extend(flat.anomalies)
     row = flat.metadata
     row.update(

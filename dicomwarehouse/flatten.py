@@ -8,13 +8,13 @@ elements (see ``values``), so pydicom never converts a value except to open a se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.hooks import raw_element_vr
 
@@ -25,7 +25,12 @@ from dicomwarehouse.values import (
     decode_converted_value,
     decode_raw_value,
 )
-from dicomwarehouse.vr import STRUCT_PACK_FORMAT, dictionary_column, resolve_ambiguous_vr
+from dicomwarehouse.vr import (
+    BINARY_VRS,
+    STRUCT_PACK_FORMAT,
+    dictionary_column,
+    resolve_ambiguous_vr,
+)
 
 __all__ = ["ElementRows", "FlatObject", "flatten_dataset"]
 
@@ -98,7 +103,10 @@ def _text_length(decoded: DecodedValue, vr: str) -> int | None:
 class _Flattener:
     """One walk over one data set; holds what the walk accumulates."""
 
-    def __init__(self, pixel_representation: int | None) -> None:
+    def __init__(
+        self, pixel_representation: int | None, read_range: Callable[[int, int], bytes] | None
+    ) -> None:
+        self.read_range = read_range
         self.rows = ElementRows()
         self.paths: set[ColumnPath] = set()
         self.anomalies: list[dict[str, str | None]] = []
@@ -119,11 +127,14 @@ class _Flattener:
     ) -> None:
         """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
         creators: dict[int, str] = {}
-        for tag in list(dataset.keys()):
+        # pydicom's element store, read directly: Dataset.get_item() would load every value
+        # the header read deferred, which is what deferring is meant to avoid.
+        for tag, element in list(dataset._dict.items()):
             tag_hex = f"{tag:08X}"
             try:
                 self.element(
                     dataset,
+                    element,
                     tag,
                     tag_hex,
                     tag_prefix,
@@ -183,6 +194,7 @@ class _Flattener:
     def element(
         self,
         dataset: Dataset,
+        element: RawDataElement | DataElement,
         tag: int,
         tag_hex: str,
         tag_prefix: str,
@@ -193,7 +205,6 @@ class _Flattener:
         creators: dict[int, str],
         out: dict[str, Any],
     ) -> None:
-        element = dataset.get_item(tag)
         is_raw = isinstance(element, RawDataElement)
         if is_raw:
             found: dict[str, Any] = {}
@@ -201,7 +212,7 @@ class _Flattener:
             vr = found["VR"]
         else:
             vr = element.VR
-        vr = resolve_ambiguous_vr(vr, self.pixel_representation)
+        vr = resolve_ambiguous_vr(str(vr), self.pixel_representation)
         private = bool(tag >> 16 & 1)
         block = tag & 0xFFFF
         creator = None
@@ -218,6 +229,10 @@ class _Flattener:
         path = path_prefix + (column[0] if column is not None else keyword or f"Tag_{tag_hex}")
 
         if vr == "SQ":
+            if is_raw and element.value is None and element.length and self.read_range:
+                # a sequence longer than the defer size: its items are header, read them
+                value = self.read_range(element.value_tell, element.length)
+                dataset._dict[tag] = element._replace(value=value)
             self.sequence(
                 dataset,
                 element,
@@ -238,9 +253,11 @@ class _Flattener:
         if is_raw:
             value = element.value
             length = None if element.length == _UNDEFINED_LENGTH else element.length
-            if value is None and length:
+            if value is None and not length:
+                value = b""  # pydicom keeps zero-length values of implicit VR as None
+            if value is None:
                 decoded = DecodedValue(None)
-                if vr not in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
+                if vr not in BINARY_VRS:
                     self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
             else:
                 if value is not None and length is not None and len(value) < length:
@@ -358,9 +375,15 @@ def _pixel_representation(dataset: Dataset) -> int | None:
         return None
 
 
-def flatten_dataset(dataset: Dataset) -> FlatObject:
-    """Walk file meta and data set once; return the metadata row, element rows and paths."""
-    flattener = _Flattener(_pixel_representation(dataset))
+def flatten_dataset(
+    dataset: Dataset, read_range: Callable[[int, int], bytes] | None = None
+) -> FlatObject:
+    """Walk file meta and data set once; return the metadata row, element rows and paths.
+
+    ``read_range(offset, length)`` fetches a sequence the header read deferred; without it
+    such a sequence is left to pydicom, which re-opens the file by name.
+    """
+    flattener = _Flattener(_pixel_representation(dataset), read_range)
     metadata: dict[str, Any] = {"OtherElements": []}
     file_meta = getattr(dataset, "file_meta", None)
     if file_meta is not None:

@@ -201,19 +201,24 @@ class IngestTransform(beam.PTransform):
             | "AllPaths" >> beam.Flatten()
             | "UnionPaths" >> beam.CombineGlobally(_UnionPaths())
         )
-        directory = {table: f"{self.staging}/{table}" for table in
-                     ("dicom_metadata", "dicom_elements", "ingest_errors")}
+        directory = {
+            table: f"{self.staging}/{table}"
+            for table in ("dicom_metadata", "dicom_elements", "ingest_errors")
+        }
         column_paths | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
         metadata = results.metadata | "WriteMetadata" >> beam.ParDo(
             WriteParquetShards(
-                directory["dicom_metadata"], "metadata", self.shard_rows["metadata"],
+                directory["dicom_metadata"],
+                "metadata",
+                self.shard_rows["metadata"],
                 self.extra_columns,
             ),
             column_paths=beam.pvalue.AsSingleton(column_paths),
         )
         elements = results[_ELEMENTS] | "WriteElements" >> beam.ParDo(
-            WriteParquetShards(directory["dicom_elements"], "elements",
-                               self.shard_rows["elements"], ())
+            WriteParquetShards(
+                directory["dicom_elements"], "elements", self.shard_rows["elements"], ()
+            )
         )
         errors = results[_ERRORS] | "WriteErrors" >> beam.ParDo(
             WriteParquetShards(directory["ingest_errors"], "errors", self.shard_rows["errors"], ())
@@ -238,7 +243,8 @@ def run_pipeline(
         pipeline
         | "Objects" >> beam.Create(list(refs))
         | "Spread" >> beam.Reshuffle()
-        | "Ingest" >> IngestTransform(
+        | "Ingest"
+        >> IngestTransform(
             staging,
             run,
             total=len(refs),

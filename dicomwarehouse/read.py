@@ -13,7 +13,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -29,7 +29,9 @@ __all__ = [
     "CountingReader",
     "HeaderRead",
     "IngestError",
+    "collect_pydicom_problems",
     "read_header",
+    "unique",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,25 +56,51 @@ class IngestError(Exception):
 
 @dataclass
 class HeaderRead:
-    """A parsed header and what it cost; ``problems`` are reasons recorded on the row."""
+    """A parsed header, the reader it came from, and reasons to record on the row.
+
+    The reader stays usable while the object is open: a sequence longer than the defer size
+    is read from it on demand (``read_range``), so those bytes are counted too.
+    """
 
     dataset: Dataset
-    bytes_read: int
+    reader: CountingReader
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_read(self) -> int:
+        return self.reader.bytes_read
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Bytes of a value pydicom deferred (skipped) during the header read."""
+        self.reader.seek(offset)
+        return self.reader.read(length)
 
 
 class CountingReader(io.RawIOBase):
-    """A read-only file wrapper that counts the bytes handed to the parser.
+    """A read-only file wrapper that counts the distinct bytes handed to the parser.
 
-    Seeks over deferred values cost nothing, so the count is what a ranged reader over object
-    storage would have to fetch.
+    pydicom re-reads a few bytes when it rewinds (to sniff the VR encoding, to stop before
+    Pixel Data) and seeks over deferred values; counting each byte once, and skipped values
+    not at all, gives what a ranged reader over object storage would have to fetch.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
-        self.bytes_read = 0
-        self.requests = 0
+        self._ranges: list[list[int]] = []
+        #: reads that got some but not all of the bytes asked for: the object ends mid-element
+        self.short_reads = 0
+
+    @property
+    def bytes_read(self) -> int:
+        total = 0
+        end = -1
+        for start, stop in sorted(self._ranges):
+            if stop <= end:
+                continue
+            total += stop - max(start, end)
+            end = stop
+        return total
 
     def readable(self) -> bool:
         return True
@@ -81,8 +109,16 @@ class CountingReader(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
+        start = self._raw.tell()
         data = self._raw.read(size)
-        self.bytes_read += len(data)
+        if 0 < len(data) < size:
+            self.short_reads += 1
+        if data:
+            last = self._ranges[-1] if self._ranges else None
+            if last is not None and last[0] <= start <= last[1]:
+                last[1] = max(last[1], start + len(data))
+            else:
+                self._ranges.append([start, start + len(data)])
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -124,6 +160,18 @@ class _ProblemCollector(logging.Handler):
 
 
 _collector = _ProblemCollector()
+
+
+def collect_pydicom_problems() -> AbstractContextManager[list[str]]:
+    """Within the block, pydicom's warnings on this thread are appended to the yielded list."""
+    return _collector.collect()
+
+
+def unique(problems: list[str]) -> list[str]:
+    """Problems in first-seen order, each once (pydicom repeats a warning per element)."""
+    return list(dict.fromkeys(problems))
+
+
 _pydicom_logger = logging.getLogger("pydicom")
 _pydicom_logger.addHandler(_collector)
 # pydicom both logs and warns; the log record is collected above, the warning is noise.
@@ -155,7 +203,9 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
         read_preamble(reader, True)
         file_meta = _read_file_meta_info(reader)
     except Exception as exc:  # nothing before the data set is readable
-        raise IngestError("parse", type(exc).__name__, _safe_message(exc), reader.bytes_read)
+        raise IngestError(
+            "parse", type(exc).__name__, _safe_message(exc), reader.bytes_read
+        ) from exc
     dataset.file_meta = FileMetaDataset(file_meta)
     syntax = UID(file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
@@ -170,7 +220,7 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
     dataset.set_original_encoding(implicit, little)
     if not dataset and not dataset.file_meta:
         raise IngestError("parse", "NoElements", "no data element could be read", reader.bytes_read)
-    return HeaderRead(dataset, reader.bytes_read, problems)
+    return HeaderRead(dataset, reader, problems)
 
 
 def _safe_message(exc: BaseException) -> str:
@@ -196,17 +246,22 @@ def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> Heade
                     reader, stop_before_pixels=True, defer_size=defer_size, force=True
                 )
             except (Exception, RecursionError) as exc:
-                raise IngestError("parse", "NotDicom", _safe_message(exc), reader.bytes_read)
+                raise IngestError(
+                    "parse", "NotDicom", _safe_message(exc), reader.bytes_read
+                ) from exc
             if not _looks_like_raw_dataset(dataset):
                 raise IngestError(
                     "parse",
                     "NotDicom",
                     "no DICM prefix and the content does not parse as a DICOM data set",
                     reader.bytes_read,
-                )
+                ) from None
             problems.append("no preamble or file meta header: read as a raw data set")
         except (Exception, RecursionError) as exc:
             salvaged = _salvage(reader, defer_size, type(exc).__name__)
             salvaged.problems[:0] = problems
+            salvaged.problems = unique(salvaged.problems)
             return salvaged
-    return HeaderRead(dataset, reader.bytes_read, problems)
+    if reader.short_reads:
+        problems.append("object ends inside a data element: header truncated")
+    return HeaderRead(dataset, reader, unique(problems))

@@ -20,6 +20,7 @@ from pydicom.charset import decode_bytes
 
 from dicomwarehouse.vr import (
     BIGQUERY_TYPE_BY_VR,
+    BINARY_VRS,
     CHARSET_VRS,
     SINGLE_VALUE_TEXT_VRS,
     STRUCT_PACK_FORMAT,
@@ -88,7 +89,7 @@ def decode_raw_value(
     vr: str, value: bytes | None, little_endian: bool, encodings: Sequence[str] | None
 ) -> DecodedValue:
     """Decode the encoded bytes of a non-sequence element of the given (resolved) VR."""
-    if value is None:
+    if value is None or vr in BINARY_VRS:
         return _BINARY
     if not value:
         return _EMPTY
@@ -109,8 +110,6 @@ def decode_raw_value(
         if vr == "FD":
             return DecodedValue([repr(n) for n in numbers], numbers, problem)
         return DecodedValue([str(n) for n in numbers], numbers, problem)
-    if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
-        return _BINARY
     return DecodedValue(_split_text(_decode_text(value, vr, encodings), vr))
 
 

@@ -168,9 +168,7 @@ def build_duckdb(root: Path) -> Path:
                 "SEMI JOIN _current_objects AS c "
                 "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
             )
-        con.execute(
-            "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root", [str(root.resolve())]
-        )
+        con.execute("CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root", [str(root.resolve())])
         create_duckdb_views(con)
     finally:
         con.close()

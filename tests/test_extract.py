@@ -1,0 +1,136 @@
+"""Reading one object: bad input becomes a reported problem or an error row, never a crash."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dicom_samples import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    base_dataset,
+    deeply_nested_bytes,
+    dicom_bytes,
+    every_vr_dataset,
+)
+from pydicom import dcmread
+
+from dicomwarehouse.extract import Extracted, extract_object, new_run
+from dicomwarehouse.sources import ObjectRef
+
+RUN = new_run()
+
+
+def extract_bytes(tmp_path: Path, data: bytes, name: str = "object.dcm", **kwargs) -> Extracted:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return extract_object(ObjectRef(str(path), len(data)), RUN, **kwargs)
+
+
+def reasons(extracted: Extracted) -> list[str]:
+    assert extracted.metadata is not None, extracted.error
+    return [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not a dicom file at all\n" * 20, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4],
+    ids=["empty", "text", "binary"],
+)
+def test_not_dicom_is_one_error_row(tmp_path: Path, data: bytes) -> None:
+    extracted = extract_bytes(tmp_path, data)
+    assert extracted.metadata is None
+    assert extracted.error is not None
+    assert (extracted.error["stage"], extracted.error["error_type"]) == ("parse", "NotDicom")
+    assert extracted.error["source_url"].endswith("object.dcm")
+    assert extracted.error["ingest_run_id"] == RUN.run_id
+
+
+def test_missing_file_is_a_read_error(tmp_path: Path) -> None:
+    extracted = extract_object(ObjectRef(str(tmp_path / "gone.dcm")), RUN)
+    assert extracted.error is not None
+    assert (extracted.error["stage"], extracted.error["error_type"]) == (
+        "read",
+        "FileNotFoundError",
+    )
+
+
+def test_raw_data_set_without_preamble_is_read(tmp_path: Path) -> None:
+    ds = every_vr_dataset()
+    extracted = extract_bytes(tmp_path, dicom_bytes(ds, preamble=False))
+    assert extracted.metadata is not None
+    assert extracted.metadata["SOPInstanceUID"] == ds.SOPInstanceUID
+    assert "no preamble or file meta header: read as a raw data set" in reasons(extracted)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian],
+    ids=lambda s: s.name,
+)
+def test_transfer_syntaxes(tmp_path: Path, syntax: str) -> None:
+    ds = every_vr_dataset()
+    extracted = extract_bytes(tmp_path, dicom_bytes(ds, syntax=syntax))
+    assert extracted.metadata is not None
+    assert extracted.metadata["PatientName"]["Alphabetic"]["FamilyName"] == "Doe"
+    assert extracted.metadata["TransferSyntaxUID"] == syntax
+    assert reasons(extracted) == []
+
+
+def test_truncated_file_keeps_what_was_read(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset())
+    whole = extract_bytes(tmp_path, data, "whole.dcm")
+    cut = extract_bytes(tmp_path, data[: len(data) * 2 // 3], "cut.dcm")
+    assert cut.metadata is not None
+    assert 0 < cut.elements.num_rows < whole.elements.num_rows
+    assert any("truncated" in reason for reason in reasons(cut))
+    assert cut.metadata["SOPInstanceUID"] == whole.metadata["SOPInstanceUID"]
+
+
+def test_nesting_beyond_the_parser_keeps_the_elements_before_it(tmp_path: Path) -> None:
+    extracted = extract_bytes(tmp_path, deeply_nested_bytes(3000))
+    assert extracted.metadata is not None
+    assert extracted.metadata["PatientID"] == "PAT-1"
+    assert any("RecursionError" in reason for reason in reasons(extracted))
+
+
+def test_unknown_character_set_is_reported(tmp_path: Path) -> None:
+    ds = base_dataset(SpecificCharacterSet="ISO_IR 999")
+    ds.PatientName = "Müller".encode("latin-1")
+    extracted = extract_bytes(tmp_path, dicom_bytes(ds))
+    assert extracted.metadata["PatientName"]["Alphabetic"]["FamilyName"] == "Müller"
+    assert any("ISO_IR 999" in reason for reason in reasons(extracted))
+
+
+def test_wrong_character_set_is_reported(tmp_path: Path) -> None:
+    ds = base_dataset(SpecificCharacterSet="ISO_IR 192")  # says UTF-8 ...
+    ds.PatientName = "Müller".encode("latin-1")  # ... but holds latin-1
+    extracted = extract_bytes(tmp_path, dicom_bytes(ds))
+    assert extracted.metadata is not None
+    assert any("decode" in reason.lower() for reason in reasons(extracted))
+
+
+def test_large_values_are_skipped_not_read(tmp_path: Path) -> None:
+    ds = base_dataset()
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.add_new(0x00091001, "OB", b"\x00" * 500_000)
+    data = dicom_bytes(ds)
+    extracted = extract_bytes(tmp_path, data, defer_size=1024)
+    assert extracted.metadata is not None
+    assert extracted.metadata["header_bytes_read"] < 2048
+    rows = extracted.elements.to_pydict()
+    blob = rows["tag"].index("00091001")
+    assert (rows["vr"][blob], rows["value_length"][blob]) == ("OB", 500_000)
+
+
+def test_element_rows_match_an_independent_pydicom_walk(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset())
+    extracted = extract_bytes(tmp_path, data)
+    ds = dcmread(tmp_path / "object.dcm", stop_before_pixels=True)
+    expected = Counter(f"{e.tag:08X}" for e in [*ds.file_meta, *ds.iterall()])
+    assert Counter(extracted.elements.column("tag").to_pylist()) == expected
+    assert set(extracted.elements.column("source_url").to_pylist()) == {
+        str(tmp_path / "object.dcm")
+    }
