@@ -62,6 +62,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="values longer than this are skipped, not loaded (default 262144)",
     )
 
+    commands.add_parser(
+        "samples",
+        help="print the folder of sample DICOM files that ship with pydicom (for a first run)",
+    )
+
     sql = commands.add_parser("sql", help="run a query on a warehouse")
     sql.add_argument("query", metavar="QUERY")
     sql.add_argument("--warehouse", required=True, type=Path, metavar="DIR")
@@ -134,34 +139,49 @@ class _UsageError(ValueError):
     pass
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Library logs stay quiet unless -v: Beam and its cloud clients warn about things that
+    do not concern a local run, and pydicom's read warnings are already recorded on each row.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(
+            lambda record: (
+                record.name.startswith("dicomwarehouse") or record.levelno >= logging.ERROR
+            )
+        )
+        logging.getLogger("pydicom").propagate = False
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dicomwarehouse`` command."""
     import duckdb
 
-    from dicomwarehouse.sources import SourceError
-    from dicomwarehouse.warehouse import WarehouseError
+    from dicomwarehouse.errors import UsageError
 
     own_args, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     args = parser.parse_args(own_args)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # Beam is chatty at WARNING; pydicom's read warnings are recorded on each row instead.
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        logging.getLogger("pydicom").propagate = False
+    _configure_logging(args.verbose)
     try:
         if args.command == "ingest":
             return _run_ingest(args, beam_args)
         if beam_args:
             raise _UsageError("arguments after '--' are only for ingest")
+        if args.command == "samples":
+            from dicomwarehouse.sources import sample_files_dir
+
+            print(sample_files_dir())
+            return 0
         return _run_sql(args)
     except _UsageError as exc:
         print(f"dicomwarehouse: error: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    except (SourceError, WarehouseError, duckdb.Error, OSError) as exc:
+    except (UsageError, duckdb.Error, OSError) as exc:
         if args.verbose:
             logger.exception("failed")
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

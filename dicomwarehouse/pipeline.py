@@ -24,6 +24,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
 from dicomwarehouse.parquet import metadata_table, write_shard
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
@@ -31,13 +32,17 @@ from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, me
 from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.warehouse import COLUMN_PATHS_FILE
 
-__all__ = ["ExtractObjects", "IngestTransform", "run_pipeline"]
+__all__ = ["ExtractObjects", "IngestTransform", "PipelineArgumentError", "run_pipeline"]
 
 logger = logging.getLogger(__name__)
 
 _ELEMENTS = "elements"
 _ERRORS = "errors"
 _PATHS = "paths"
+
+
+class PipelineArgumentError(UsageError):
+    """Beam flags (after ``--``) that Beam refuses, such as an unknown runner."""
 
 
 class _Progress:
@@ -237,8 +242,11 @@ def run_pipeline(
     defer_size: int = DEFAULT_DEFER_SIZE,
 ) -> dict[str, int]:
     """Run the ingest pipeline to completion; returns Beam's counters by name."""
-    options = PipelineOptions(list(beam_args))
-    pipeline = beam.Pipeline(options=options)
+    try:
+        options = PipelineOptions(list(beam_args))
+        pipeline = beam.Pipeline(options=options)
+    except (ValueError, TypeError) as exc:
+        raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
     _ = (
         pipeline
         | "Objects" >> beam.Create(list(refs))

@@ -13,10 +13,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ObjectRef", "SourceError", "expand_sources", "read_manifest_lines"]
+from dicomwarehouse.errors import UsageError
+
+__all__ = [
+    "ObjectRef",
+    "SourceError",
+    "expand_sources",
+    "read_manifest_lines",
+    "sample_files_dir",
+]
 
 
-class SourceError(ValueError):
+class SourceError(UsageError):
     """A source that names nothing readable; reported as one line to the user."""
 
 
@@ -30,6 +38,13 @@ class ObjectRef:
 
 
 _GLOB_CHARS = frozenset("*?[")
+
+
+def sample_files_dir() -> str:
+    """pydicom's bundled test files: real DICOM of many vendors, installed with pydicom."""
+    from pydicom.data import get_testdata_file
+
+    return os.path.dirname(get_testdata_file("CT_small.dcm"))
 
 
 def _local_ref(path: str) -> ObjectRef:

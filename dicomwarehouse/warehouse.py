@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dicomwarehouse.errors import UsageError
 from dicomwarehouse.parquet import write_shard
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 
@@ -54,7 +55,7 @@ _RUNS = "_runs"
 _STAGING = "_staging"
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(UsageError):
     """A warehouse that is missing or inconsistent; reported as one line to the user."""
 
 

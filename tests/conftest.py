@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pydicom.data
 import pytest
+
+from dicomwarehouse.sources import sample_files_dir
 
 #: ../shared/corpus beside the checkout: real files for slow tests; absent on a fresh clone.
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
-def pydicom_test_files_dir() -> Path:
-    """pydicom's bundled test files (shipped inside the installed package)."""
-    return Path(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))
-
-
 @pytest.fixture(scope="session")
 def pydicom_files_dir() -> Path:
-    return pydicom_test_files_dir()
+    """pydicom's bundled test files (shipped inside the installed package)."""
+    return Path(sample_files_dir())
 
 
 @pytest.fixture(scope="session")

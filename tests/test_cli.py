@@ -1,0 +1,137 @@
+"""The command line as a user runs it: one-line errors, summaries, query output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dicom_samples import base_dataset, dicom_bytes
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dicomwarehouse", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert text in lines[0]
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    source = root / "in"
+    source.mkdir()
+    for index, modality in enumerate(["CT", "CT", "MR"]):
+        ds = base_dataset(Modality=modality, SeriesDescription=f"series {index}")
+        (source / f"{index}.dcm").write_bytes(dicom_bytes(ds))
+    (source / "notes.txt").write_text("not an image")
+    result = run_cli("ingest", str(source), "--warehouse", str(root / "w"))
+    assert result.returncode == 0, result.stderr
+    assert "ingested 4 objects" in result.stdout
+    assert "3 instances" in result.stdout
+    assert "1 errors" in result.stdout
+    return root / "w"
+
+
+def test_sql_csv(warehouse: Path) -> None:
+    result = run_cli(
+        "sql",
+        "SELECT Modality, count(*) AS n FROM dicom_metadata GROUP BY 1 ORDER BY 1",
+        "--warehouse",
+        str(warehouse),
+        "--format",
+        "csv",
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(csv.reader(io.StringIO(result.stdout))) == [
+        ["Modality", "n"],
+        ["CT", "2"],
+        ["MR", "1"],
+    ]
+
+
+def test_sql_json_in_bigquery_dialect(warehouse: Path) -> None:
+    result = run_cli(
+        "sql",
+        "SELECT SeriesDescription FROM dicom_all WHERE Modality IN UNNEST(['MR'])",
+        "--warehouse",
+        str(warehouse),
+        "--format",
+        "json",
+        "--dialect",
+        "bigquery",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"SeriesDescription": "series 2"}]
+
+
+def test_sql_table_shows_the_series_view(warehouse: Path) -> None:
+    result = run_cli("sql", "SELECT * FROM series", "--warehouse", str(warehouse))
+    assert result.returncode == 0, result.stderr
+    assert "SeriesInstanceUID" in result.stdout
+    assert "3 rows" in result.stdout
+
+
+def test_missing_warehouse(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run_cli("sql", "SELECT 1", "--warehouse", str(tmp_path / "none")), "no warehouse"
+    )
+
+
+def test_bad_query(warehouse: Path) -> None:
+    assert_one_line_error(
+        run_cli("sql", "SELECT nope FROM dicom_metadata", "--warehouse", str(warehouse)), "nope"
+    )
+
+
+def test_bad_flag() -> None:
+    result = run_cli("ingest", ".", "--warehouse", "w", "--frobnicate")
+    assert_one_line_error(result, "unrecognized arguments")
+
+
+def test_missing_source(tmp_path: Path) -> None:
+    result = run_cli("ingest", str(tmp_path / "nothing"), "--warehouse", str(tmp_path / "w"))
+    assert_one_line_error(result, "no such file or directory")
+
+
+def test_empty_source(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_cli("ingest", str(tmp_path / "empty"), "--warehouse", str(tmp_path / "w"))
+    assert_one_line_error(result, "name no files")
+
+
+def test_beam_flags_pass_through(tmp_path: Path) -> None:
+    (tmp_path / "a.dcm").write_bytes(dicom_bytes(base_dataset()))
+    result = run_cli(
+        "ingest",
+        str(tmp_path / "a.dcm"),
+        "--warehouse",
+        str(tmp_path / "w"),
+        "--",
+        "--direct_num_workers=1",
+    )
+    assert result.returncode == 0, result.stderr
+    bad = run_cli(
+        "ingest",
+        str(tmp_path / "a.dcm"),
+        "--warehouse",
+        str(tmp_path / "w2"),
+        "--",
+        "--runner=NoSuchRunner",
+    )
+    assert_one_line_error(bad, "NoSuchRunner")

@@ -1,0 +1,83 @@
+"""The warehouse folder: commit, current versus history, re-ingest, moved folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from dicom_samples import base_dataset, dicom_bytes
+
+from dicomwarehouse.ingest import ingest
+from dicomwarehouse.warehouse import WarehouseError, commit_run, connect, staging_dir
+
+TABLES = ("dicom_metadata", "dicom_elements", "ingest_errors")
+
+
+def counts(root: Path, suffix: str = "") -> dict[str, int]:
+    con = connect(root)
+    try:
+        return {t: con.sql(f"SELECT count(*) FROM {t}{suffix}").fetchall()[0][0] for t in TABLES}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    source = tmp_path / "in"
+    source.mkdir()
+    for index in range(3):
+        ds = base_dataset(SeriesDescription=f"v1-{index}")
+        (source / f"{index}.dcm").write_bytes(dicom_bytes(ds))
+    (source / "broken.dcm").write_bytes(b"DICM but not really")
+    return source
+
+
+def test_ingesting_twice_doubles_no_row(folder: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(folder)], warehouse)
+    first = counts(warehouse)
+    assert first["dicom_metadata"] == 3
+    assert first["ingest_errors"] == 1
+    ingest([str(folder)], warehouse)
+    assert counts(warehouse) == first
+    assert counts(warehouse, "_history") == {t: 2 * n for t, n in first.items()}
+
+
+def test_latest_run_wins_per_object(folder: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(folder)], warehouse)
+    (folder / "0.dcm").write_bytes(dicom_bytes(base_dataset(SeriesDescription="v2")))
+    (folder / "broken.dcm").write_bytes(dicom_bytes(base_dataset(SeriesDescription="fixed")))
+    ingest([str(folder / "0.dcm"), str(folder / "broken.dcm")], warehouse)
+    con = connect(warehouse)
+    descriptions = sorted(
+        row[0] for row in con.sql("SELECT SeriesDescription FROM dicom_metadata").fetchall()
+    )
+    assert descriptions == ["fixed", "v1-1", "v1-2", "v2"]
+    assert con.sql("SELECT count(*) FROM ingest_errors").fetchall() == [(0,)]
+    runs = con.sql("SELECT count(DISTINCT ingest_run_id) FROM dicom_elements").fetchall()
+    assert runs == [(2,)]  # elements follow their object's latest run
+
+
+def test_an_unfinished_run_is_invisible_and_refused(folder: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(folder)], warehouse)
+    before = counts(warehouse)
+    staged = staging_dir(warehouse, "29990101T000000000000Z-deadbeef") / "dicom_metadata"
+    staged.mkdir(parents=True)
+    shutil.copy(next((warehouse / "dicom_metadata").glob("run-*/*.parquet")), staged)
+    with pytest.raises(WarehouseError, match="not committed"):
+        commit_run(warehouse, "29990101T000000000000Z-deadbeef", expected_objects=99)
+    assert counts(warehouse) == before
+
+
+def test_moved_warehouse_still_opens(folder: Path, tmp_path: Path) -> None:
+    ingest([str(folder)], tmp_path / "w")
+    shutil.move(tmp_path / "w", tmp_path / "moved")
+    assert counts(tmp_path / "moved")["dicom_metadata"] == 3
+
+
+def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="no warehouse"):
+        connect(tmp_path)
