@@ -370,7 +370,7 @@ class _Flattener:
 def _pixel_representation(dataset: Dataset) -> int | None:
     try:
         value = dataset.get("PixelRepresentation")
-        return int(value.value) if value is not None and value.value != "" else None
+        return int(value) if value not in (None, "") else None
     except (Exception, RecursionError):
         return None
 

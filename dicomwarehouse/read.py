@@ -191,7 +191,9 @@ def _looks_like_raw_dataset(dataset: Dataset) -> bool:
     tags = list(dataset.keys())
     meta_tags = list(dataset.file_meta.keys()) if dataset.file_meta is not None else []
     first = (meta_tags or tags or [None])[0]
-    return first is not None and first >> 16 in (0x0002, 0x0008) and dictionary_has_tag(first)
+    if first is None or first >> 16 not in (0x0002, 0x0008):
+        return False
+    return dictionary_has_tag(first) or first & 0xFFFF == 0  # group length: retired, valid
 
 
 def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead:

@@ -110,7 +110,9 @@ def decode_raw_value(
         if vr == "FD":
             return DecodedValue([repr(n) for n in numbers], numbers, problem)
         return DecodedValue([str(n) for n in numbers], numbers, problem)
-    return DecodedValue(_split_text(_decode_text(value, vr, encodings), vr))
+    strings = _split_text(_decode_text(value, vr, encodings), vr)
+    # a value of padding only is empty, as pydicom and every toolkit read it
+    return _EMPTY if strings == [""] else DecodedValue(strings)
 
 
 def decode_converted_value(vr: str, value: Any) -> DecodedValue:

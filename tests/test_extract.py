@@ -134,3 +134,32 @@ def test_element_rows_match_an_independent_pydicom_walk(tmp_path: Path) -> None:
     assert set(extracted.elements.column("source_url").to_pylist()) == {
         str(tmp_path / "object.dcm")
     }
+
+
+def test_signed_pixel_values_follow_pixel_representation(tmp_path: Path) -> None:
+    ds = base_dataset(PixelRepresentation=1)
+    ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value: "US or SS" in the dictionary
+    data = dicom_bytes(ds, syntax=ImplicitVRLittleEndian)
+    extracted = extract_bytes(tmp_path, data)
+    assert extracted.metadata["PixelPaddingValue"] == -2000
+    rows = extracted.elements.to_pydict()
+    index = rows["tag"].index("00280120")
+    assert (rows["vr"][index], rows["value_strings"][index]) == ("SS", ["-2000"])
+
+
+def test_padding_only_values_are_empty(tmp_path: Path) -> None:
+    ds = base_dataset(ImageType="      ", PerformingPhysicianName="      ")
+    extracted = extract_bytes(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
+    assert extracted.metadata["ImageType"] == []
+    assert extracted.metadata["PerformingPhysicianName"] == []
+    assert reasons(extracted) == []
+
+
+def test_raw_data_set_starting_with_a_group_length(tmp_path: Path) -> None:
+    import struct
+
+    body = dicom_bytes(base_dataset(), syntax=ImplicitVRLittleEndian, preamble=False)
+    group_length = struct.pack("<HHII", 0x0008, 0x0000, 4, 0)
+    extracted = extract_bytes(tmp_path, group_length + body)
+    assert extracted.metadata is not None, extracted.error
+    assert extracted.metadata["PatientID"] == "PAT-1"
