@@ -8,8 +8,11 @@ one of dicom_metadata and ingest_errors).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +76,32 @@ def _error_row(ref: ObjectRef, run: RunInfo, error: IngestError) -> dict[str, An
     }
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while one header is flattened.
+
+    A header makes hundreds of thousands of small containers that reference counting frees;
+    letting the collector scan them every 700 allocations costs about a tenth of the time.
+    Cycles, if any, are collected once the object is done.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def extract_object(
     ref: ObjectRef, run: RunInfo, *, defer_size: int = DEFAULT_DEFER_SIZE
 ) -> Extracted:
     """Read, parse and flatten one object; every failure becomes its ingest_errors row."""
+    with _cyclic_gc_paused():
+        return _extract(ref, run, defer_size)
+
+
+def _extract(ref: ObjectRef, run: RunInfo, defer_size: int) -> Extracted:
     try:
         try:
             handle = _open_local(ref.url)

@@ -9,7 +9,7 @@ elements (see ``values``), so pydicom never converts a value except to open a se
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -38,36 +38,55 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SPECIFIC_CHARACTER_SET = 0x00080005
 
 
-@dataclass
-class ElementRows:
-    """dicom_elements rows of one object, column by column (cheap to append, cheap to Arrow)."""
+#: dicom_elements columns that ElementRows holds, in row-tuple order.
+_ROW_FIELDS = (
+    "tag_path",
+    "path",
+    "tag",
+    "keyword",
+    "vr",
+    "vm",
+    "depth",
+    "private_creator",
+    "value_strings",
+    "value_length",
+)
 
-    tag_path: list[str] = field(default_factory=list)
-    path: list[str] = field(default_factory=list)
-    tag: list[str] = field(default_factory=list)
-    keyword: list[str | None] = field(default_factory=list)
-    vr: list[str | None] = field(default_factory=list)
-    vm: list[int | None] = field(default_factory=list)
-    depth: list[int] = field(default_factory=list)
-    private_creator: list[str | None] = field(default_factory=list)
-    value_strings: list[list[str] | None] = field(default_factory=list)
-    value_length: list[int | None] = field(default_factory=list)
+
+class ElementRows:
+    """dicom_elements rows of one object: one tuple a row, transposed once for Arrow."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
-        return len(self.tag)
+        return len(self.rows)
+
+    def column(self, name: str) -> list[Any]:
+        """One column as a list (for tests and small checks; Arrow is the bulk path)."""
+        index = _ROW_FIELDS.index(name)
+        return [row[index] for row in self.rows]
+
+    def __getattr__(self, name: str) -> list[Any]:
+        if name in _ROW_FIELDS:
+            return self.column(name)
+        raise AttributeError(name)
 
     def to_record_batch(
         self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
     ) -> pa.RecordBatch:
         """The rows as an Arrow batch of the dicom_elements schema."""
-        count = len(self.tag)
-        columns = {
-            "source_url": pa.array([source_url] * count, pa.string()),
-            "SOPInstanceUID": pa.array([sop_instance_uid] * count, pa.string()),
-            "ingest_run_id": pa.array([ingest_run_id] * count, pa.string()),
+        count = len(self.rows)
+        columns = dict(zip(_ROW_FIELDS, zip(*self.rows, strict=True), strict=True)) if count else {}
+        constants = {
+            "source_url": source_url,
+            "SOPInstanceUID": sop_instance_uid,
+            "ingest_run_id": ingest_run_id,
         }
         arrays = [
-            columns[f.name] if f.name in columns else pa.array(getattr(self, f.name), f.type)
+            pa.array([constants[f.name]] * count, f.type)
+            if f.name in constants
+            else pa.array(columns.get(f.name, ()), f.type)
             for f in ELEMENTS_SCHEMA
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
@@ -100,6 +119,43 @@ def _text_length(decoded: DecodedValue, vr: str) -> int | None:
     return length + (length & 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _TagInfo:
+    """What a tag means, independent of any file: looked up once per process."""
+
+    hex: str
+    keyword: str | None
+    column: tuple[str, str, bool] | None  # (name, dictionary VR, repeated) for public tags
+    segment: str  # its name in ``path``: the keyword, or Tag_GGGGEEEE
+    private: bool
+    creator_slot: bool  # a private creator element (gggg,0010-00FF)
+    creator_key: int | None  # the creator element of a private block element
+
+
+_TAG_INFO: dict[int, _TagInfo] = {}
+
+
+def _tag_info(tag: int) -> _TagInfo:
+    info = _TAG_INFO.get(tag)
+    if info is None:
+        tag_hex = f"{tag:08X}"
+        private = bool(tag >> 16 & 1)
+        block = tag & 0xFFFF
+        keyword = None if private else (keyword_for_tag(tag) or None)
+        column = None if private else dictionary_column(tag)
+        info = _TagInfo(
+            hex=tag_hex,
+            keyword=keyword,
+            column=column,
+            segment=column[0] if column is not None else keyword or f"Tag_{tag_hex}",
+            private=private,
+            creator_slot=private and 0x0010 <= block <= 0x00FF,
+            creator_key=(tag & 0xFFFF0000) | (block >> 8) if private and block >= 0x1000 else None,
+        )
+        _TAG_INFO[tag] = info
+    return info
+
+
 class _Flattener:
     """One walk over one data set; holds what the walk accumulates."""
 
@@ -127,106 +183,55 @@ class _Flattener:
     ) -> None:
         """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
         creators: dict[int, str] = {}
+        rows = self.rows.rows
         # pydicom's element store, read directly: Dataset.get_item() would load every value
         # the header read deferred, which is what deferring is meant to avoid.
-        for tag, element in list(dataset._dict.items()):
-            tag_hex = f"{tag:08X}"
+        for base_tag, element in list(dataset._dict.items()):
+            # a plain int: BaseTag compares in Python, which dominates dict look-ups
+            tag = int(base_tag)
+            info = _tag_info(tag)
+            tag_path = tag_prefix + info.hex
             try:
                 self.element(
-                    dataset,
-                    element,
-                    tag,
-                    tag_hex,
-                    tag_prefix,
-                    path_prefix,
-                    column_prefix,
-                    depth,
-                    encodings,
-                    creators,
-                    out,
-                )
+                    dataset, element, tag, info, tag_path, path_prefix + info.segment,
+                    column_prefix, depth, encodings, creators, out,
+                )  # fmt: skip
             except (Exception, RecursionError) as exc:
-                self.anomaly(
-                    tag_prefix + tag_hex,
-                    keyword_for_tag(tag) or None,
-                    f"element not readable: {type(exc).__name__}",
-                )
-                if len(self.rows.tag) and self.rows.tag_path[-1] == tag_prefix + tag_hex:
-                    continue
-                self.append_row(
-                    tag_prefix + tag_hex,
-                    path_prefix + f"Tag_{tag_hex}",
-                    tag_hex,
-                    None,
-                    None,
-                    None,
-                    depth,
-                    None,
-                    None,
-                    None,
-                )
+                self.anomaly(tag_path, info.keyword, f"element not readable: {type(exc).__name__}")
+                if not rows or rows[-1][0] != tag_path:
+                    rows.append(
+                        (tag_path, path_prefix + info.segment, info.hex, info.keyword,
+                         None, None, depth, None, None, None)
+                    )  # fmt: skip
 
-    def append_row(
-        self,
-        tag_path: str,
-        path: str,
-        tag_hex: str,
-        keyword: str | None,
-        vr: str | None,
-        vm: int | None,
-        depth: int,
-        creator: str | None,
-        strings: list[str] | None,
-        length: int | None,
-    ) -> None:
-        rows = self.rows
-        rows.tag_path.append(tag_path)
-        rows.path.append(path)
-        rows.tag.append(tag_hex)
-        rows.keyword.append(keyword)
-        rows.vr.append(vr)
-        rows.vm.append(vm)
-        rows.depth.append(depth)
-        rows.private_creator.append(creator)
-        rows.value_strings.append(strings)
-        rows.value_length.append(length)
+    def _vr(self, element: RawDataElement | DataElement, dataset: Dataset, encodings) -> str:
+        vr = element.VR
+        if isinstance(element, RawDataElement) and (vr is None or vr == "UN"):
+            # implicit VR (or UN in explicit VR): the dictionaries decide, as pydicom does
+            found: dict[str, Any] = {}
+            raw_element_vr(element, found, encoding=encodings, ds=dataset)
+            vr = found["VR"]
+        vr = str(vr)
+        return resolve_ambiguous_vr(vr, self.pixel_representation) if " or " in vr else vr
 
     def element(
         self,
         dataset: Dataset,
         element: RawDataElement | DataElement,
         tag: int,
-        tag_hex: str,
-        tag_prefix: str,
-        path_prefix: str,
+        info: _TagInfo,
+        tag_path: str,
+        path: str,
         column_prefix: ColumnPath | None,
         depth: int,
         encodings: Sequence[str] | None,
         creators: dict[int, str],
         out: dict[str, Any],
     ) -> None:
+        vr = self._vr(element, dataset, encodings)
+        creator = creators.get(info.creator_key) if info.creator_key is not None else None
+        keyword = info.keyword
         is_raw = isinstance(element, RawDataElement)
-        if is_raw:
-            found: dict[str, Any] = {}
-            raw_element_vr(element, found, encoding=encodings, ds=dataset)
-            vr = found["VR"]
-        else:
-            vr = element.VR
-        vr = resolve_ambiguous_vr(str(vr), self.pixel_representation)
-        private = bool(tag >> 16 & 1)
-        block = tag & 0xFFFF
-        creator = None
-        keyword = None
-        if private:
-            if 0x0010 <= block <= 0x00FF:
-                creator = None  # filled below from its own value
-            elif block >= 0x1000:
-                creator = creators.get((tag & 0xFFFF0000) | (block >> 8))
-        else:
-            keyword = keyword_for_tag(tag) or None
-        column = None if private else dictionary_column(tag)
-        tag_path = tag_prefix + tag_hex
-        path = path_prefix + (column[0] if column is not None else keyword or f"Tag_{tag_hex}")
 
         if vr == "SQ":
             if is_raw and element.value is None and element.length and self.read_range:
@@ -234,20 +239,9 @@ class _Flattener:
                 value = self.read_range(element.value_tell, element.length)
                 dataset._dict[tag] = element._replace(value=value)
             self.sequence(
-                dataset,
-                element,
-                tag,
-                tag_hex,
-                tag_path,
-                path,
-                keyword,
-                creator,
-                column,
-                column_prefix,
-                depth,
-                encodings,
-                out,
-            )
+                dataset, element, tag, info, tag_path, path, creator, column_prefix, depth,
+                encodings, out,
+            )  # fmt: skip
             return
 
         if is_raw:
@@ -256,11 +250,11 @@ class _Flattener:
             if value is None and not length:
                 value = b""  # pydicom keeps zero-length values of implicit VR as None
             if value is None:
-                decoded = DecodedValue(None)
+                decoded = _DEFERRED
                 if vr not in BINARY_VRS:
                     self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
             else:
-                if value is not None and length is not None and len(value) < length:
+                if length is not None and len(value) < length:
                     self.anomaly(tag_path, keyword, "value truncated: file ends inside it")
                 decoded = decode_raw_value(vr, value, element.is_little_endian, encodings)
         else:
@@ -269,28 +263,21 @@ class _Flattener:
         if decoded.problem:
             self.anomaly(tag_path, keyword, decoded.problem)
         strings = decoded.strings
-        if private and 0x0010 <= block <= 0x00FF and strings:
+        if info.creator_slot and strings:
             creator = strings[0]
             creators[tag] = creator
-        self.append_row(
-            tag_path,
-            path,
-            tag_hex,
-            keyword,
-            vr,
-            len(strings) if strings is not None else None,
-            depth,
-            creator,
-            strings,
-            length,
-        )
+        self.rows.rows.append(
+            (tag_path, path, info.hex, keyword, vr,
+             len(strings) if strings is not None else None, depth, creator, strings, length)
+        )  # fmt: skip
 
         if column_prefix is None:
             return
+        column = info.column
         if column is None:
             if strings is not None:
                 out["OtherElements"].append(
-                    {"Tag": f"Tag_{tag_hex}", "PrivateCreator": creator, "Data": strings}
+                    {"Tag": f"Tag_{info.hex}", "PrivateCreator": creator, "Data": strings}
                 )
             return
         name, column_vr, repeated = column
@@ -306,14 +293,12 @@ class _Flattener:
     def sequence(
         self,
         dataset: Dataset,
-        element: Any,
+        element: RawDataElement | DataElement,
         tag: int,
-        tag_hex: str,
+        info: _TagInfo,
         tag_path: str,
         path: str,
-        keyword: str | None,
         creator: str | None,
-        column: tuple[str, str, bool] | None,
         column_prefix: ColumnPath | None,
         depth: int,
         encodings: Sequence[str] | None,
@@ -321,26 +306,19 @@ class _Flattener:
     ) -> None:
         length = element.length if isinstance(element, RawDataElement) else None
         items = dataset[tag].value
-        self.append_row(
-            tag_path,
-            path,
-            tag_hex,
-            keyword,
-            "SQ",
-            len(items),
-            depth,
-            creator,
-            None,
-            None if length == _UNDEFINED_LENGTH else length,
-        )
+        self.rows.rows.append(
+            (tag_path, path, info.hex, info.keyword, "SQ", len(items), depth, creator, None,
+             None if length == _UNDEFINED_LENGTH else length)
+        )  # fmt: skip
+        column = info.column
         item_prefix: ColumnPath | None = None
         if column_prefix is not None:
             if column is not None and column[1] != "SQ":
-                self.anomaly(tag_path, keyword, f"sequence value for a {column[1]} attribute")
+                self.anomaly(tag_path, info.keyword, f"sequence value for a {column[1]} attribute")
             elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
                 self.anomaly(
                     tag_path,
-                    keyword,
+                    info.keyword,
                     f"sequence nested deeper than {MAX_SEQUENCE_COLUMN_DEPTH} levels: "
                     "kept in dicom_elements only",
                 )
@@ -351,7 +329,7 @@ class _Flattener:
         for index, item in enumerate(items):
             item_out: dict[str, Any] = {"OtherElements": []}
             item_encodings = (
-                item.original_character_set if _SPECIFIC_CHARACTER_SET in item else encodings
+                item.original_character_set if _SPECIFIC_CHARACTER_SET in item._dict else encodings
             )
             self.walk(
                 item,
@@ -364,7 +342,10 @@ class _Flattener:
             )
             values.append(item_out)
         if item_prefix is not None:
-            out[column[0] if column is not None else f"Tag_{tag_hex}"] = values
+            out[info.segment] = values
+
+
+_DEFERRED = DecodedValue(None)
 
 
 def _pixel_representation(dataset: Dataset) -> int | None:

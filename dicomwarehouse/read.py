@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.datadict import dictionary_has_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
@@ -76,31 +77,15 @@ class HeaderRead:
         return self.reader.read(length)
 
 
-class CountingReader(io.RawIOBase):
-    """A read-only file wrapper that counts the distinct bytes handed to the parser.
-
-    pydicom re-reads a few bytes when it rewinds (to sniff the VR encoding, to stop before
-    Pixel Data) and seeks over deferred values; counting each byte once, and skipped values
-    not at all, gives what a ranged reader over object storage would have to fetch.
-    """
+class _CountingRaw(io.RawIOBase):
+    """The unbuffered layer under the parser's buffer: counts each byte fetched once."""
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
-        self._ranges: list[list[int]] = []
-        #: reads that got some but not all of the bytes asked for: the object ends mid-element
-        self.short_reads = 0
-
-    @property
-    def bytes_read(self) -> int:
-        total = 0
-        end = -1
-        for start, stop in sorted(self._ranges):
-            if stop <= end:
-                continue
-            total += stop - max(start, end)
-            end = stop
-        return total
+        self.ranges: list[list[int]] = []
+        #: offset at which a read came back short: the end of the object
+        self.end: int | None = None
 
     def readable(self) -> bool:
         return True
@@ -108,23 +93,20 @@ class CountingReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        start = self._raw.tell()
-        data = self._raw.read(size)
-        if 0 < len(data) < size:
-            self.short_reads += 1
-        if data:
-            last = self._ranges[-1] if self._ranges else None
-            if last is not None and last[0] <= start <= last[1]:
-                last[1] = max(last[1], start + len(data))
-            else:
-                self._ranges.append([start, start + len(data)])
-        return data
-
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        start = self._raw.tell()
+        data = self._raw.read(len(buffer))
+        count = len(data)
+        buffer[:count] = data
+        if count < len(buffer):
+            self.end = start + count
+        if count:
+            last = self.ranges[-1] if self.ranges else None
+            if last is not None and last[0] <= start <= last[1]:
+                last[1] = max(last[1], start + count)
+            else:
+                self.ranges.append([start, start + count])
+        return count
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._raw.seek(offset, whence)
@@ -132,9 +114,39 @@ class CountingReader(io.RawIOBase):
     def tell(self) -> int:
         return self._raw.tell()
 
+
+class CountingReader(io.BufferedReader):
+    """A buffered reader (C speed for pydicom's many small reads) that counts bytes fetched.
+
+    Counting happens per buffer fill, each byte once, so re-reads after pydicom rewinds and
+    values it seeks over cost nothing: the count is what a ranged reader over object storage
+    fetches with blocks of ``buffer_size``.
+    """
+
+    def __init__(self, raw: BinaryIO, buffer_size: int = 8192) -> None:
+        self._counting = _CountingRaw(raw)
+        super().__init__(self._counting, buffer_size)
+        self._label = getattr(raw, "name", "<object>")
+
     @property
-    def name(self) -> str:
-        return getattr(self._raw, "name", "<object>")
+    def bytes_read(self) -> int:
+        total = 0
+        end = -1
+        for start, stop in sorted(self._counting.ranges):
+            if stop <= end:
+                continue
+            total += stop - max(start, end)
+            end = stop
+        return total
+
+    @property
+    def end(self) -> int | None:
+        """Size of the object, once a read has reached its end."""
+        return self._counting.end
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._label
 
 
 class _ProblemCollector(logging.Handler):
@@ -225,6 +237,24 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
     return HeaderRead(dataset, reader, problems)
 
 
+def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
+    """True if the parse ran to the end of the object and bytes were left over.
+
+    pydicom stops quietly when fewer than 8 bytes remain for the next element header, so a
+    file cut inside a header would otherwise look complete.
+    """
+    end = reader.end
+    if end is None or reader.tell() != end:
+        return False  # stopped before Pixel Data, or never reached the end
+    syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
+    if syntax is not None and syntax.is_deflated:
+        return False  # offsets are in the inflated stream, not the object
+    last = next(reversed(dataset._dict.values()), None) if dataset._dict else None
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return False
+    return last.value_tell + last.length < end
+
+
 def _safe_message(exc: BaseException) -> str:
     """Exception text without values that may hold patient data: type plus a short message."""
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -264,6 +294,6 @@ def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> Heade
             salvaged.problems[:0] = problems
             salvaged.problems = unique(salvaged.problems)
             return salvaged
-    if reader.short_reads:
+    if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
     return HeaderRead(dataset, reader, unique(problems))

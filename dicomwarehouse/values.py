@@ -72,8 +72,8 @@ def _decode_text(value: bytes, vr: str, encodings: Sequence[str] | None) -> str:
 
 
 def _split_text(text: str, vr: str) -> list[str]:
-    if vr in SINGLE_VALUE_TEXT_VRS:
-        return [text.rstrip("\0 ")]
+    if vr in SINGLE_VALUE_TEXT_VRS or "\\" not in text:
+        return [text.strip("\0 ") if vr in ("DS", "IS") else text.rstrip("\0 ")]
     parts = text.split("\\")
     if vr in ("DS", "IS"):
         return [part.strip("\0 ") for part in parts]

@@ -119,7 +119,8 @@ def test_large_values_are_skipped_not_read(tmp_path: Path) -> None:
     data = dicom_bytes(ds)
     extracted = extract_bytes(tmp_path, data, defer_size=1024)
     assert extracted.metadata is not None
-    assert extracted.metadata["header_bytes_read"] < 2048
+    # one 8 KiB block at the start, one at the element after the blob; the blob is skipped
+    assert extracted.metadata["header_bytes_read"] < 20_000
     rows = extracted.elements.to_pydict()
     blob = rows["tag"].index("00091001")
     assert (rows["vr"][blob], rows["value_length"][blob]) == ("OB", 500_000)

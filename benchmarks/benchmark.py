@@ -1,0 +1,316 @@
+"""Side-by-side throughput of header extraction: pydicom parse floor, to_json_dict, and ours.
+
+Why this exists: DESIGN.md section 6 says value conversion, not parsing, is the cost of turning
+DICOM headers into rows, and asks that our extraction be measured in one run, on the same files,
+as ratios against two yardsticks:
+
+(a) ``pydicom.dcmread(path, stop_before_pixels=True)`` alone -- the parse floor;
+(b) the same plus ``Dataset.to_json_dict()`` -- what most peer tools do (binary values above
+    1 KiB go to a bulk-data handler returning a dummy URI, so no huge base64 is built);
+(c) ours -- ``extract_object`` per file (read, flatten, dicom_elements Arrow batch) plus, per
+    batch of files, the dicom_metadata Arrow table over the union of the batch's column paths.
+
+All phases run in one process on an OS cache warmed by reading every file once, after an
+untimed warm-up on a few files (lazy imports); the phases then run round-robin ``--repeat``
+times and each keeps its best time. Absolute numbers depend on the machine and its load; the
+ratios are the yardstick (target: ours at least 2x to_json_dict on the shared corpus).
+
+Usage::
+
+    python benchmarks/benchmark.py [PATH ...] [--limit N] [--repeat N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import pstats
+import resource
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pydicom.data
+from pydicom.dataelem import DataElement
+
+from dicomwarehouse.extract import RunInfo, extract_object, new_run
+from dicomwarehouse.parquet import metadata_table
+from dicomwarehouse.schema import ColumnPath, metadata_schema
+from dicomwarehouse.sources import ObjectRef
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+BULK_DATA_THRESHOLD = 1024
+DUMMY_BULK_URI = "https://example.invalid/bulkdata"
+WARM_UP_FILES = 8
+
+
+@dataclass
+class PhaseResult:
+    """Best-of-N timing of one phase and what its last run counted."""
+
+    name: str
+    best_seconds: float
+    files: int
+    failures: int
+    peak_rss_bytes: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.best_seconds if self.best_seconds > 0 else float("inf")
+
+
+def collect_files(paths: Iterable[str], limit: int | None) -> list[ObjectRef]:
+    """Regular files under ``paths`` (directories walked recursively, sorted), as ObjectRefs."""
+    refs: list[ObjectRef] = []
+    seen: set[str] = set()
+    for path in paths:
+        if os.path.isdir(path):
+            candidates: list[str] = []
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                candidates.extend(os.path.join(root, name) for name in sorted(files))
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            absolute = os.path.abspath(candidate)
+            if absolute in seen or not os.path.isfile(absolute):
+                continue
+            seen.add(absolute)
+            refs.append(ObjectRef(absolute, os.path.getsize(absolute)))
+            if limit is not None and len(refs) >= limit:
+                return refs
+    return refs
+
+
+def default_paths() -> list[str]:
+    """The shared corpus if present, else pydicom's bundled test files."""
+    if SHARED_CORPUS.is_dir():
+        return [str(SHARED_CORPUS)]
+    return [os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm"))]
+
+
+def warm_cache(refs: Sequence[ObjectRef]) -> None:
+    """Read every file once so all phases see the same (warm) OS page cache."""
+    for ref in refs:
+        with open(ref.url, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, B on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def phase_dcmread(refs: Sequence[ObjectRef]) -> dict[str, Any]:
+    """(a) Parse floor: dcmread up to Pixel Data, nothing else."""
+    failures = 0
+    for ref in refs:
+        try:
+            pydicom.dcmread(ref.url, stop_before_pixels=True)
+        except Exception:
+            failures += 1
+    return {"failures": failures}
+
+
+def _dummy_bulk_uri(element: DataElement) -> str:
+    return DUMMY_BULK_URI
+
+
+def phase_to_json_dict(refs: Sequence[ObjectRef]) -> dict[str, Any]:
+    """(b) Peer baseline: dcmread + to_json_dict, large binary values replaced by a URI."""
+    failures = 0
+    for ref in refs:
+        try:
+            dataset = pydicom.dcmread(ref.url, stop_before_pixels=True)
+            dataset.to_json_dict(
+                bulk_data_threshold=BULK_DATA_THRESHOLD,
+                bulk_data_element_handler=_dummy_bulk_uri,
+            )
+        except Exception:
+            failures += 1
+    return {"failures": failures}
+
+
+def phase_ours(refs: Sequence[ObjectRef], run: RunInfo, batch_size: int) -> dict[str, Any]:
+    """(c) Ours: extract_object per file, then one dicom_metadata Arrow table per batch."""
+    failures = 0
+    element_rows = 0
+    metadata_rows = 0
+    header_bytes: list[int] = []
+    error_bytes = 0
+    for start in range(0, len(refs), batch_size):
+        rows: list[dict[str, Any]] = []
+        paths: set[ColumnPath] = set()
+        for ref in refs[start : start + batch_size]:
+            extracted = extract_object(ref, run)
+            if extracted.metadata is not None:
+                rows.append(extracted.metadata)
+                paths.update(extracted.column_paths)
+                header_bytes.append(extracted.metadata["header_bytes_read"])
+                if extracted.elements is not None:
+                    element_rows += extracted.elements.num_rows
+            else:
+                failures += 1
+                error_bytes += (extracted.error or {}).get("bytes_read") or 0
+        if rows:
+            metadata_rows += metadata_table(rows, metadata_schema(paths)).num_rows
+    return {
+        "failures": failures,
+        "element_rows": element_rows,
+        "metadata_rows": metadata_rows,
+        "header_bytes": header_bytes,
+        "error_bytes": error_bytes,
+    }
+
+
+def time_phases(
+    phases: Sequence[tuple[str, Callable[[], dict[str, Any]]]],
+    warm_up: Sequence[tuple[str, Callable[[], dict[str, Any]]]],
+    files: int,
+    repeat: int,
+) -> list[PhaseResult]:
+    """Run the phases round-robin ``repeat`` times; keep each one's best wall time.
+
+    ``warm_up`` (the same phases on a few files) runs once, untimed, before anything is timed.
+
+    Round-robin (a, b, c, a, b, c, ...) rather than a-a-a, b-b-b so that load from other
+    processes on a shared machine hits every phase alike. Counts come from the last run;
+    peak RSS is sampled after each phase's first run (ru_maxrss only ever grows).
+    """
+    for _, body in warm_up:
+        body()  # first-call costs (lazy imports: pyarrow imports pandas on first pa.array)
+    best = [float("inf")] * len(phases)
+    stats: list[dict[str, Any]] = [{} for _ in phases]
+    rss = [0] * len(phases)
+    for round_ in range(repeat):
+        for index, (_, body) in enumerate(phases):
+            gc.collect()
+            started = time.perf_counter()
+            stats[index] = body()
+            best[index] = min(best[index], time.perf_counter() - started)
+            if round_ == 0:
+                rss[index] = peak_rss_bytes()
+    return [
+        PhaseResult(name, best[i], files, stats[i].pop("failures"), rss[i], stats[i])
+        for i, (name, _) in enumerate(phases)
+    ]
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def print_report(refs: Sequence[ObjectRef], results: Sequence[PhaseResult], repeat: int) -> None:
+    header = f"{'phase':<34} {'files/s':>10} {'best s':>9} {'failed':>7} {'peak RSS*':>13}"
+    print(f"\n{len(refs)} files, best of {repeat}, pydicom {pydicom.__version__}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r.name:<34} {r.files_per_second:>10,.1f} {r.best_seconds:>9.3f} "
+            f"{r.failures:>7} {_mib(r.peak_rss_bytes):>13}"
+        )
+    print("* process peak RSS after the phase's first run; cumulative, so phases run in order")
+    floor, json_dict, ours = results
+    s = ours.stats
+    total_bytes = sum(ref.size or 0 for ref in refs)
+    read_bytes = sum(s["header_bytes"]) + s["error_bytes"]
+    median_header = statistics.median(s["header_bytes"]) if s["header_bytes"] else 0
+    lines = [
+        ("files", f"{len(refs):,}"),
+        ("total file bytes", f"{total_bytes:,} ({_mib(total_bytes)})"),
+        ("header bytes read (ours)", f"{read_bytes:,} ({_mib(read_bytes)})"),
+        ("bytes read / object bytes", f"{read_bytes / total_bytes:.3f}" if total_bytes else "n/a"),
+        ("median header bytes (ok rows)", f"{median_header:,.0f}"),
+        ("metadata rows / error rows", f"{s['metadata_rows']:,} / {ours.failures:,}"),
+        ("element rows", f"{s['element_rows']:,}"),
+        ("element rows/s (ours)", f"{s['element_rows'] / ours.best_seconds:,.0f}"),
+        ("ours / dcmread floor", f"{ours.files_per_second / floor.files_per_second:.2f}x"),
+        ("ours / to_json_dict", f"{ours.files_per_second / json_dict.files_per_second:.2f}x"),
+        (
+            "to_json_dict / dcmread floor",
+            f"{json_dict.files_per_second / floor.files_per_second:.2f}x",
+        ),
+    ]
+    print()
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+    print(
+        f"\nours vs to_json_dict: {ours.files_per_second / json_dict.files_per_second:.2f}x, "
+        f"ours vs dcmread floor: {ours.files_per_second / floor.files_per_second:.2f}x"
+    )
+
+
+def profile_ours(refs: Sequence[ObjectRef], run: RunInfo, batch_size: int, top: int = 25) -> None:
+    """cProfile one pass of phase (c); print the top functions by cumulative time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    phase_ours(refs, run, batch_size)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    print(f"\ncProfile of phase (c), top {top} by cumulative time:")
+    print(out.getvalue())
+    out.seek(0)
+    out.truncate()
+    stats.sort_stats("tottime").print_stats(r"dicomwarehouse[/\\]", top)
+    print(f"cProfile of phase (c), dicomwarehouse functions, top {top} by own time:")
+    print(out.getvalue())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
+    parser.add_argument("--limit", type=int, default=None, help="use at most N files")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per phase (best kept)")
+    parser.add_argument("--batch-size", type=int, default=256, help="files per metadata table")
+    parser.add_argument("--profile", action="store_true", help="cProfile phase (c)")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.batch_size < 1:
+        parser.error("--repeat and --batch-size must be at least 1")
+
+    paths = args.paths or default_paths()
+    refs = collect_files(paths, args.limit)
+    if not refs:
+        parser.error(f"no files under {' '.join(paths)}")
+    print(f"paths: {' '.join(paths)}")
+    warm_cache(refs)
+    run = new_run()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns per odd file; same for every phase
+        phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("(a) dcmread stop_before_pixels", lambda: phase_dcmread(refs)),
+            ("(b) dcmread + to_json_dict", lambda: phase_to_json_dict(refs)),
+            ("(c) ours: extract_object + Arrow", lambda: phase_ours(refs, run, args.batch_size)),
+        ]
+        few = refs[:WARM_UP_FILES]
+        warm_up: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("a", lambda: phase_dcmread(few)),
+            ("b", lambda: phase_to_json_dict(few)),
+            ("c", lambda: phase_ours(few, run, args.batch_size)),
+        ]
+        results = time_phases(phases, warm_up, len(refs), args.repeat)
+        print_report(refs, results, args.repeat)
+        if args.profile:
+            profile_ours(refs, run, args.batch_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
