@@ -65,12 +65,11 @@ def _open_local(url: str):
 
 def _error_row(ref: ObjectRef, run: RunInfo, error: IngestError) -> dict[str, Any]:
     return {
-        "source_url": ref.url,
+        **ref.provenance(),
         "stage": error.stage,
         "error_type": error.error_type,
         "message": error.message,
         "bytes_read": error.bytes_read,
-        "source_size": ref.size,
         "ingest_run_id": run.run_id,
         "ingested_at": run.started_at,
     }
@@ -126,9 +125,8 @@ def _extract(ref: ObjectRef, run: RunInfo, defer_size: int) -> Extracted:
     anomalies = [{"tag_path": None, "keyword": None, "reason": p} for p in problems]
     anomalies.extend(flat.anomalies)
     row = flat.metadata
+    row.update(ref.provenance())
     row.update(
-        source_url=ref.url,
-        source_size=ref.size,
         header_bytes_read=header.bytes_read,
         ingest_run_id=run.run_id,
         ingested_at=run.started_at,

@@ -81,10 +81,19 @@ _ARROW_TYPE_BY_BIGQUERY_TYPE: dict[str, pa.DataType] = {
     "STRUCT": PERSON_NAME_TYPE,
 }
 
-#: Columns every dicom_metadata row carries about where it came from and which run made it.
-PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
+#: Where an object came from and which version of it was read (NULL where the store is silent).
+_SOURCE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source_url", pa.string(), nullable=False),
     pa.field("source_size", pa.int64()),
+    pa.field("source_generation", pa.string()),
+    pa.field("source_etag", pa.string()),
+    pa.field("source_md5", pa.string()),
+    pa.field("source_crc32c", pa.string()),
+)
+
+#: Columns every dicom_metadata row carries about where it came from and which run made it.
+PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
+    *_SOURCE_FIELDS,
     pa.field("header_bytes_read", pa.int64()),
     pa.field("ingest_run_id", pa.string(), nullable=False),
     pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
@@ -111,12 +120,11 @@ ELEMENTS_SCHEMA = pa.schema(
 
 ERRORS_SCHEMA = pa.schema(
     [
-        pa.field("source_url", pa.string(), nullable=False),
+        *_SOURCE_FIELDS,
         pa.field("stage", pa.string(), nullable=False),
         pa.field("error_type", pa.string(), nullable=False),
         pa.field("message", pa.string()),
         pa.field("bytes_read", pa.int64()),
-        pa.field("source_size", pa.int64()),
         pa.field("ingest_run_id", pa.string(), nullable=False),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ]

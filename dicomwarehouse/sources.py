@@ -30,11 +30,31 @@ class SourceError(UsageError):
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One object to ingest: where it is, what the listing knew, extra manifest columns."""
+    """One object to ingest: where it is, what the listing knew, extra manifest columns.
+
+    ``generation`` identifies the object's version: the GCS generation, the S3 version id,
+    or a local file's modification time in nanoseconds; ``etag``, ``md5`` and ``crc32c``
+    are what the store reports, when it does.
+    """
 
     url: str
     size: int | None = None
     extras: tuple[tuple[str, str], ...] = field(default=())
+    generation: str | None = None
+    etag: str | None = None
+    md5: str | None = None
+    crc32c: str | None = None
+
+    def provenance(self) -> dict[str, str | int | None]:
+        """The ``source_*`` provenance columns of this object."""
+        return {
+            "source_url": self.url,
+            "source_size": self.size,
+            "source_generation": self.generation,
+            "source_etag": self.etag,
+            "source_md5": self.md5,
+            "source_crc32c": self.crc32c,
+        }
 
 
 _GLOB_CHARS = frozenset("*?[")
@@ -50,10 +70,10 @@ def sample_files_dir() -> str:
 def _local_ref(path: str) -> ObjectRef:
     absolute = os.path.abspath(path)
     try:
-        size: int | None = os.path.getsize(absolute)
+        status = os.stat(absolute)
     except OSError:
-        size = None  # reported by the read stage as an ingest_errors row
-    return ObjectRef(absolute, size)
+        return ObjectRef(absolute)  # reported by the read stage as an ingest_errors row
+    return ObjectRef(absolute, status.st_size, generation=str(status.st_mtime_ns))
 
 
 def _walk_directory(directory: str) -> Iterator[ObjectRef]:
