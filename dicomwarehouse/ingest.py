@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicomwarehouse.extract import new_run
+from dicomwarehouse.limits import committed_column_paths
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
@@ -34,14 +35,22 @@ class IngestSummary:
     errors: int
     header_bytes_read: int
     elapsed_seconds: float
+    attributes_left_out: int = 0
+    deep_sequences_left_out: int = 0
 
     def describe(self) -> str:
         """One human-readable line."""
+        left_out = ""
+        if self.attributes_left_out or self.deep_sequences_left_out:
+            left_out = (
+                f", left to dicom_elements only: {self.attributes_left_out} rare attributes "
+                f"(column limit), {self.deep_sequences_left_out} sequences nested too deep"
+            )
         return (
             f"ingested {self.objects} objects into {self.warehouse}: {self.instances} instances, "
             f"{self.elements} elements, {self.errors} errors, "
             f"{self.header_bytes_read / 1e6:.1f} MB of headers read "
-            f"in {self.elapsed_seconds:.1f} s (run {self.run_id})"
+            f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
         )
 
 
@@ -70,6 +79,7 @@ def ingest(
         run,
         beam_args=beam_args,
         required_paths=keyword_paths(referenced_keywords()),
+        existing_paths=committed_column_paths(warehouse),
         defer_size=defer_size,
     )
     counts = commit_run(
@@ -93,4 +103,6 @@ def ingest(
         errors=counts.errors,
         header_bytes_read=counters.get("header_bytes_read", 0),
         elapsed_seconds=time.monotonic() - started,
+        attributes_left_out=counts.attributes_left_out,
+        deep_sequences_left_out=counts.deep_sequences_left_out,
     )

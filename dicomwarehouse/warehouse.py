@@ -2,9 +2,10 @@
 
 Layout of a warehouse ``DIR``::
 
-    DIR/dicom_metadata/run-<run id>/part-*.parquet   (+ _column_paths.json)
+    DIR/dicom_metadata/run-<run id>/part-*.parquet   (+ _column_paths.json, _columns_left_out.json)
     DIR/dicom_elements/run-<run id>/part-*.parquet
     DIR/ingest_errors/run-<run id>/part-*.parquet
+    (each run folder also holds _bigquery_schema.json: the BigQuery schema of its shards)
     DIR/_runs/<run id>.json                            one summary per committed run
     DIR/_staging/<run id>/...                          a run in progress (never queried)
     DIR/warehouse.duckdb
@@ -36,6 +37,7 @@ from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schem
 __all__ = [
     "COLUMN_PATHS_FILE",
     "DUCKDB_FILE",
+    "LEFT_OUT_FILE",
     "TABLES",
     "RunCounts",
     "WarehouseError",
@@ -51,6 +53,8 @@ TABLES = ("dicom_metadata", "dicom_elements", "ingest_errors")
 DUCKDB_FILE = "warehouse.duckdb"
 #: Written beside a run's dicom_metadata shards: the union of the run's column paths.
 COLUMN_PATHS_FILE = "_column_paths.json"
+#: Beside it: what BigQuery's limits left out of the run's dicom_metadata (limits.py).
+LEFT_OUT_FILE = "_columns_left_out.json"
 _RUNS = "_runs"
 _STAGING = "_staging"
 
@@ -61,11 +65,15 @@ class WarehouseError(UsageError):
 
 @dataclass(frozen=True)
 class RunCounts:
-    """Rows one run committed, per table."""
+    """Rows one run committed, per table, and what BigQuery's limits left to dicom_elements."""
 
     instances: int
     elements: int
     errors: int
+    #: column paths the column limit left out of dicom_metadata (limits.choose_columns)
+    attributes_left_out: int = 0
+    #: sequences nested too deep for dicom_metadata (schema.MAX_SEQUENCE_COLUMN_DEPTH)
+    deep_sequences_left_out: int = 0
 
 
 def staging_dir(root: Path, run_id: str) -> Path:
@@ -81,6 +89,14 @@ def _ensure_shard(directory: Path, schema: pa.Schema) -> None:
     """Give a table with no rows in this run one empty shard, so every run reads the same way."""
     if not any(directory.glob("*.parquet")):
         write_shard(schema.empty_table(), str(directory))
+
+
+def _write_bigquery_schema(directory: Path, table: str) -> None:
+    """Write the BigQuery schema of a run's shards beside them (the loader's job schema)."""
+    from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, run_schema_json
+
+    shard = min(directory.glob("*.parquet"))
+    (directory / RUN_SCHEMA_FILE).write_text(run_schema_json(pq.read_schema(shard), table))
 
 
 def commit_run(
@@ -109,10 +125,15 @@ def commit_run(
     }
     for table, schema in schemas.items():
         _ensure_shard(staging / table, schema)
+        _write_bigquery_schema(staging / table, table)
+    left_out_file = metadata_dir / LEFT_OUT_FILE
+    left_out = json.loads(left_out_file.read_text()) if left_out_file.exists() else {}
     counts = RunCounts(
         instances=_row_count(staging / "dicom_metadata"),
         elements=_row_count(staging / "dicom_elements"),
         errors=_row_count(staging / "ingest_errors"),
+        attributes_left_out=left_out.get("left_out_count", 0),
+        deep_sequences_left_out=left_out.get("too_deep", {}).get("sequences", 0),
     )
     if counts.instances + counts.errors != expected_objects:
         raise WarehouseError(
