@@ -1,6 +1,7 @@
 """One ingest run end to end: list, run the pipeline, commit, publish to DuckDB.
 
-This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call.
+This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call. Beam flags
+may ask for a BigQuery publish at the end (``bigquery.options``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dicomwarehouse.extract import new_run
 from dicomwarehouse.limits import committed_column_paths
@@ -37,6 +39,7 @@ class IngestSummary:
     elapsed_seconds: float
     attributes_left_out: int = 0
     deep_sequences_left_out: int = 0
+    publish_report: Any = None  # bigquery.publish.PublishReport when the flags asked for one
 
     def describe(self) -> str:
         """One human-readable line."""
@@ -51,6 +54,7 @@ class IngestSummary:
             f"{self.elements} elements, {self.errors} errors, "
             f"{self.header_bytes_read / 1e6:.1f} MB of headers read "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
+            + (f"; {self.publish_report.describe()}" if self.publish_report else "")
         )
 
 
@@ -63,10 +67,12 @@ def ingest(
     defer_size: int = DEFAULT_DEFER_SIZE,
 ) -> IngestSummary:
     """Ingest every object the sources and manifests name into the warehouse folder."""
+    from dicomwarehouse.bigquery.options import publish_request
     from dicomwarehouse.pipeline import run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
     started = time.monotonic()
+    publish = publish_request(beam_args)  # checked before the run, not after it
     refs = expand_sources(sources, manifests)
     if not refs:
         raise SourceError("the sources name no files")
@@ -94,6 +100,7 @@ def ingest(
         },
     )
     build_duckdb(warehouse)
+    report = publish.publish(warehouse) if publish is not None else None
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
@@ -105,4 +112,5 @@ def ingest(
         elapsed_seconds=time.monotonic() - started,
         attributes_left_out=counts.attributes_left_out,
         deep_sequences_left_out=counts.deep_sequences_left_out,
+        publish_report=report,
     )

@@ -9,6 +9,8 @@ never puts a run's rows into a partition twice.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,9 +26,11 @@ from bigquery_fakes import (
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 
+from dicomwarehouse.bigquery import options
 from dicomwarehouse.bigquery.clients import GcsStore, GoogleBigQuery
 from dicomwarehouse.bigquery.plan import PlanError, build_plan
 from dicomwarehouse.bigquery.publish import PublishError, publish
+from dicomwarehouse.ingest import ingest
 from dicomwarehouse.warehouse import TABLES
 
 PROJECT = "test-project"
@@ -237,3 +241,64 @@ def test_the_real_client_sends_what_the_plan_says(warehouse: Path, store: GcsSto
         "ingest_runs",
     ]
     assert all(u["configuration"]["load"]["writeDisposition"] == "WRITE_TRUNCATE" for u in uploads)
+
+
+# --- publish at the end of an ingest ----------------------------------------------------------
+
+
+def test_ingest_publishes_when_the_beam_flags_ask(
+    source: Path, tmp_path: Path, store: GcsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes: list[FakeBigQuery] = []
+
+    def clients(project: str, location: str | None):
+        fakes.append(FakeBigQuery(project, store))
+        return fakes[-1], store
+
+    monkeypatch.setattr(options, "client_factory", clients)
+    summary = ingest(
+        [str(source)],
+        tmp_path / "w",
+        beam_args=[
+            "--project=test-project",
+            "--bigquery_dataset=dicom",
+            "--bigquery_location=EU",
+            f"--bigquery_staging={STAGING}",
+        ],
+    )
+    (fake,) = fakes
+    assert fake.datasets[f"{PROJECT}.dicom"].location == "EU"
+    assert len(summary.publish_report.loads) == 3
+    assert_each_run_once(fake, tmp_path / "w")
+    assert "; published to test-project.dicom: 3 load jobs" in summary.describe()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--bigquery_dataset=dicom"], "needs a project"),
+        (["--bigquery_dataset=test-project.bad-name"], "letters, digits and underscores"),
+        (["--bigquery_staging=gs://b/x"], "needs --bigquery_dataset"),
+        (["--bigquery_dataset=test-project.d"], "needs --bigquery_staging"),
+    ],
+)
+def test_bad_publish_flags_fail_before_the_run(
+    source: Path, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    with pytest.raises(PlanError, match=message):
+        ingest([str(source)], tmp_path / "w", beam_args=flags)
+    assert not (tmp_path / "w").exists()  # nothing ran
+
+
+def test_bad_publish_flags_on_the_command_line(source: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "dicomwarehouse", "ingest", str(source),
+            "--warehouse", str(tmp_path / "w"), "--", "--bigquery_dataset=dicom",
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "dicomwarehouse: error: --bigquery_dataset needs a project: PROJECT.DATASET or --project"
+    ]
