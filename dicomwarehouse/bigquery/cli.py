@@ -69,10 +69,10 @@ def add_commands(commands: Any) -> None:
     schemas.add_argument("--check", action="store_true")
 
 
-def _store(project: str) -> Any:
+def _store(project: str, *, anonymous: bool = False) -> Any:
     from dicomwarehouse.bigquery.clients import GcsStore
 
-    return GcsStore.from_environment(project)
+    return GcsStore.from_environment(project, anonymous=anonymous)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def _publish(args: argparse.Namespace) -> int:
         args.dataset,
         location=args.location,
         staging=args.staging,
-        store=_store(args.project) if needs_gcs else None,
+        store=_store(args.project, anonymous=args.dry_run) if needs_gcs else None,
     )
     if args.dry_run:
         if args.format == "json":

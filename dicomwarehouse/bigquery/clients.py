@@ -145,14 +145,23 @@ class GcsStore:
         self.client = client
 
     @classmethod
-    def from_environment(cls, project: str | None = None) -> GcsStore:
-        """A client with Application Default Credentials (or STORAGE_EMULATOR_HOST)."""
-        storage = import_storage()
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
+    def from_environment(cls, project: str | None = None, *, anonymous: bool = False) -> GcsStore:
+        """A client with Application Default Credentials (or STORAGE_EMULATOR_HOST).
 
+        ``anonymous``: fall back to an anonymous client when there are no credentials, which
+        can list and read public buckets (a ``--dry-run`` of a public gs:// warehouse).
+        """
+        storage = import_storage()
+        from google.auth.credentials import AnonymousCredentials
+
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
             return cls(storage.Client(project=project, credentials=AnonymousCredentials()))
-        return cls(storage.Client(project=project))
+        try:
+            return cls(storage.Client(project=project))
+        except Exception as exc:  # google.auth's DefaultCredentialsError
+            if not anonymous or type(exc).__name__ != "DefaultCredentialsError":
+                raise
+            return cls(storage.Client(project=project, credentials=AnonymousCredentials()))
 
     def list(self, prefix: str) -> list[StoredObject]:
         bucket, path = split_gs_url(prefix)
