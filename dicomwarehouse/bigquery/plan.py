@@ -335,7 +335,7 @@ def check_names(project: str, dataset: str, location: str | None, staging: str |
         raise PlanError(f"--dataset {dataset!r}: use letters, digits and underscores only")
     if location is not None and not _LOCATION.match(location):
         raise PlanError(f"--location {location!r} is not a BigQuery location")
-    if staging is not None and not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?$", staging):
+    if staging is not None and not re.match(r"^gs://[a-z0-9][a-z0-9._-]{2,221}(/.*)?$", staging):
         raise PlanError(f"--staging {staging!r} must be a gs://bucket/prefix")
 
 
