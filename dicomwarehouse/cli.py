@@ -55,6 +55,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="text manifest: one path or URL a line, or s5cmd 'cp SRC DST' lines (repeatable)",
     )
     ingest.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read only objects that are new or changed (by generation, ETag or MD5) since the "
+        "warehouse last read them; unchanged objects cost no byte",
+    )
+    ingest.add_argument(
+        "--full-listing",
+        action="store_true",
+        help="the sources list every object: objects the warehouse holds that are missing from "
+        "them are marked deleted (their rows leave the current views, stay in history)",
+    )
+    ingest.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="read again objects whose last read failed, even when unchanged",
+    )
+    ingest.add_argument(
         "--defer-size",
         type=int,
         default=None,
@@ -89,7 +106,7 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from dicomwarehouse.ingest import ingest
+    from dicomwarehouse.ingest import IngestOptions, ingest
     from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 
     if not args.sources and not args.manifest:
@@ -102,6 +119,11 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
         manifests=args.manifest,
         beam_args=beam_args,
         defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
+        options=IngestOptions(
+            incremental=args.incremental,
+            full_listing=args.full_listing,
+            retry_errors=args.retry_errors,
+        ),
     )
     print(summary.describe())
     return 0

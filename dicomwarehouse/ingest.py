@@ -1,25 +1,66 @@
-"""One ingest run end to end: list, run the pipeline, commit, publish to DuckDB.
+"""One ingest run end to end: list, plan against the ledger, run the pipeline, commit, publish.
 
 This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomwarehouse.extract import new_run
+from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
-from dicomwarehouse.warehouse import build_duckdb, commit_run, staging_dir
+from dicomwarehouse.warehouse import (
+    build_duckdb,
+    commit_run,
+    exclusive_writer,
+    read_known_objects,
+    remove_uncommitted,
+    staged_urls,
+    staging_dir,
+)
 
-__all__ = ["IngestSummary", "ingest"]
+__all__ = ["IngestOptions", "IngestSummary", "ingest", "redact_arguments"]
 
 logger = logging.getLogger(__name__)
+
+_SECRET_FLAG = re.compile(r"(secret|password|token|credential|access_key|private_key)", re.I)
+
+
+def redact_arguments(arguments: Sequence[str]) -> list[str]:
+    """Pipeline flags as recorded in ingest_runs: values of secret-looking flags hidden."""
+    redacted: list[str] = []
+    hide_next = False
+    for argument in arguments:
+        if hide_next:
+            redacted.append("<redacted>")
+            hide_next = False
+        elif _SECRET_FLAG.search(argument.split("=", 1)[0]):
+            if "=" in argument:
+                redacted.append(argument.split("=", 1)[0] + "=<redacted>")
+            else:
+                redacted.append(argument)
+                hide_next = True
+        else:
+            redacted.append(argument)
+    return redacted
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How a run treats what the ledger already holds."""
+
+    incremental: bool = False  # skip objects whose version the warehouse already holds
+    full_listing: bool = False  # the listing is complete: objects absent from it are deleted
+    retry_errors: bool = False  # read again objects whose last read failed, even unchanged
 
 
 @dataclass(frozen=True)
@@ -34,13 +75,25 @@ class IngestSummary:
     errors: int
     header_bytes_read: int
     elapsed_seconds: float
+    actions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def objects_read(self) -> int:
+        return self.instances + self.errors
 
     def describe(self) -> str:
         """One human-readable line."""
+        listed = ""
+        if self.actions:
+            listed = (
+                " ("
+                + ", ".join(f"{count} {name}" for name, count in self.actions.items() if count)
+                + ")"
+            )
         return (
-            f"ingested {self.objects} objects into {self.warehouse}: {self.instances} instances, "
-            f"{self.elements} elements, {self.errors} errors, "
-            f"{self.header_bytes_read / 1e6:.1f} MB of headers read "
+            f"ingested {self.objects} objects{listed} into {self.warehouse}: "
+            f"{self.objects_read} read, {self.instances} instances, {self.elements} elements, "
+            f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id})"
         )
 
@@ -52,38 +105,71 @@ def ingest(
     manifests: Sequence[str] = (),
     beam_args: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
+    options: IngestOptions | None = None,
 ) -> IngestSummary:
     """Ingest every object the sources and manifests name into the warehouse folder."""
     from dicomwarehouse.pipeline import run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
+    options = options or IngestOptions()
     started = time.monotonic()
     refs = expand_sources(sources, manifests)
     if not refs:
         raise SourceError("the sources name no files")
-    warehouse.mkdir(parents=True, exist_ok=True)
-    run = new_run()
-    logger.info("run %s: %d objects", run.run_id, len(refs))
-    counters = run_pipeline(
-        refs,
-        str(staging_dir(warehouse, run.run_id)),
-        run,
-        beam_args=beam_args,
-        required_paths=keyword_paths(referenced_keywords()),
-        defer_size=defer_size,
-    )
-    counts = commit_run(
-        warehouse,
-        run.run_id,
-        expected_objects=len(refs),
-        summary={
-            "started_at": run.started_at.isoformat(),
-            "objects": len(refs),
-            "sources": list(sources),
-            "manifests": list(manifests),
-        },
-    )
-    build_duckdb(warehouse)
+    with exclusive_writer(warehouse):
+        remove_uncommitted(warehouse)
+        plan = plan_run(
+            refs,
+            read_known_objects(warehouse),
+            incremental=options.incremental,
+            full_listing=options.full_listing,
+            retry_errors=options.retry_errors,
+        )
+        run = new_run()
+        logger.info(
+            "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
+        )
+        staging = staging_dir(warehouse, run.run_id)
+        counters: dict[str, int] = {}
+        if plan.to_read:
+            counters = run_pipeline(
+                plan.to_read,
+                str(staging),
+                run,
+                beam_args=beam_args,
+                required_paths=keyword_paths(referenced_keywords()),
+                defer_size=defer_size,
+            )
+        produced = staged_urls(warehouse, run.run_id)
+        outcomes = {
+            url: INGESTED if table == "dicom_metadata" else FAILED
+            for url, table in produced.items()
+        }
+        missing = [ref.url for ref in plan.to_read if ref.url not in outcomes]
+        outcomes.update(dict.fromkeys(missing, FAILED))  # refused by commit_run below
+        actions = plan.counts()
+        counts = commit_run(
+            warehouse,
+            run.run_id,
+            expected_objects=len(plan.to_read),
+            events=plan.events(run.run_id, run.started_at, outcomes),
+            summary={
+                "started_at": run.started_at.isoformat(),
+                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "sources": list(sources),
+                "manifests": list(manifests),
+                "incremental": options.incremental,
+                "full_listing": options.full_listing,
+                "retry_errors": options.retry_errors,
+                "objects_listed": len(refs),
+                "objects_read": len(plan.to_read),
+                **actions,
+                "failed": sum(1 for outcome in outcomes.values() if outcome == FAILED),
+                "header_bytes_read": counters.get("header_bytes_read", 0),
+                "pipeline_options": redact_arguments(beam_args),
+            },
+        )
+        build_duckdb(warehouse)
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
@@ -93,4 +179,5 @@ def ingest(
         errors=counts.errors,
         header_bytes_read=counters.get("header_bytes_read", 0),
         elapsed_seconds=time.monotonic() - started,
+        actions=actions,
     )
