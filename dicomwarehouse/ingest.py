@@ -24,8 +24,8 @@ from dicomwarehouse.warehouse import (
     exclusive_writer,
     read_known_objects,
     remove_uncommitted,
+    run_output,
     staged_urls,
-    staging_dir,
 )
 
 __all__ = ["IngestOptions", "IngestSummary", "ingest", "redact_arguments"]
@@ -129,12 +129,11 @@ def ingest(
         logger.info(
             "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
         )
-        staging = staging_dir(warehouse, run.run_id)
         counters: dict[str, int] = {}
         if plan.to_read:
             counters = run_pipeline(
                 plan.to_read,
-                str(staging),
+                run_output(warehouse, run.run_id),
                 run,
                 beam_args=beam_args,
                 required_paths=keyword_paths(referenced_keywords()),

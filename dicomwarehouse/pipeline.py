@@ -7,7 +7,7 @@
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, given to the writers as a side input. Shards land in the run's
-staging folder; ``ingest`` commits them only after the whole pipeline succeeded.
+run's folders; ``ingest`` commits the run only after the whole pipeline succeeded.
 """
 
 from __future__ import annotations
@@ -172,11 +172,15 @@ class _WriteColumnPaths(beam.DoFn):
 
 
 class IngestTransform(beam.PTransform):
-    """ObjectRefs in; Parquet shards of the three tables in ``staging`` out."""
+    """ObjectRefs in; Parquet shards of the three tables out.
+
+    ``output`` names each table's folder with a ``{table}`` placeholder, e.g.
+    ``/warehouse/{table}/run-<run id>``.
+    """
 
     def __init__(
         self,
-        staging: str,
+        output: str,
         run: RunInfo,
         *,
         total: int,
@@ -186,7 +190,7 @@ class IngestTransform(beam.PTransform):
         shard_rows: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
-        self.staging = staging.rstrip("/")
+        self.output = output
         self.run = run
         self.total = total
         self.required_paths = sorted(set(required_paths))
@@ -207,7 +211,7 @@ class IngestTransform(beam.PTransform):
             | "UnionPaths" >> beam.CombineGlobally(_UnionPaths())
         )
         directory = {
-            table: f"{self.staging}/{table}"
+            table: self.output.format(table=table)
             for table in ("dicom_metadata", "dicom_elements", "ingest_errors")
         }
         column_paths | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
@@ -233,7 +237,7 @@ class IngestTransform(beam.PTransform):
 
 def run_pipeline(
     refs: Sequence[ObjectRef],
-    staging: str,
+    output: str,
     run: RunInfo,
     *,
     beam_args: Sequence[str] = (),
@@ -253,7 +257,7 @@ def run_pipeline(
         | "Spread" >> beam.Reshuffle()
         | "Ingest"
         >> IngestTransform(
-            staging,
+            output,
             run,
             total=len(refs),
             required_paths=required_paths,

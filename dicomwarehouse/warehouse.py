@@ -7,13 +7,13 @@ Layout of a warehouse ``DIR``::
     DIR/ingest_errors/run-<run id>/part-*.parquet
     DIR/ingest_object_events/run-<run id>/part-*.parquet   the ledger (see ``ledger``)
     DIR/_runs/<run id>.json                                 the commit record of a run
-    DIR/_staging/<run id>/...                               a run in progress
     DIR/warehouse.duckdb
 
-A run writes only into its staging folder. Its commit renames the folders into place and then
-writes ``_runs/<run id>.json``: a run is committed exactly when that record exists, and every
-reader looks only at committed runs. A run killed at any point therefore leaves nothing a query
-sees, and the next run removes its leftovers before it starts.
+A run writes its shards straight into its own ``run-<run id>`` folders (nothing is renamed,
+so the same protocol works on object storage). Its commit is the last write, the run record
+``_runs/<run id>.json``: a run is committed exactly when that record exists, and every reader
+looks only at committed runs. A run killed at any point therefore leaves nothing a query sees,
+and the next writer removes its leftovers before it starts.
 
 Every committed run is kept (the ``*_history`` views, with ``is_current``); the tables users
 query hold, for each source URL, the rows of the latest run that read it, unless a later full
@@ -55,8 +55,9 @@ __all__ = [
     "exclusive_writer",
     "read_known_objects",
     "remove_uncommitted",
+    "run_dir",
+    "run_output",
     "staged_urls",
-    "staging_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ DUCKDB_FILE = "warehouse.duckdb"
 #: Written beside a run's dicom_metadata shards: the union of the run's column paths.
 COLUMN_PATHS_FILE = "_column_paths.json"
 _RUNS = "_runs"
-_STAGING = "_staging"
 _LOCK = ".lock"
 
 
@@ -84,9 +84,14 @@ class RunCounts:
     errors: int
 
 
-def staging_dir(root: Path, run_id: str) -> Path:
-    """Where a run in progress writes its shards."""
-    return root / _STAGING / run_id
+def run_dir(root: Path, table: str, run_id: str) -> Path:
+    """The folder of one table's shards of one run."""
+    return root / table / f"run-{run_id}"
+
+
+def run_output(root: Path, run_id: str) -> str:
+    """The pipeline's output template for a run: its folders, with a ``{table}`` placeholder."""
+    return str(root / "{table}" / f"run-{run_id}")
 
 
 def committed_runs(root: Path) -> list[str]:
@@ -117,11 +122,6 @@ def remove_uncommitted(root: Path) -> list[str]:
     """
     committed = set(committed_runs(root))
     removed: set[str] = set()
-    staging = root / _STAGING
-    if staging.is_dir():
-        for leftover in staging.iterdir():
-            removed.add(leftover.name)
-            shutil.rmtree(leftover, ignore_errors=True)
     for table in _ALL_TABLES:
         for folder in (root / table).glob("run-*"):
             run_id = folder.name.removeprefix("run-")
@@ -145,10 +145,9 @@ def _ensure_shard(directory: Path, schema: pa.Schema) -> None:
 
 def staged_urls(root: Path, run_id: str) -> dict[str, str]:
     """Source URL -> table ("dicom_metadata" or "ingest_errors") of a run's staged rows."""
-    staging = staging_dir(root, run_id)
     found: dict[str, str] = {}
     for table in ("dicom_metadata", "ingest_errors"):
-        for path in sorted((staging / table).glob("*.parquet")):
+        for path in sorted(run_dir(root, table, run_id).glob("*.parquet")):
             for url in pq.read_table(path, columns=["source_url"]).column(0).to_pylist():
                 found[url] = table
     return found
@@ -163,13 +162,13 @@ def commit_run(
     extra_columns: Sequence[str] = (),
     summary: dict[str, Any] | None = None,
 ) -> RunCounts:
-    """Move a finished run's shards from staging into the warehouse and record the run.
+    """Commit a finished run: complete its folders, then write its run record.
 
-    Refuses (and leaves the run staged) unless every object read is in exactly one of
-    dicom_metadata and ingest_errors. The run record is written last: it is the commit.
+    Refuses (leaving the run uncommitted, hence invisible) unless every object read is in
+    exactly one of dicom_metadata and ingest_errors. The run record is the last write: it is
+    the commit.
     """
-    staging = staging_dir(root, run_id)
-    paths_file = staging / "dicom_metadata" / COLUMN_PATHS_FILE
+    paths_file = run_dir(root, "dicom_metadata", run_id) / COLUMN_PATHS_FILE
     paths = json.loads(paths_file.read_text()) if paths_file.exists() else []
     schemas = {
         "dicom_metadata": metadata_schema(
@@ -180,30 +179,25 @@ def commit_run(
         EVENTS_TABLE: EVENTS_SCHEMA,
     }
     if events is not None and events.num_rows:
-        write_shard(events, str(staging / EVENTS_TABLE))
+        write_shard(events, str(run_dir(root, EVENTS_TABLE, run_id)))
     for table, schema in schemas.items():
-        _ensure_shard(staging / table, schema)
+        _ensure_shard(run_dir(root, table, run_id), schema)
     counts = RunCounts(
-        instances=_row_count(staging / "dicom_metadata"),
-        elements=_row_count(staging / "dicom_elements"),
-        errors=_row_count(staging / "ingest_errors"),
+        instances=_row_count(run_dir(root, "dicom_metadata", run_id)),
+        elements=_row_count(run_dir(root, "dicom_elements", run_id)),
+        errors=_row_count(run_dir(root, "ingest_errors", run_id)),
     )
     if counts.instances + counts.errors != expected_objects:
         raise WarehouseError(
-            f"run {run_id} staged rows for {counts.instances + counts.errors} of "
-            f"{expected_objects} objects; not committed (staging kept at {staging})"
+            f"run {run_id} wrote rows for {counts.instances + counts.errors} of "
+            f"{expected_objects} objects; not committed"
         )
-    for table in _ALL_TABLES:
-        target = root / table / f"run-{run_id}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / table, target)
     runs = root / _RUNS
     runs.mkdir(exist_ok=True)
     record = {"run_id": run_id, **asdict(counts), **(summary or {})}
     temporary = runs / f".{run_id}.json.tmp"
     temporary.write_text(json.dumps(record, indent=2, default=str))
     os.replace(temporary, runs / f"{run_id}.json")  # the commit point
-    shutil.rmtree(staging, ignore_errors=True)
     return counts
 
 
