@@ -18,21 +18,23 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_directory_is_walked_recursively_skipping_hidden(tree: Path) -> None:
+def test_directory_is_walked_recursively_hidden_files_included(tree: Path) -> None:
     refs = expand_sources([str(tree)])
     assert [Path(r.url).relative_to(tree).as_posix() for r in refs] == [
+        ".hidden/4.dcm",
+        "a/.5.dcm",
         "a/1.dcm",
         "a/b/2.dcm",
         "c/3.dcm",
     ]
-    assert refs[0].size == len("a/1.dcm")
+    assert refs[2].size == len("a/1.dcm")
     assert all(Path(r.url).is_absolute() for r in refs)
 
 
 def test_globs_and_overlaps_give_each_file_once(tree: Path) -> None:
     refs = expand_sources([str(tree / "**" / "*.dcm"), str(tree / "a")])
     relative = sorted(Path(r.url).relative_to(tree).as_posix() for r in refs)
-    assert relative == ["a/1.dcm", "a/b/2.dcm", "c/3.dcm"]
+    assert relative == ["a/.5.dcm", "a/1.dcm", "a/b/2.dcm", "c/3.dcm"]
 
 
 def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
