@@ -154,37 +154,72 @@ def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
     assert rows == [("iodine", 1), (None, 6)]
 
 
-def test_killed_run_then_rerun_gives_the_tables_of_one_clean_run(
+def ingest_command(bucket: Path, warehouse: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "dicomwarehouse", "ingest", str(bucket), "--warehouse",
+        str(warehouse), "--incremental", "--full-listing",
+    ]  # fmt: skip
+
+
+def kill_once_writing(command: list[str], warehouse: Path) -> None:
+    """Start an ingest and SIGKILL it as soon as its first shard is on disk."""
+    before = {p.parent for p in warehouse.glob("*/run-*/*.parquet")}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if {p.parent for p in warehouse.glob("*/run-*/*.parquet")} - before:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def assert_same_tables(warehouse: Path, clean: Path) -> None:
+    for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
+        assert table_rows(warehouse, table) == table_rows(clean, table), table
+    for query in ("SELECT count(*) FROM ingest_objects", "SELECT count(*) FROM series"):
+        assert scalar(warehouse, query) == scalar(clean, query), query
+    run_folders = {p.name for p in warehouse.glob("*/run-*")}
+    assert run_folders == {f"run-{run}" for run in committed_runs(warehouse)}  # leftovers gone
+
+
+def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
     bucket: Path, tmp_path: Path
 ) -> None:
     for index in range(6, 60):
         write_instance(bucket, f"i{index}.dcm", "v1")
     warehouse = tmp_path / "w"
-    command = [
-        sys.executable, "-m", "dicomwarehouse", "ingest", str(bucket), "--warehouse",
-        str(warehouse), "--incremental", "--full-listing",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if any(warehouse.glob("*/run-*/*.parquet")):
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    command = ingest_command(bucket, warehouse)
+    kill_once_writing(command, warehouse)
     assert committed_runs(warehouse) == []
-
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr
-    run_folders = {p.name for p in warehouse.glob("*/run-*")}
-    assert run_folders == {f"run-{run}" for run in committed_runs(warehouse)}  # leftovers gone
     clean = tmp_path / "clean"
     ingest([str(bucket)], clean, options=INCREMENTAL)
-    for table in ("dicom_metadata", "dicom_elements", "ingest_errors", "ingest_objects"):
-        query_table = table if table != "ingest_objects" else "ingest_objects"
-        assert len(table_rows(warehouse, query_table)) == len(table_rows(clean, query_table))
-    assert table_rows(warehouse, "dicom_metadata") == table_rows(clean, "dicom_metadata")
+    assert_same_tables(warehouse, clean)
+
+
+def test_killed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
+    bucket: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "w"
+    clean = tmp_path / "clean"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    for index in range(6, 60):  # add many, replace 2, delete 1
+        write_instance(bucket, f"i{index}.dcm", "v1")
+    for index in (0, 1):
+        write_instance(bucket, f"i{index}.dcm", "v2")
+    (bucket / "i5.dcm").unlink()
+    command = ingest_command(bucket, warehouse)
+    kill_once_writing(command, warehouse)
+    assert len(committed_runs(warehouse)) == 1
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "56 read" in rerun.stdout  # 54 new + 2 changed, nothing else
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    assert_same_tables(warehouse, clean)
 
 
 def test_interrupted_commit_is_rolled_back(bucket: Path, tmp_path: Path) -> None:
