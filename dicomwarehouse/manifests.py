@@ -256,8 +256,7 @@ def _url_entries(data: bytes, location: str) -> Iterator[ManifestEntry]:
             continue
         if line.startswith("cp "):  # an s5cmd line in a list of URLs
             yield from (
-                _at_line(entry, location, number)
-                for entry in _s5cmd_entries(line, location, None)
+                _at_line(entry, location, number) for entry in _s5cmd_entries(line, location, None)
             )
             continue
         pattern = "glob" if any(char in line for char in "*?[") else None
