@@ -605,3 +605,17 @@ def test_summary_line_counts_requests(tmp_path: Path) -> None:
     summary = IngestSummary("r", tmp_path, 2, 2, 10, 0, 100, 1.0, read_requests=3, list_requests=1)
     assert "3 read and 1 list requests" in summary.describe()
     assert os.fspath(tmp_path) in summary.describe()
+
+
+def test_command_line_reads_a_bucket(gcs_bucket: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dicomwarehouse", "ingest", gcs_bucket + "CT_*.dcm",
+         "--warehouse", str(tmp_path / "w"), "--first-block", "4096", "--requests-in-flight", "4"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ingested 1 objects" in result.stdout
+    assert "1 list requests" in result.stdout
