@@ -18,6 +18,7 @@ from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
+from dicomwarehouse.storage import StorageOptions
 from dicomwarehouse.warehouse import (
     build_duckdb,
     commit_run,
@@ -76,6 +77,10 @@ class IngestSummary:
     header_bytes_read: int
     elapsed_seconds: float
     actions: dict[str, int] = field(default_factory=dict)
+    #: ranged read requests to buckets (every object, failed ones included)
+    read_requests: int = 0
+    #: listing and manifest requests to buckets
+    list_requests: int = 0
 
     @property
     def objects_read(self) -> int:
@@ -90,10 +95,16 @@ class IngestSummary:
                 + ", ".join(f"{count} {name}" for name, count in self.actions.items() if count)
                 + ")"
             )
+        requests = (
+            f", {self.read_requests} read and {self.list_requests} list requests"
+            if self.read_requests or self.list_requests
+            else ""
+        )
         return (
             f"ingested {self.objects} objects{listed} into {self.warehouse}: "
             f"{self.objects_read} read, {self.instances} instances, {self.elements} elements, "
-            f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read "
+            f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read"
+            f"{requests} "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id})"
         )
 
@@ -106,14 +117,22 @@ def ingest(
     beam_args: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
     options: IngestOptions | None = None,
+    storage: StorageOptions | None = None,
 ) -> IngestSummary:
-    """Ingest every object the sources and manifests name into the warehouse folder."""
+    """Ingest every object the sources and manifests name into the warehouse folder.
+
+    ``storage`` says how to reach gs:// and s3:// buckets and how to read their objects.
+    """
+    from dicomwarehouse.listing import Lister
     from dicomwarehouse.pipeline import run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
     options = options or IngestOptions()
     started = time.monotonic()
-    refs = expand_sources(sources, manifests)
+    lister = Lister(storage)
+    refs = expand_sources(sources, manifests, lister=lister)
+    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
+    extra_columns = list(dict.fromkeys(name for ref in refs for name, _ in ref.extras))
     if not refs:
         raise SourceError("the sources name no files")
     with exclusive_writer(warehouse):
@@ -137,7 +156,9 @@ def ingest(
                 run,
                 beam_args=beam_args,
                 required_paths=keyword_paths(referenced_keywords()),
+                extra_columns=extra_columns,
                 defer_size=defer_size,
+                storage=lister.options,
             )
         produced = staged_urls(warehouse, run.run_id)
         outcomes = {
@@ -152,6 +173,7 @@ def ingest(
             run.run_id,
             expected_objects=len(plan.to_read),
             events=plan.events(run.run_id, run.started_at, outcomes),
+            extra_columns=extra_columns,
             summary={
                 "started_at": run.started_at.isoformat(),
                 "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -165,6 +187,8 @@ def ingest(
                 **actions,
                 "failed": sum(1 for outcome in outcomes.values() if outcome == FAILED),
                 "header_bytes_read": counters.get("header_bytes_read", 0),
+                "read_requests": counters.get("read_requests", 0),
+                "list_requests": lister.requests,
                 "pipeline_options": redact_arguments(beam_args),
             },
         )
@@ -179,4 +203,6 @@ def ingest(
         header_bytes_read=counters.get("header_bytes_read", 0),
         elapsed_seconds=time.monotonic() - started,
         actions=actions,
+        read_requests=counters.get("read_requests", 0),
+        list_requests=lister.requests,
     )

@@ -11,9 +11,12 @@ import os
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomwarehouse.errors import UsageError
+
+if TYPE_CHECKING:
+    from dicomwarehouse.listing import Lister
 
 __all__ = [
     "ObjectRef",
@@ -94,7 +97,9 @@ def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
     if source.startswith("file://"):
         source = source[len("file://") :]
     if "://" in source:
-        raise SourceError(f"unsupported source {source!r}: only local paths are supported here")
+        raise SourceError(
+            f"unsupported source {source!r}: local paths, gs:// and s3:// are supported"
+        )
     if any(char in source for char in _GLOB_CHARS):
         matches = sorted(glob.glob(source, recursive=True))
         if not matches:
@@ -131,21 +136,30 @@ def read_manifest_lines(lines: Iterable[str]) -> Iterator[str]:
             yield text
 
 
-def expand_sources(sources: Iterable[str], manifests: Iterable[str] = ()) -> list[ObjectRef]:
-    """All objects named by the sources and manifests, in order, each URL once."""
-    named: list[tuple[str, bool]] = [(source, True) for source in sources]
-    for manifest in manifests:
-        path = Path(manifest)
-        if not path.is_file():
-            raise SourceError(f"manifest not found: {manifest}")
-        with path.open(encoding="utf-8") as handle:
-            for entry in read_manifest_lines(handle):
-                # relative manifest entries are relative to the manifest, as users expect
-                if "://" not in entry and not os.path.isabs(entry):
-                    entry = str(path.parent / entry)
-                named.append((entry, False))
+def expand_sources(
+    sources: Iterable[str], manifests: Iterable[str] = (), *, lister: Lister | None = None
+) -> list[ObjectRef]:
+    """All objects named by the sources and manifests, in order, each URL once.
+
+    gs:// and s3:// sources, and manifests of every format (see ``manifests``), go through
+    ``lister`` (``listing.Lister``), which also counts the listing requests.
+    """
+    from dicomwarehouse.listing import Lister
+    from dicomwarehouse.storage import is_bucket_url
+
+    lister = lister or Lister()
     seen: dict[str, ObjectRef] = {}
+    named: list[tuple[str | ObjectRef, bool]] = [(source, True) for source in sources]
+    for manifest in manifests:
+        # local paths in a manifest are relative to the manifest, as users expect
+        named.extend((entry, False) for entry in lister.expand_manifest(manifest))
     for source, strict in named:
-        for ref in _expand_one(source, strict):
+        if isinstance(source, ObjectRef):
+            refs: Iterable[ObjectRef] = (source,)
+        elif is_bucket_url(source):
+            refs = lister.expand_url(source)
+        else:
+            refs = _expand_one(source, strict)
+        for ref in refs:
             seen.setdefault(ref.url, ref)
     return list(seen.values())

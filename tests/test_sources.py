@@ -72,6 +72,6 @@ def test_missing_manifest(tmp_path: Path) -> None:
         expand_sources([], [str(tmp_path / "none.txt")])
 
 
-def test_remote_urls_are_refused_clearly() -> None:
+def test_other_url_schemes_are_refused_clearly() -> None:
     with pytest.raises(SourceError, match="unsupported source"):
-        expand_sources(["gs://bucket/prefix/"])
+        expand_sources(["https://example.org/x.dcm"])
