@@ -185,12 +185,9 @@ class WriteParquetShards(beam.DoFn):
         if self.buffered_rows >= self.shard_rows:
             yield self._flush()
 
-    def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
+    def finish_bundle(self) -> Iterator[Any]:
         if self.buffer:
-            path = self._flush()
-            yield beam.utils.windowed_value.WindowedValue(
-                path, beam.utils.timestamp.MIN_TIMESTAMP, [beam.transforms.window.GlobalWindow()]
-            )
+            yield _in_global_window(self._flush())
 
     def _flush(self) -> str:
         if self.kind == "metadata":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,7 +21,6 @@ __all__ = [
     "ObjectRef",
     "SourceError",
     "expand_sources",
-    "read_manifest_lines",
     "sample_files_dir",
 ]
 
@@ -115,25 +113,6 @@ def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
         yield _local_ref(source)
     else:
         raise SourceError(f"no such file or directory: {source!r}")
-
-
-def read_manifest_lines(lines: Iterable[str]) -> Iterator[str]:
-    """Paths or URLs of a text manifest.
-
-    One path or URL a line; blank lines and ``#`` comments are skipped; s5cmd lines
-    (``cp SRC DST``, as the IDC portal writes them) give their source.
-    """
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("cp "):
-            words = [w for w in shlex.split(text) if not w.startswith("-")]
-            if len(words) < 2:
-                raise SourceError(f"manifest line {number}: s5cmd 'cp' without a source")
-            yield words[1]
-        else:
-            yield text
 
 
 def expand_sources(

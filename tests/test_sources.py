@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomwarehouse.sources import SourceError, expand_sources, read_manifest_lines
+from dicomwarehouse.sources import SourceError, expand_sources
 
 
 @pytest.fixture
@@ -42,21 +42,6 @@ def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
         expand_sources([str(tmp_path / "nope")])
     with pytest.raises(SourceError, match="no file matches"):
         expand_sources([str(tmp_path / "*.nothing")])
-
-
-def test_manifest_lines() -> None:
-    lines = [
-        "# IDC manifest",
-        "",
-        "  /data/x.dcm  ",
-        "cp s3://idc-open-data/abc/* ./downloads/",
-        'cp --show-progress "s3://bucket/with space/y.dcm" .',
-    ]
-    assert list(read_manifest_lines(lines)) == [
-        "/data/x.dcm",
-        "s3://idc-open-data/abc/*",
-        "s3://bucket/with space/y.dcm",
-    ]
 
 
 def test_manifest_entries_are_relative_to_the_manifest_and_missing_ones_kept(tree: Path) -> None:
