@@ -15,9 +15,15 @@ untimed warm-up on a few files (lazy imports); the phases then run round-robin `
 times and each keeps its best time. Absolute numbers depend on the machine and its load; the
 ratios are the yardstick (target: ours at least 2x to_json_dict on the shared corpus).
 
+It also reads every file the way bucket objects are read (ranged requests, from a local
+"bucket": each range served from the file and counted as one request) and reports bytes read
+and requests per object, as ratios to the total object bytes and to the header bytes (the
+bytes before Pixel Data, or the whole file when there is none), for each ``--first-blocks``.
+
 Usage::
 
     python benchmarks/benchmark.py [PATH ...] [--limit N] [--repeat N] [--profile]
+    python benchmarks/benchmark.py --ranged-only --first-blocks 4096,8192,16384,65536
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ from typing import Any
 import pydicom
 import pydicom.data
 from pydicom.dataelem import DataElement
+from pydicom.filereader import _at_pixel_data, read_partial
 
 from dicomwarehouse.extract import RunInfo, extract_object, new_run
 from dicomwarehouse.parquet import metadata_table
+from dicomwarehouse.ranged import OpenedObject, open_file_ranged
+from dicomwarehouse.read import IngestError
 from dicomwarehouse.schema import ColumnPath, metadata_schema
 from dicomwarehouse.sources import ObjectRef
+from dicomwarehouse.storage import DEFAULT_FIRST_BLOCK, StorageOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
@@ -255,6 +265,86 @@ def print_report(refs: Sequence[ObjectRef], results: Sequence[PhaseResult], repe
     )
 
 
+def header_size(path: str) -> int:
+    """Bytes before Pixel Data (the header), or the file size when there is none."""
+    with open(path, "rb") as handle:
+        try:
+            read_partial(handle, stop_when=_at_pixel_data, force=True)
+            return min(handle.tell(), os.fstat(handle.fileno()).st_size)
+        except Exception:
+            return os.fstat(handle.fileno()).st_size
+
+
+def measure_ranged(
+    refs: Sequence[ObjectRef], run: RunInfo, first_block: int, headers: Sequence[int]
+) -> dict[str, Any]:
+    """Read every file as a bucket object would be read (ranged, counted): bytes and requests.
+
+    The "bucket" is local: ``ranged.FileRangeSource`` serves each range from the file and
+    the reader counts it as one request, exactly as it counts requests to GCS or S3.
+    """
+    options = StorageOptions(first_block=first_block)
+    fetched: list[int] = []
+    requests: list[int] = []
+    single_expected = single_ok = over_bound = whole = 0
+    for ref, header in zip(refs, headers, strict=True):
+        try:
+            opened: OpenedObject | IngestError = open_file_ranged(ref, options)
+        except IngestError as error:
+            opened = error
+        extracted = extract_object(ref, run, storage=options, opened=opened)
+        row = extracted.metadata or extracted.error or {}
+        count = row.get("header_bytes_read", row.get("bytes_read")) or 0
+        fetched.append(count)
+        requests.append(extracted.requests)
+        read_whole = isinstance(opened, OpenedObject) and opened.ranged.read_whole
+        whole += read_whole
+        if not read_whole and count > max(first_block, 2 * header):
+            over_bound += 1
+        # the parser reads Pixel Data's tag (12 bytes) to know it must stop
+        if min(ref.size or 0, header + 12) <= first_block and extracted.metadata is not None:
+            single_expected += 1
+            single_ok += extracted.requests == 1
+    return {
+        "first_block": first_block,
+        "bytes": sum(fetched),
+        "requests": sum(requests),
+        "max_requests": max(requests, default=0),
+        "single_expected": single_expected,
+        "single_ok": single_ok,
+        "over_bound": over_bound,
+        "whole": whole,
+    }
+
+
+def print_ranged(refs: Sequence[ObjectRef], headers: Sequence[int], results: list[dict]) -> None:
+    total = sum(ref.size or 0 for ref in refs)
+    header_total = sum(headers)
+    print(
+        f"\nranged reads from a local 'bucket' of {len(refs)} objects, {_mib(total)}; "
+        f"headers (bytes before Pixel Data) {_mib(header_total)} = {header_total / total:.3f}"
+        " of the object bytes"
+    )
+    head = (
+        f"{'first block':>11} {'bytes read':>12} {'/objects':>9} {'/headers':>9} "
+        f"{'req/object':>10} {'max req':>7} {'1-request fits':>15} {'> bound':>7} {'whole':>5}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r['first_block']:>11,} {r['bytes']:>12,} {r['bytes'] / total:>9.3f} "
+            f"{r['bytes'] / header_total:>9.3f} {r['requests'] / len(refs):>10.2f} "
+            f"{r['max_requests']:>7} {r['single_ok']:>7}/{r['single_expected']:<7} "
+            f"{r['over_bound']:>7} {r['whole']:>5}"
+        )
+    print(
+        "1-request fits: objects whose header fits in the first block read with one request; "
+        "> bound: objects that read more than max(first block, 2 x header); whole: deflated "
+        "objects read whole"
+    )
+
+
 def profile_ours(refs: Sequence[ObjectRef], run: RunInfo, batch_size: int, top: int = 25) -> None:
     """cProfile one pass of phase (c); print the top functions by cumulative time."""
     profiler = cProfile.Profile()
@@ -280,6 +370,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per phase (best kept)")
     parser.add_argument("--batch-size", type=int, default=256, help="files per metadata table")
     parser.add_argument("--profile", action="store_true", help="cProfile phase (c)")
+    parser.add_argument(
+        "--first-blocks",
+        default=str(DEFAULT_FIRST_BLOCK),
+        metavar="BYTES,...",
+        help="first-block sizes to measure ranged reads with (comma-separated)",
+    )
+    parser.add_argument(
+        "--ranged-only", action="store_true", help="measure ranged reads only, no timings"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.batch_size < 1:
         parser.error("--repeat and --batch-size must be at least 1")
@@ -292,8 +391,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm_cache(refs)
     run = new_run()
 
+    try:
+        first_blocks = [int(size) for size in args.first_blocks.split(",")]
+    except ValueError:
+        parser.error("--first-blocks takes sizes in bytes, comma-separated")
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns per odd file; same for every phase
+        headers = [header_size(ref.url) for ref in refs]
+        ranged = [measure_ranged(refs, run, size, headers) for size in first_blocks]
+        print_ranged(refs, headers, ranged)
+        if args.ranged_only:
+            return 0
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("(a) dcmread stop_before_pixels", lambda: phase_dcmread(refs)),
             ("(b) dcmread + to_json_dict", lambda: phase_to_json_dict(refs)),

@@ -57,7 +57,25 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="text manifest: one path or URL a line, or s5cmd 'cp SRC DST' lines (repeatable)",
+        help="manifest (repeatable): URL or path lists, s5cmd, CSV/TSV/Parquet with a URL column, "
+        "S3 or GCS inventory reports; a local file or a gs:// or s3:// object",
+    )
+    ingest.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read only objects that are new or changed (by generation, ETag or MD5) since the "
+        "warehouse last read them; unchanged objects cost no byte",
+    )
+    ingest.add_argument(
+        "--full-listing",
+        action="store_true",
+        help="the sources list every object: objects the warehouse holds that are missing from "
+        "them are marked deleted (their rows leave the current views, stay in history)",
+    )
+    ingest.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="read again objects whose last read failed, even when unchanged",
     )
     ingest.add_argument(
         "--defer-size",
@@ -66,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="values longer than this are skipped, not loaded (default 262144)",
     )
+
+    _add_bucket_arguments(ingest)
 
     commands.add_parser(
         "samples",
@@ -86,6 +106,72 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_bucket_arguments(ingest: argparse.ArgumentParser) -> None:
+    from dicomwarehouse.manifests import MANIFEST_FORMATS
+
+    group = ingest.add_argument_group(
+        "buckets and manifests",
+        "SOURCE may be gs://bucket/prefix/, s3://bucket/prefix/ or a glob (* within a folder, "
+        "** across folders); --manifest may be a local file or a bucket object",
+    )
+    group.add_argument(
+        "--manifest-format",
+        choices=MANIFEST_FORMATS,
+        default=None,
+        help="format of the manifests (default: detected from their content)",
+    )
+    group.add_argument(
+        "--s5cmd-endpoint-url",
+        metavar="URL",
+        help="the --endpoint-url the s5cmd manifest was written for: "
+        "https://storage.googleapis.com reads its s3:// URLs from GCS",
+    )
+    group.add_argument("--s3-endpoint-url", metavar="URL", help="S3-compatible endpoint")
+    group.add_argument(
+        "--gcs-endpoint-url",
+        metavar="URL",
+        help="GCS endpoint (default: STORAGE_EMULATOR_HOST "
+        "if set, else https://storage.googleapis.com)",
+    )
+    group.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="send no credentials (public buckets); by default credentials are used when the "
+        "standard chains find some",
+    )
+    group.add_argument(
+        "--first-block",
+        type=int,
+        metavar="BYTES",
+        help="size of the first ranged read of each object (default 8192)",
+    )
+    group.add_argument(
+        "--requests-in-flight",
+        type=int,
+        metavar="N",
+        help="objects opened ahead per worker, one request each (default 32)",
+    )
+
+
+def _storage_options(args: argparse.Namespace):
+    from dicomwarehouse.storage import StorageOptions
+
+    for name in ("first_block", "requests_in_flight"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    given = {
+        "manifest_format": args.manifest_format,
+        "s5cmd_endpoint_url": args.s5cmd_endpoint_url,
+        "s3_endpoint_url": args.s3_endpoint_url,
+        "gcs_endpoint_url": args.gcs_endpoint_url,
+        "anonymous": args.anonymous,
+        "first_block": args.first_block,
+        "requests_in_flight": args.requests_in_flight,
+    }
+    return StorageOptions(**{name: value for name, value in given.items() if value is not None})
+
+
 def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     argv = list(argv)
     if "--" in argv:
@@ -95,7 +181,7 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from dicomwarehouse.ingest import ingest
+    from dicomwarehouse.ingest import IngestOptions, ingest
     from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 
     if not args.sources and not args.manifest:
@@ -108,6 +194,12 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
         manifests=args.manifest,
         beam_args=beam_args,
         defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
+        options=IngestOptions(
+            incremental=args.incremental,
+            full_listing=args.full_listing,
+            retry_errors=args.retry_errors,
+        ),
+        storage=_storage_options(args),
     )
     print(summary.describe())
     return 0

@@ -19,6 +19,12 @@ from typing import Any
 import pyarrow as pa
 
 from dicomwarehouse.flatten import flatten_dataset
+from dicomwarehouse.ranged import (
+    OpenedObject,
+    deferring_items,
+    load_deferred_values,
+    open_object,
+)
 from dicomwarehouse.read import (
     DEFAULT_DEFER_SIZE,
     IngestError,
@@ -28,6 +34,7 @@ from dicomwarehouse.read import (
 )
 from dicomwarehouse.schema import ColumnPath
 from dicomwarehouse.sources import ObjectRef
+from dicomwarehouse.storage import StorageOptions
 
 __all__ = ["Extracted", "RunInfo", "extract_object", "new_run"]
 
@@ -57,10 +64,8 @@ class Extracted:
     column_paths: frozenset[ColumnPath] = frozenset()
     elements: pa.RecordBatch | None = None
     error: dict[str, Any] | None = None
-
-
-def _open_local(url: str):
-    return open(url, "rb")
+    #: ranged requests made for the object (0 for local files)
+    requests: int = 0
 
 
 def _error_row(ref: ObjectRef, run: RunInfo, error: IngestError) -> dict[str, Any]:
@@ -93,33 +98,66 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def extract_object(
-    ref: ObjectRef, run: RunInfo, *, defer_size: int = DEFAULT_DEFER_SIZE
+    ref: ObjectRef,
+    run: RunInfo,
+    *,
+    defer_size: int = DEFAULT_DEFER_SIZE,
+    storage: StorageOptions | None = None,
+    opened: OpenedObject | IngestError | None = None,
 ) -> Extracted:
-    """Read, parse and flatten one object; every failure becomes its ingest_errors row."""
+    """Read, parse and flatten one object; every failure becomes its ingest_errors row.
+
+    ``opened`` is the object already opened (or the error opening it gave) by a
+    ``ranged.Prefetcher``; without it the object is opened here.
+    """
     with _cyclic_gc_paused():
-        return _extract(ref, run, defer_size)
+        return _extract(ref, run, defer_size, storage, opened)
 
 
-def _extract(ref: ObjectRef, run: RunInfo, defer_size: int) -> Extracted:
+def _extract(
+    ref: ObjectRef,
+    run: RunInfo,
+    defer_size: int,
+    storage: StorageOptions | None,
+    opened: OpenedObject | IngestError | None,
+) -> Extracted:
+    requests = 0
     try:
-        try:
-            handle = _open_local(ref.url)
-        except OSError as exc:
-            raise IngestError(
-                "read", type(exc).__name__, exc.strerror or type(exc).__name__
-            ) from exc
-        with handle:
-            header = read_header(handle, defer_size=defer_size)
+        if isinstance(opened, IngestError):
+            raise opened
+        if opened is None:
+            opened = open_object(ref, storage)
+        ref = opened.ref
+        with opened:
+            header = None
             try:
+                read_defer = opened.read_defer_size(defer_size, storage)
+                with deferring_items(read_defer if opened.ranged is not None else None):
+                    header = read_header(opened.raw, defer_size=read_defer)
+                if opened.ranged is not None:
+                    load_deferred_values(header, defer_size)
                 with collect_pydicom_problems() as flatten_problems:
                     flat = flatten_dataset(header.dataset, header.read_range)
             except (Exception, RecursionError) as exc:
+                failure = opened.failure()
+                if failure is not None:  # a failed request, whatever the parser made of it
+                    raise failure from exc
+                if isinstance(exc, IngestError):
+                    raise
+                bytes_read = header.bytes_read if header is not None else 0
                 raise IngestError(
-                    "flatten", type(exc).__name__, "flatten failed", header.bytes_read
+                    "flatten", type(exc).__name__, "flatten failed", bytes_read
                 ) from exc
+            failure = opened.failure()
+            if failure is not None:  # the parser swallowed a failed request
+                raise failure
     except IngestError as error:
         logger.debug("ingest error %s/%s for %s", error.stage, error.error_type, ref.url)
-        return Extracted(ref.url, error=_error_row(ref, run, error))
+        if isinstance(opened, OpenedObject):
+            requests = opened.requests
+        elif error.stage == "read" and ref.url.partition("://")[0] in ("gs", "s3"):
+            requests = 1
+        return Extracted(ref.url, error=_error_row(ref, run, error), requests=requests)
 
     problems = unique(header.problems + flatten_problems)
     anomalies = [{"tag_path": None, "keyword": None, "reason": p} for p in problems]
@@ -134,4 +172,4 @@ def _extract(ref: ObjectRef, run: RunInfo, defer_size: int) -> Extracted:
     )
     row.update(ref.extras)
     elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)
-    return Extracted(ref.url, row, frozenset(flat.column_paths), elements)
+    return Extracted(ref.url, row, frozenset(flat.column_paths), elements, requests=opened.requests)

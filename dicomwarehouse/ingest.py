@@ -1,4 +1,4 @@
-"""One ingest run end to end: list, run the pipeline, commit, publish to DuckDB.
+"""One ingest run end to end: list, plan against the ledger, run the pipeline, commit, publish.
 
 This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call. Beam flags
 may ask for a BigQuery publish at the end (``bigquery.options``).
@@ -6,23 +6,65 @@ may ask for a BigQuery publish at the end (``bigquery.options``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dicomwarehouse.extract import new_run
+from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
 from dicomwarehouse.limits import committed_column_paths
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
-from dicomwarehouse.warehouse import build_duckdb, commit_run, staging_dir
+from dicomwarehouse.storage import StorageOptions
+from dicomwarehouse.warehouse import (
+    build_duckdb,
+    commit_run,
+    exclusive_writer,
+    read_known_objects,
+    remove_uncommitted,
+    run_output,
+    staged_urls,
+)
 
-__all__ = ["IngestSummary", "ingest"]
+__all__ = ["IngestOptions", "IngestSummary", "ingest", "redact_arguments"]
 
 logger = logging.getLogger(__name__)
+
+_SECRET_FLAG = re.compile(r"(secret|password|token|credential|access_key|private_key)", re.I)
+
+
+def redact_arguments(arguments: Sequence[str]) -> list[str]:
+    """Pipeline flags as recorded in ingest_runs: values of secret-looking flags hidden."""
+    redacted: list[str] = []
+    hide_next = False
+    for argument in arguments:
+        if hide_next:
+            redacted.append("<redacted>")
+            hide_next = False
+        elif _SECRET_FLAG.search(argument.split("=", 1)[0]):
+            if "=" in argument:
+                redacted.append(argument.split("=", 1)[0] + "=<redacted>")
+            else:
+                redacted.append(argument)
+                hide_next = True
+        else:
+            redacted.append(argument)
+    return redacted
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How a run treats what the ledger already holds."""
+
+    incremental: bool = False  # skip objects whose version the warehouse already holds
+    full_listing: bool = False  # the listing is complete: objects absent from it are deleted
+    retry_errors: bool = False  # read again objects whose last read failed, even unchanged
 
 
 @dataclass(frozen=True)
@@ -37,12 +79,33 @@ class IngestSummary:
     errors: int
     header_bytes_read: int
     elapsed_seconds: float
+    actions: dict[str, int] = field(default_factory=dict)
+    #: ranged read requests to buckets (every object, failed ones included)
+    read_requests: int = 0
+    #: listing and manifest requests to buckets
+    list_requests: int = 0
     attributes_left_out: int = 0
     deep_sequences_left_out: int = 0
     publish_report: Any = None  # bigquery.publish.PublishReport when the flags asked for one
 
+    @property
+    def objects_read(self) -> int:
+        return self.instances + self.errors
+
     def describe(self) -> str:
         """One human-readable line."""
+        listed = ""
+        if self.actions:
+            listed = (
+                " ("
+                + ", ".join(f"{count} {name}" for name, count in self.actions.items() if count)
+                + ")"
+            )
+        requests = (
+            f", {self.read_requests} read and {self.list_requests} list requests"
+            if self.read_requests or self.list_requests
+            else ""
+        )
         left_out = ""
         if self.attributes_left_out or self.deep_sequences_left_out:
             left_out = (
@@ -50,9 +113,10 @@ class IngestSummary:
                 f"(column limit), {self.deep_sequences_left_out} sequences nested too deep"
             )
         return (
-            f"ingested {self.objects} objects into {self.warehouse}: {self.instances} instances, "
-            f"{self.elements} elements, {self.errors} errors, "
-            f"{self.header_bytes_read / 1e6:.1f} MB of headers read "
+            f"ingested {self.objects} objects{listed} into {self.warehouse}: "
+            f"{self.objects_read} read, {self.instances} instances, {self.elements} elements, "
+            f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read"
+            f"{requests} "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
             + (f"; {self.publish_report.describe()}" if self.publish_report else "")
         )
@@ -65,42 +129,87 @@ def ingest(
     manifests: Sequence[str] = (),
     beam_args: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
+    options: IngestOptions | None = None,
+    storage: StorageOptions | None = None,
 ) -> IngestSummary:
-    """Ingest every object the sources and manifests name into the warehouse folder."""
+    """Ingest every object the sources and manifests name into the warehouse folder.
+
+    ``storage`` says how to reach gs:// and s3:// buckets and how to read their objects.
+    """
     from dicomwarehouse.bigquery.options import publish_request
+    from dicomwarehouse.listing import Lister
     from dicomwarehouse.pipeline import run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
+    options = options or IngestOptions()
     started = time.monotonic()
     publish = publish_request(beam_args)  # checked before the run, not after it
-    refs = expand_sources(sources, manifests)
+    lister = Lister(storage)
+    refs = expand_sources(sources, manifests, lister=lister)
+    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
+    extra_columns = list(dict.fromkeys(name for ref in refs for name, _ in ref.extras))
     if not refs:
         raise SourceError("the sources name no files")
-    warehouse.mkdir(parents=True, exist_ok=True)
-    run = new_run()
-    logger.info("run %s: %d objects", run.run_id, len(refs))
-    counters = run_pipeline(
-        refs,
-        str(staging_dir(warehouse, run.run_id)),
-        run,
-        beam_args=beam_args,
-        required_paths=keyword_paths(referenced_keywords()),
-        existing_paths=committed_column_paths(warehouse),
-        defer_size=defer_size,
-    )
-    counts = commit_run(
-        warehouse,
-        run.run_id,
-        expected_objects=len(refs),
-        summary={
-            "started_at": run.started_at.isoformat(),
-            "objects": len(refs),
-            "sources": list(sources),
-            "manifests": list(manifests),
-        },
-    )
-    build_duckdb(warehouse)
-    report = publish.publish(warehouse) if publish is not None else None
+    with exclusive_writer(warehouse):
+        remove_uncommitted(warehouse)
+        plan = plan_run(
+            refs,
+            read_known_objects(warehouse),
+            incremental=options.incremental,
+            full_listing=options.full_listing,
+            retry_errors=options.retry_errors,
+        )
+        run = new_run()
+        logger.info(
+            "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
+        )
+        counters: dict[str, int] = {}
+        if plan.to_read:
+            counters = run_pipeline(
+                plan.to_read,
+                run_output(warehouse, run.run_id),
+                run,
+                beam_args=beam_args,
+                required_paths=keyword_paths(referenced_keywords()),
+                existing_paths=committed_column_paths(warehouse),
+                extra_columns=extra_columns,
+                defer_size=defer_size,
+                storage=lister.options,
+            )
+        produced = staged_urls(warehouse, run.run_id)
+        outcomes = {
+            url: INGESTED if table == "dicom_metadata" else FAILED
+            for url, table in produced.items()
+        }
+        missing = [ref.url for ref in plan.to_read if ref.url not in outcomes]
+        outcomes.update(dict.fromkeys(missing, FAILED))  # refused by commit_run below
+        actions = plan.counts()
+        counts = commit_run(
+            warehouse,
+            run.run_id,
+            expected_objects=len(plan.to_read),
+            events=plan.events(run.run_id, run.started_at, outcomes),
+            extra_columns=extra_columns,
+            summary={
+                "started_at": run.started_at.isoformat(),
+                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "sources": list(sources),
+                "manifests": list(manifests),
+                "incremental": options.incremental,
+                "full_listing": options.full_listing,
+                "retry_errors": options.retry_errors,
+                "objects_listed": len(refs),
+                "objects_read": len(plan.to_read),
+                **actions,
+                "failed": sum(1 for outcome in outcomes.values() if outcome == FAILED),
+                "header_bytes_read": counters.get("header_bytes_read", 0),
+                "read_requests": counters.get("read_requests", 0),
+                "list_requests": lister.requests,
+                "pipeline_options": redact_arguments(beam_args),
+            },
+        )
+        build_duckdb(warehouse)
+        report = publish.publish(warehouse) if publish is not None else None
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
@@ -110,6 +219,9 @@ def ingest(
         errors=counts.errors,
         header_bytes_read=counters.get("header_bytes_read", 0),
         elapsed_seconds=time.monotonic() - started,
+        actions=actions,
+        read_requests=counters.get("read_requests", 0),
+        list_requests=lister.requests,
         attributes_left_out=counts.attributes_left_out,
         deep_sequences_left_out=counts.deep_sequences_left_out,
         publish_report=report,

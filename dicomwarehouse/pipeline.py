@@ -8,7 +8,7 @@
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
 rarest attributes are left to dicom_elements when the union would not fit), given to the
-writers as a side input. Shards land in the run's staging folder; ``ingest`` commits them only
+writers as a side input. Shards land in the run's folders; ``ingest`` commits the run only
 after the whole pipeline succeeded.
 """
 
@@ -30,9 +30,11 @@ from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
 from dicomwarehouse.limits import ColumnChoice, choose_columns
 from dicomwarehouse.parquet import metadata_table, write_shard
+from dicomwarehouse.ranged import Prefetcher
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
 from dicomwarehouse.sources import ObjectRef
+from dicomwarehouse.storage import StorageOptions
 from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, LEFT_OUT_FILE
 
 __all__ = ["ExtractObjects", "IngestTransform", "PipelineArgumentError", "run_pipeline"]
@@ -70,23 +72,66 @@ class _Progress:
             sys.stderr.flush()
 
 
-class ExtractObjects(beam.DoFn):
-    """Read and flatten each object; main output metadata rows, tagged outputs the rest."""
+def _in_global_window(output: Any) -> Any:
+    """An output of finish_bundle: Beam wants it windowed (the pipeline is global-window)."""
+    window = [beam.transforms.window.GlobalWindow()]
+    if isinstance(output, beam.pvalue.TaggedOutput):
+        value = beam.utils.windowed_value.WindowedValue(
+            output.value, beam.utils.timestamp.MIN_TIMESTAMP, window
+        )
+        return beam.pvalue.TaggedOutput(output.tag, value)
+    return beam.utils.windowed_value.WindowedValue(
+        output, beam.utils.timestamp.MIN_TIMESTAMP, window
+    )
 
-    def __init__(self, run: RunInfo, defer_size: int, total: int) -> None:
+
+class ExtractObjects(beam.DoFn):
+    """Read and flatten each object; main output metadata rows, tagged outputs the rest.
+
+    Objects in buckets are opened ahead (``ranged.Prefetcher``: up to ``requests_in_flight``
+    first-block requests in flight per DoFn instance) while this thread parses the ones whose
+    bytes have arrived; outputs of the objects still in flight at the end of a bundle are
+    emitted by ``finish_bundle``.
+    """
+
+    def __init__(
+        self,
+        run: RunInfo,
+        defer_size: int,
+        total: int,
+        storage: StorageOptions | None = None,
+    ) -> None:
         self.run = run
         self.defer_size = defer_size
         self.total = total
+        self.storage = storage
         self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
         self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
         self.header_bytes = beam.metrics.Metrics.counter("dicomwarehouse", "header_bytes_read")
+        self.read_requests = beam.metrics.Metrics.counter("dicomwarehouse", "read_requests")
 
     def setup(self) -> None:
         self.progress = _Progress(self.total)
+        self.prefetcher = Prefetcher(self.storage)
+
+    def teardown(self) -> None:
+        self.prefetcher.close()
 
     def process(self, ref: ObjectRef) -> Iterator[Any]:
-        extracted = extract_object(ref, self.run, defer_size=self.defer_size)
+        for due, opened in self.prefetcher.push(ref):
+            yield from self._extract(due, opened)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for due, opened in self.prefetcher.drain():
+            for output in self._extract(due, opened):
+                yield _in_global_window(output)
+
+    def _extract(self, ref: ObjectRef, opened: Any) -> Iterator[Any]:
+        extracted = extract_object(
+            ref, self.run, defer_size=self.defer_size, storage=self.storage, opened=opened
+        )
         self.objects.inc()
+        self.read_requests.inc(extracted.requests)
         self.progress.update(extracted.error is not None)
         if extracted.error is not None:
             self.failures.inc()
@@ -196,12 +241,9 @@ class WriteParquetShards(beam.DoFn):
         if self.buffered_rows >= self.shard_rows:
             yield self._flush()
 
-    def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
+    def finish_bundle(self) -> Iterator[Any]:
         if self.buffer:
-            path = self._flush()
-            yield beam.utils.windowed_value.WindowedValue(
-                path, beam.utils.timestamp.MIN_TIMESTAMP, [beam.transforms.window.GlobalWindow()]
-            )
+            yield _in_global_window(self._flush())
 
     def _flush(self) -> str:
         if self.kind == "metadata":
@@ -234,11 +276,15 @@ class _WriteColumnPaths(beam.DoFn):
 
 
 class IngestTransform(beam.PTransform):
-    """ObjectRefs in; Parquet shards of the three tables in ``staging`` out."""
+    """ObjectRefs in; Parquet shards of the three tables out.
+
+    ``output`` names each table's folder with a ``{table}`` placeholder, e.g.
+    ``/warehouse/{table}/run-<run id>``.
+    """
 
     def __init__(
         self,
-        staging: str,
+        output: str,
         run: RunInfo,
         *,
         total: int,
@@ -247,9 +293,10 @@ class IngestTransform(beam.PTransform):
         extra_columns: Sequence[str] = (),
         defer_size: int = DEFAULT_DEFER_SIZE,
         shard_rows: dict[str, int] | None = None,
+        storage: StorageOptions | None = None,
     ) -> None:
         super().__init__()
-        self.staging = staging.rstrip("/")
+        self.output = output
         self.run = run
         self.total = total
         self.required_paths = sorted(set(required_paths))
@@ -258,17 +305,18 @@ class IngestTransform(beam.PTransform):
         self.defer_size = defer_size
         self.shard_rows = {"metadata": 2000, "elements": 500_000, "errors": 10_000}
         self.shard_rows.update(shard_rows or {})
+        self.storage = storage
 
     def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
         results = refs | "Extract" >> beam.ParDo(
-            ExtractObjects(self.run, self.defer_size, self.total)
+            ExtractObjects(self.run, self.defer_size, self.total, self.storage)
         ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
         )
         column_paths = chosen | "ColumnPaths" >> beam.Map(lambda c: c["paths"])
         directory = {
-            table: f"{self.staging}/{table}"
+            table: self.output.format(table=table)
             for table in ("dicom_metadata", "dicom_elements", "ingest_errors")
         }
         chosen | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
@@ -294,7 +342,7 @@ class IngestTransform(beam.PTransform):
 
 def run_pipeline(
     refs: Sequence[ObjectRef],
-    staging: str,
+    output: str,
     run: RunInfo,
     *,
     beam_args: Sequence[str] = (),
@@ -302,6 +350,7 @@ def run_pipeline(
     existing_paths: Iterable[ColumnPath] = (),
     extra_columns: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
+    storage: StorageOptions | None = None,
 ) -> dict[str, int]:
     """Run the ingest pipeline to completion; returns Beam's counters by name."""
     try:
@@ -315,13 +364,14 @@ def run_pipeline(
         | "Spread" >> beam.Reshuffle()
         | "Ingest"
         >> IngestTransform(
-            staging,
+            output,
             run,
             total=len(refs),
             required_paths=required_paths,
             existing_paths=existing_paths,
             extra_columns=extra_columns,
             defer_size=defer_size,
+            storage=storage,
         )
     )
     result = pipeline.run()

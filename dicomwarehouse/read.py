@@ -98,7 +98,7 @@ class _CountingRaw(io.RawIOBase):
         data = self._raw.read(len(buffer))
         count = len(data)
         buffer[:count] = data
-        if count < len(buffer):
+        if count < len(buffer) and self._at_end(start + count):
             self.end = start + count
         if count:
             last = self.ranges[-1] if self.ranges else None
@@ -107,6 +107,12 @@ class _CountingRaw(io.RawIOBase):
             else:
                 self.ranges.append([start, start + count])
         return count
+
+    def _at_end(self, offset: int) -> bool:
+        """A short read is the end of the object, unless the raw file knows its size (a
+        ranged reader returns short reads at the end of each block it fetched)."""
+        size = getattr(self._raw, "object_size", None)
+        return size is None or offset >= size
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._raw.seek(offset, whence)
@@ -130,6 +136,9 @@ class CountingReader(io.BufferedReader):
 
     @property
     def bytes_read(self) -> int:
+        fetched = getattr(self._counting._raw, "bytes_fetched", None)
+        if fetched is not None:  # a ranged reader: what it fetched, whole blocks included
+            return fetched
         total = 0
         end = -1
         for start, stop in sorted(self._counting.ranges):

@@ -28,6 +28,7 @@ __all__ = [
     "OTHER_ELEMENTS_TYPE",
     "PERSON_NAME_TYPE",
     "PROVENANCE_FIELDS",
+    "SOURCE_FIELDS",
     "ColumnPath",
     "column_name",
     "keyword_paths",
@@ -82,7 +83,7 @@ _ARROW_TYPE_BY_BIGQUERY_TYPE: dict[str, pa.DataType] = {
 }
 
 #: Where an object came from and which version of it was read (NULL where the store is silent).
-_SOURCE_FIELDS: tuple[pa.Field, ...] = (
+SOURCE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source_url", pa.string(), nullable=False),
     pa.field("source_size", pa.int64()),
     pa.field("source_generation", pa.string()),
@@ -93,7 +94,7 @@ _SOURCE_FIELDS: tuple[pa.Field, ...] = (
 
 #: Columns every dicom_metadata row carries about where it came from and which run made it.
 PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
-    *_SOURCE_FIELDS,
+    *SOURCE_FIELDS,
     pa.field("header_bytes_read", pa.int64()),
     pa.field("ingest_run_id", pa.string(), nullable=False),
     pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
@@ -120,7 +121,7 @@ ELEMENTS_SCHEMA = pa.schema(
 
 ERRORS_SCHEMA = pa.schema(
     [
-        *_SOURCE_FIELDS,
+        *SOURCE_FIELDS,
         pa.field("stage", pa.string(), nullable=False),
         pa.field("error_type", pa.string(), nullable=False),
         pa.field("message", pa.string()),

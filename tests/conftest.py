@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,15 @@ def shared_corpus() -> Path:
     if not SHARED_CORPUS.is_dir():
         pytest.skip("../shared/corpus is not present")
     return SHARED_CORPUS
+
+
+@pytest.fixture(scope="session")
+def extra_corpus() -> Path:
+    """Any other folder of DICOM files to run the corpus checks on (DICOMWAREHOUSE_CORPUS)."""
+    folder = os.environ.get("DICOMWAREHOUSE_CORPUS")
+    if not folder:
+        pytest.skip("DICOMWAREHOUSE_CORPUS is not set")
+    path = Path(folder)
+    if not path.is_dir():
+        pytest.fail(f"DICOMWAREHOUSE_CORPUS={folder} is not a folder")
+    return path

@@ -55,6 +55,7 @@ pytestmark = pytest.mark.filterwarnings(r"ignore::UserWarning:pydicom(\..*)?")
 CORPORA = [
     pytest.param("pydicom_files_dir", id="pydicom"),
     pytest.param("shared_corpus", id="shared", marks=pytest.mark.slow),
+    pytest.param("extra_corpus", id="extra", marks=pytest.mark.slow),
 ]
 
 #: VRs whose values are bytes: never a keyword column.

@@ -44,7 +44,7 @@ def test_transform_writes_shards_with_one_schema(mixed_files: Path, tmp_path: Pa
             pipeline
             | beam.Create(refs)
             | IngestTransform(
-                str(staging),
+                str(staging / "{table}"),
                 run,
                 total=len(refs),
                 required_paths=keyword_paths(["Modality"]),

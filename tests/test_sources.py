@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomwarehouse.sources import SourceError, expand_sources, read_manifest_lines
+from dicomwarehouse.sources import SourceError, expand_sources
 
 
 @pytest.fixture
@@ -18,21 +18,23 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_directory_is_walked_recursively_skipping_hidden(tree: Path) -> None:
+def test_directory_is_walked_recursively_hidden_files_included(tree: Path) -> None:
     refs = expand_sources([str(tree)])
     assert [Path(r.url).relative_to(tree).as_posix() for r in refs] == [
+        ".hidden/4.dcm",
+        "a/.5.dcm",
         "a/1.dcm",
         "a/b/2.dcm",
         "c/3.dcm",
     ]
-    assert refs[0].size == len("a/1.dcm")
+    assert refs[2].size == len("a/1.dcm")
     assert all(Path(r.url).is_absolute() for r in refs)
 
 
 def test_globs_and_overlaps_give_each_file_once(tree: Path) -> None:
     refs = expand_sources([str(tree / "**" / "*.dcm"), str(tree / "a")])
     relative = sorted(Path(r.url).relative_to(tree).as_posix() for r in refs)
-    assert relative == ["a/1.dcm", "a/b/2.dcm", "c/3.dcm"]
+    assert relative == ["a/.5.dcm", "a/1.dcm", "a/b/2.dcm", "c/3.dcm"]
 
 
 def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
@@ -40,21 +42,6 @@ def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
         expand_sources([str(tmp_path / "nope")])
     with pytest.raises(SourceError, match="no file matches"):
         expand_sources([str(tmp_path / "*.nothing")])
-
-
-def test_manifest_lines() -> None:
-    lines = [
-        "# IDC manifest",
-        "",
-        "  /data/x.dcm  ",
-        "cp s3://idc-open-data/abc/* ./downloads/",
-        'cp --show-progress "s3://bucket/with space/y.dcm" .',
-    ]
-    assert list(read_manifest_lines(lines)) == [
-        "/data/x.dcm",
-        "s3://idc-open-data/abc/*",
-        "s3://bucket/with space/y.dcm",
-    ]
 
 
 def test_manifest_entries_are_relative_to_the_manifest_and_missing_ones_kept(tree: Path) -> None:
@@ -70,6 +57,6 @@ def test_missing_manifest(tmp_path: Path) -> None:
         expand_sources([], [str(tmp_path / "none.txt")])
 
 
-def test_remote_urls_are_refused_clearly() -> None:
+def test_other_url_schemes_are_refused_clearly() -> None:
     with pytest.raises(SourceError, match="unsupported source"):
-        expand_sources(["gs://bucket/prefix/"])
+        expand_sources(["https://example.org/x.dcm"])

@@ -9,7 +9,7 @@ import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.ingest import ingest
-from dicomwarehouse.warehouse import WarehouseError, commit_run, connect, staging_dir
+from dicomwarehouse.warehouse import WarehouseError, commit_run, connect, run_dir
 
 TABLES = ("dicom_metadata", "dicom_elements", "ingest_errors")
 
@@ -64,9 +64,10 @@ def test_an_unfinished_run_is_invisible_and_refused(folder: Path, tmp_path: Path
     warehouse = tmp_path / "w"
     ingest([str(folder)], warehouse)
     before = counts(warehouse)
-    staged = staging_dir(warehouse, "29990101T000000000000Z-deadbeef") / "dicom_metadata"
-    staged.mkdir(parents=True)
-    shutil.copy(next((warehouse / "dicom_metadata").glob("run-*/*.parquet")), staged)
+    unfinished = run_dir(warehouse, "dicom_metadata", "29990101T000000000000Z-deadbeef")
+    unfinished.mkdir(parents=True)
+    shutil.copy(next((warehouse / "dicom_metadata").glob("run-*/*.parquet")), unfinished)
+    assert counts(warehouse) == before
     with pytest.raises(WarehouseError, match="not committed"):
         commit_run(warehouse, "29990101T000000000000Z-deadbeef", expected_objects=99)
     assert counts(warehouse) == before

@@ -1,0 +1,188 @@
+# The GCP side of dicomwarehouse: a BigQuery dataset, the warehouse and staging buckets, a
+# least-privilege worker service account, an Artifact Registry repository for the ingest image,
+# the Flex Template spec, and a Cloud Scheduler job that launches an incremental run.
+
+locals {
+  image         = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/ingest:${var.template_image_tag}"
+  template_path = "templates/ingest.json"
+  warehouse_url = "gs://${google_storage_bucket.warehouse.name}/warehouse"
+}
+
+resource "google_bigquery_dataset" "warehouse" {
+  dataset_id  = var.dataset_id
+  location    = var.dataset_location
+  description = "DICOM metadata warehouse built by dicomwarehouse."
+}
+
+# dicom_metadata's schema is the union of what each run meets, so its loads create and widen it;
+# the two fixed tables take their schemas from schemas/, generated from the code.
+resource "google_bigquery_table" "dicom_elements" {
+  dataset_id          = google_bigquery_dataset.warehouse.dataset_id
+  table_id            = "dicom_elements_history"
+  description         = "Every data element of every object at every depth, one row per occurrence, all runs."
+  schema              = file("${path.module}/../schemas/dicom_elements.json")
+  clustering          = ["tag", "source_url"]
+  deletion_protection = true
+}
+
+resource "google_bigquery_table" "ingest_errors" {
+  dataset_id          = google_bigquery_dataset.warehouse.dataset_id
+  table_id            = "ingest_errors_history"
+  description         = "Objects that yielded no row, with the stage and reason, all runs."
+  schema              = file("${path.module}/../schemas/ingest_errors.json")
+  deletion_protection = true
+}
+
+resource "google_storage_bucket" "warehouse" {
+  name                        = var.warehouse_bucket_name
+  location                    = var.region
+  uniform_bucket_level_access = true
+  versioning {
+    enabled = true
+  }
+}
+
+resource "google_storage_bucket" "staging" {
+  name                        = var.staging_bucket_name
+  location                    = var.region
+  uniform_bucket_level_access = true
+  lifecycle_rule {
+    condition {
+      age            = 7
+      matches_prefix = ["temp/", "staging/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_artifact_registry_repository" "images" {
+  location      = var.region
+  repository_id = "dicomwarehouse"
+  description   = "Images of the dicomwarehouse Dataflow jobs."
+  format        = "DOCKER"
+}
+
+# The Flex Template spec: the image plus the parameters the launcher accepts.
+resource "google_storage_bucket_object" "template_spec" {
+  bucket = google_storage_bucket.staging.name
+  name   = local.template_path
+  content = jsonencode({
+    image    = local.image
+    sdkInfo  = { language = "PYTHON" }
+    metadata = jsondecode(file("${path.module}/../pipelines/ingest/metadata.json"))
+  })
+}
+
+# The identity of the Dataflow workers: reads the sources, writes the warehouse and dataset.
+resource "google_service_account" "worker" {
+  account_id   = "dicomwarehouse-worker"
+  display_name = "dicomwarehouse ingest workers"
+}
+
+resource "google_project_iam_member" "worker_dataflow" {
+  project = var.project_id
+  role    = "roles/dataflow.worker"
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_project_iam_member" "worker_bigquery_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "worker_dataset" {
+  dataset_id = google_bigquery_dataset.warehouse.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "worker_sources" {
+  for_each = toset(var.source_buckets)
+  bucket   = each.value
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "worker_warehouse" {
+  bucket = google_storage_bucket.warehouse.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "worker_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "worker_images" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# The identity Cloud Scheduler uses to launch the template (and to act as the worker).
+resource "google_service_account" "scheduler" {
+  account_id   = "dicomwarehouse-scheduler"
+  display_name = "dicomwarehouse schedule"
+}
+
+resource "google_project_iam_member" "scheduler_dataflow" {
+  project = var.project_id
+  role    = "roles/dataflow.developer"
+  member  = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_service_account_iam_member" "scheduler_acts_as_worker" {
+  service_account_id = google_service_account.worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_storage_bucket_iam_member" "scheduler_reads_template" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_cloud_scheduler_job" "incremental_ingest" {
+  name        = "dicomwarehouse-incremental-ingest"
+  description = "Launches the dicomwarehouse ingest template with --incremental."
+  schedule    = var.schedule
+  time_zone   = var.time_zone
+  region      = var.region
+
+  http_target {
+    http_method = "POST"
+    uri         = "https://dataflow.googleapis.com/v1b3/projects/${var.project_id}/locations/${var.region}/flexTemplates:launch"
+    headers = {
+      "Content-Type" = "application/json"
+    }
+    body = base64encode(jsonencode({
+      launchParameter = {
+        jobName              = "dicomwarehouse-incremental-ingest"
+        containerSpecGcsPath = "gs://${google_storage_bucket.staging.name}/${local.template_path}"
+        parameters = {
+          sources      = join(",", var.job_sources)
+          warehouse    = local.warehouse_url
+          incremental  = "true"
+          full_listing = "true"
+        }
+        environment = {
+          serviceAccountEmail  = google_service_account.worker.email
+          tempLocation         = "gs://${google_storage_bucket.staging.name}/temp"
+          stagingLocation      = "gs://${google_storage_bucket.staging.name}/staging"
+          maxWorkers           = var.max_workers
+          sdkContainerImage    = local.image
+        }
+      }
+    }))
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+    }
+  }
+}

@@ -1,0 +1,92 @@
+"""Deployment files: the Flex Template matches the job, the Terraform is whole.
+
+No terraform binary or Docker engine runs here, so the files are checked by parsing them
+(python-hcl2) and by cross-checking every name they share with the code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from dicom_samples import base_dataset, dicom_bytes
+
+from dicomwarehouse.job import build_parser, run
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA = REPO / "infra"
+TEMPLATE = REPO / "pipelines" / "ingest"
+
+hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is in the test extra")
+
+
+def template_parameters() -> list[str]:
+    metadata = json.loads((TEMPLATE / "metadata.json").read_text())
+    return [parameter["name"] for parameter in metadata["parameters"]]
+
+
+def test_template_declares_every_parameter_of_the_job() -> None:
+    job_options = [a.dest for a in build_parser()._actions if a.dest != "help"]
+    assert sorted(template_parameters()) == sorted(job_options)
+
+
+def test_required_parameters_agree() -> None:
+    metadata = json.loads((TEMPLATE / "metadata.json").read_text())
+    optional = {p["name"] for p in metadata["parameters"] if p.get("isOptional")}
+    required = {a.dest for a in build_parser()._actions if a.required}
+    assert required == set(template_parameters()) - optional
+
+
+def test_dockerfile_copies_what_exists_and_runs_the_launcher() -> None:
+    dockerfile = (TEMPLATE / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert (REPO / source).exists(), source
+    assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/template/launcher.py" in dockerfile
+    assert "pipelines/ingest/launcher.py /template/launcher.py" in dockerfile
+
+
+def test_terraform_parses_and_references_only_existing_files() -> None:
+    texts = {path.name: path.read_text() for path in sorted(INFRA.glob("*.tf"))}
+    assert {"main.tf", "variables.tf", "versions.tf", "outputs.tf"} <= set(texts)
+    for name in texts:
+        with (INFRA / name).open() as handle:
+            assert hcl2.load(handle) is not None, name
+    referenced = re.findall(r'file\("\$\{path\.module\}/([^"]+)"\)', "\n".join(texts.values()))
+    assert referenced, "the tables' schemas and the template metadata come from files"
+    for relative in referenced:
+        assert (INFRA / relative).resolve().is_file(), relative
+
+
+def test_every_variable_is_declared_and_used() -> None:
+    with (INFRA / "variables.tf").open() as handle:
+        declared = {name.strip('"') for block in hcl2.load(handle)["variable"] for name in block}
+    other = "\n".join(p.read_text() for p in INFRA.glob("*.tf") if p.name != "variables.tf")
+    used = set(re.findall(r"\bvar\.([A-Za-z_][A-Za-z0-9_]*)", other))
+    assert used <= declared, used - declared
+    assert declared <= used, declared - used
+
+
+def test_schedule_launches_the_template_incrementally_with_known_parameters() -> None:
+    main = (INFRA / "main.tf").read_text()
+    block = re.search(r"parameters = \{(.*?)\}", main, re.S)
+    assert block is not None
+    keys = re.findall(r"^\s*(\w+)\s*=", block.group(1), re.M)
+    assert set(keys) <= set(template_parameters())
+    assert re.search(r'incremental\s*=\s*"true"', block.group(1))
+    assert "flexTemplates:launch" in main
+
+
+def test_job_runs_with_template_style_arguments(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.dcm").write_bytes(dicom_bytes(base_dataset()))
+    warehouse = tmp_path / "w"
+    argv = [f"--sources={source}", f"--warehouse={warehouse}", "--incremental=true",
+            "--full_listing=true", "--direct_num_workers=1"]  # fmt: skip
+    first = run(argv)
+    again = run(argv)
+    assert (first.objects_read, again.objects_read) == (1, 0)

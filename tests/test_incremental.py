@@ -1,0 +1,247 @@
+"""Incremental ingestion: each object version once, deletions, retries, crashes, growth."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dicom_samples import base_dataset, dicom_bytes
+
+from dicomwarehouse.ingest import IngestOptions, ingest
+from dicomwarehouse.warehouse import committed_runs, connect
+
+INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
+
+#: Columns that legitimately differ between two warehouses holding the same files.
+RUN_COLUMNS = {"ingest_run_id", "ingested_at", "header_bytes_read", "source_generation"}
+
+
+def write_instance(folder: Path, name: str, version: str, **attributes: object) -> None:
+    """(Re)write a file and give it a new modification time, its generation."""
+    path = folder / name
+    ds = base_dataset(SeriesDescription=version, **attributes)
+    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.1.{abs(hash(name)) % 10**8}"
+    path.write_bytes(dicom_bytes(ds))
+    stamp = time.time_ns()
+    os.utime(path, ns=(stamp, stamp))
+
+
+def table_rows(root: Path, table: str) -> list[tuple]:
+    """A table's rows without the columns that name the run, sorted, for comparisons."""
+    con = connect(root)
+    try:
+        columns = [
+            c for c in con.sql(f"SELECT * FROM {table} LIMIT 0").columns if c not in RUN_COLUMNS
+        ]
+        select = ", ".join(f'"{c}"' for c in columns)
+        return sorted(con.sql(f"SELECT {select} FROM {table}").fetchall(), key=repr)
+    finally:
+        con.close()
+
+
+def scalar(root: Path, query: str):
+    con = connect(root)
+    try:
+        return con.sql(query).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def bucket(tmp_path: Path) -> Path:
+    folder = tmp_path / "bucket"
+    folder.mkdir()
+    for index in range(6):
+        write_instance(folder, f"i{index}.dcm", "v1")
+    return folder
+
+
+def test_second_run_reads_only_new_and_changed_objects(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    first = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert (first.objects_read, first.actions["new"]) == (6, 6)
+
+    for index in range(6, 9):  # add 3
+        write_instance(bucket, f"i{index}.dcm", "v1")
+    for index in (0, 1):  # replace 2
+        write_instance(bucket, f"i{index}.dcm", "v2")
+    (bucket / "i5.dcm").unlink()  # delete 1
+
+    second = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert second.objects_read == 5
+    assert {k: v for k, v in second.actions.items() if v} == {
+        "new": 3,
+        "changed": 2,
+        "unchanged": 3,
+        "deleted": 1,
+    }
+
+    fresh = tmp_path / "fresh"
+    ingest([str(bucket)], fresh)
+    for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
+        assert table_rows(warehouse, table) == table_rows(fresh, table), table
+    assert scalar(warehouse, "SELECT count(*) FROM series") == scalar(
+        fresh, "SELECT count(*) FROM series"
+    )
+
+    con = connect(warehouse)
+    statuses = dict(con.sql("SELECT status, count(*) FROM ingest_objects GROUP BY 1").fetchall())
+    assert statuses == {"ingested": 8, "superseded": 2, "deleted": 1}
+    history = con.sql(
+        "SELECT SeriesDescription, is_current, count(*) FROM dicom_metadata_history "
+        "GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert history == [("v1", False, 3), ("v1", True, 6), ("v2", True, 2)]
+    runs = con.sql(
+        'SELECT objects_listed, objects_read, "new", changed, unchanged, deleted '
+        "FROM ingest_runs ORDER BY run_id"
+    ).fetchall()
+    assert runs == [(6, 6, 6, 0, 0, 0), (8, 5, 3, 2, 3, 1)]
+
+
+def test_a_rerun_of_an_unchanged_listing_reads_nothing(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    before = table_rows(warehouse, "dicom_metadata")
+    again = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert (again.objects_read, again.header_bytes_read) == (0, 0)
+    assert table_rows(warehouse, "dicom_metadata") == before
+    assert len(committed_runs(warehouse)) == 2
+
+
+def test_failed_objects_are_retried_on_request(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    (bucket / "broken.dcm").write_bytes(b"not dicom")
+    first = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert first.errors == 1
+    skipped = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert skipped.objects_read == 0
+    retried = ingest(
+        [str(bucket)],
+        warehouse,
+        options=IngestOptions(incremental=True, full_listing=True, retry_errors=True),
+    )
+    assert (retried.objects_read, retried.errors, retried.actions["retried"]) == (1, 1, 1)
+    assert scalar(warehouse, "SELECT count(*) FROM ingest_errors") == 1
+
+
+def test_deleted_object_that_comes_back_is_current_again(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    (bucket / "i0.dcm").rename(tmp_path / "i0.dcm")
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 5
+    (tmp_path / "i0.dcm").rename(bucket / "i0.dcm")
+    back = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert back.actions["new"] == 1
+    assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 6
+
+
+def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    write_instance(bucket, "new.dcm", "v1", ContrastBolusAgent="iodine", BodyPartExamined="LUNG")
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    con = connect(warehouse)
+    rows = con.sql(
+        "SELECT ContrastBolusAgent, count(*) FROM dicom_metadata GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert rows == [("iodine", 1), (None, 6)]
+
+
+def ingest_command(bucket: Path, warehouse: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "dicomwarehouse", "ingest", str(bucket), "--warehouse",
+        str(warehouse), "--incremental", "--full-listing",
+    ]  # fmt: skip
+
+
+def kill_once_writing(command: list[str], warehouse: Path) -> None:
+    """Start an ingest and SIGKILL it as soon as its first shard is on disk."""
+    before = {p.parent for p in warehouse.glob("*/run-*/*.parquet")}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if {p.parent for p in warehouse.glob("*/run-*/*.parquet")} - before:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def assert_same_tables(warehouse: Path, clean: Path) -> None:
+    for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
+        assert table_rows(warehouse, table) == table_rows(clean, table), table
+    for query in ("SELECT count(*) FROM ingest_objects", "SELECT count(*) FROM series"):
+        assert scalar(warehouse, query) == scalar(clean, query), query
+    run_folders = {p.name for p in warehouse.glob("*/run-*")}
+    assert run_folders == {f"run-{run}" for run in committed_runs(warehouse)}  # leftovers gone
+
+
+def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
+    bucket: Path, tmp_path: Path
+) -> None:
+    for index in range(6, 60):
+        write_instance(bucket, f"i{index}.dcm", "v1")
+    warehouse = tmp_path / "w"
+    command = ingest_command(bucket, warehouse)
+    kill_once_writing(command, warehouse)
+    assert committed_runs(warehouse) == []
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    clean = tmp_path / "clean"
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    assert_same_tables(warehouse, clean)
+
+
+def test_killed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
+    bucket: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "w"
+    clean = tmp_path / "clean"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    for index in range(6, 60):  # add many, replace 2, delete 1
+        write_instance(bucket, f"i{index}.dcm", "v1")
+    for index in (0, 1):
+        write_instance(bucket, f"i{index}.dcm", "v2")
+    (bucket / "i5.dcm").unlink()
+    command = ingest_command(bucket, warehouse)
+    kill_once_writing(command, warehouse)
+    assert len(committed_runs(warehouse)) == 1
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "56 read" in rerun.stdout  # 54 new + 2 changed, nothing else
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    assert_same_tables(warehouse, clean)
+
+
+def test_interrupted_commit_is_rolled_back(bucket: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "w"
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    before = table_rows(warehouse, "dicom_metadata")
+    # a commit that moved one table into place and died before writing its run record
+    orphan = warehouse / "dicom_metadata" / "run-29990101T000000000000Z-0rphan00"
+    orphan.mkdir()
+    source = next((warehouse / "dicom_metadata").glob("run-2*/*.parquet"))
+    (orphan / "part-x.parquet").write_bytes(source.read_bytes())
+    assert table_rows(warehouse, "dicom_metadata") == before  # readers ignore it
+    write_instance(bucket, "i0.dcm", "v2")
+    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert not orphan.exists()  # the next writer removed it
+    assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 6
+
+
+def test_pipeline_options_are_recorded_without_secrets() -> None:
+    from dicomwarehouse.ingest import redact_arguments
+
+    assert redact_arguments(
+        ["--runner=DirectRunner", "--s3_secret_access_key=abc", "--s3_access_key_id", "xyz"]
+    ) == ["--runner=DirectRunner", "--s3_secret_access_key=<redacted>", "--s3_access_key_id",
+          "<redacted>"]  # fmt: skip
