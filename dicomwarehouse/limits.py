@@ -171,9 +171,11 @@ def choose_columns(
 
 def committed_column_paths(root: Path) -> set[ColumnPath]:
     """The union of the column paths of every committed run of a local warehouse."""
-    from dicomwarehouse.warehouse import COLUMN_PATHS_FILE
+    from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, committed_runs, run_dir
 
     paths: set[ColumnPath] = set()
-    for path_file in sorted((root / "dicom_metadata").glob(f"run-*/{COLUMN_PATHS_FILE}")):
-        paths.update(tuple(p) for p in json.loads(path_file.read_text()))
+    for run_id in committed_runs(root):
+        path_file = run_dir(root, "dicom_metadata", run_id) / COLUMN_PATHS_FILE
+        if path_file.is_file():
+            paths.update(tuple(p) for p in json.loads(path_file.read_text()))
     return paths

@@ -147,7 +147,8 @@ class FakeBigQuery:
                 for run_id in set(data.column("ingest_run_id").to_pylist()):
                     runs[run_id] = runs.get(run_id, 0) + data.num_rows
                 if table.time_partitioning and table.time_partitioning.field:
-                    days = {f"{t:%Y%m%d}" for t in data.column("ingested_at").to_pylist()}
+                    column = data.column(table.time_partitioning.field).to_pylist()
+                    days = {f"{t:%Y%m%d}" for t in column}
                     assert days <= {partition}, f"rows of {days} in partition {partition}"
         loaded = sorted(runs.items())
         parts = self.partitions[table_id]

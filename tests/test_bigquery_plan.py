@@ -27,6 +27,7 @@ from dicomwarehouse.bigquery.jobs import (
 from dicomwarehouse.bigquery.plan import PlanError, PublishPlan, build_plan
 from dicomwarehouse.bigquery.schema import count_columns
 from dicomwarehouse.bigquery.sql import current_view_sql, qualify
+from dicomwarehouse.ingest import IngestOptions
 from dicomwarehouse.schema import PROVENANCE_FIELDS
 from dicomwarehouse.views import load_views, to_duckdb
 from dicomwarehouse.warehouse import connect
@@ -38,7 +39,8 @@ STAGING = "gs://staging-bucket/dicomwarehouse"
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three runs on two days: day 1 reads three files; day 2 re-reads one changed file and
-    adds a rich one, then reads another file, changed, in a second run the same day."""
+    adds a rich one, then reads another file, changed, in a second run the same day whose full
+    listing has that file alone (the others are deleted)."""
     root = tmp_path_factory.mktemp("plan")
     source = root / "in"
     source.mkdir()
@@ -51,7 +53,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (source / "rich.dcm").write_bytes(dicom_bytes(every_vr_dataset()))
     ingest_at(utc(2024, 3, 2, 9), [str(source / "0.dcm"), str(source / "rich.dcm")], root / "w")
     (source / "1.dcm").write_bytes(dicom_bytes(base_dataset(InstanceNumber="1")))
-    ingest_at(utc(2024, 3, 2, 15), [str(source / "1.dcm")], root / "w")
+    # a full listing of 1.dcm alone: the ledger marks every other object deleted
+    full = IngestOptions(full_listing=True)
+    ingest_at(utc(2024, 3, 2, 15), [str(source / "1.dcm")], root / "w", options=full)
     return root / "w"
 
 
@@ -67,7 +71,7 @@ def test_runs_and_days(plan: PublishPlan) -> None:
 
 def test_one_load_per_run_and_table_each_day_replaced_whole(plan: PublishPlan) -> None:
     steps = [(s.table, s.partition, s.write_disposition) for s in plan.loads]
-    for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
+    for table in ("dicom_metadata", "dicom_elements", "ingest_errors", "ingest_object_events"):
         assert [(d, w) for t, d, w in steps if t == f"{table}_history"] == [
             ("20240301", "WRITE_TRUNCATE"),
             ("20240302", "WRITE_TRUNCATE"),
@@ -82,8 +86,7 @@ def test_one_load_per_run_and_table_each_day_replaced_whole(plan: PublishPlan) -
 
 
 def test_uploads_mirror_the_shards(plan: PublishPlan, warehouse: Path) -> None:
-    tables = ("dicom_metadata", "dicom_elements", "ingest_errors")  # not yet the ledger
-    shards = sorted(p for t in tables for p in warehouse.glob(f"{t}/run-*/*.parquet"))
+    shards = sorted(warehouse.glob("*/run-*/*.parquet"))
     assert sorted(Path(u.source) for u in plan.uploads) == [p.resolve() for p in shards]
     for upload in plan.uploads:
         relative = Path(upload.source).relative_to(warehouse.resolve()).as_posix()
@@ -124,7 +127,7 @@ def test_views_in_dependency_order(plan: PublishPlan) -> None:
 def test_only_days(plan: PublishPlan) -> None:
     later = plan.only_days({t: {"20240302"} for t in {s.table for s in plan.loads}})
     assert {s.partition for s in later.loads} == {"20240302"}
-    assert len(later.loads) == 6
+    assert len(later.loads) == 8  # two runs, four tables
     run_ids = {s.run_id for s in later.loads}
     assert all(any(f"run-{r}/" in u.target for r in run_ids) for u in later.uploads)
     assert len(later.uploads) < len(plan.uploads)
@@ -241,9 +244,13 @@ def test_current_views_select_what_duckdb_selects(warehouse: Path) -> None:
     con = connect(warehouse)
     try:
         mine = duckdb.connect()
-        for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
-            history = con.sql(f"SELECT * FROM {table}_history").to_arrow_table()
+        for table in ("dicom_metadata", "dicom_elements", "ingest_errors", "ingest_object_events"):
+            history = con.sql(f"SELECT * FROM {table}_raw").to_arrow_table()
             mine.register(f"{table}_history", history)
+        deleted = con.execute(
+            "SELECT count(*) FROM ingest_object_events_history WHERE outcome = 'deleted'"
+        ).fetchone()
+        assert deleted == (4,)  # 0.dcm, 2.dcm, rich.dcm and junk.txt
         views = current_view_sql(PROJECT, "dicom")
         mine.execute(
             "CREATE VIEW current_objects AS "
@@ -257,7 +264,7 @@ def test_current_views_select_what_duckdb_selects(warehouse: Path) -> None:
             got = mine.execute(f"SELECT {key} FROM ({query.sql('duckdb')}) ORDER BY ALL").fetchall()
             want = con.execute(f"SELECT {key} FROM {table} ORDER BY ALL").fetchall()
             assert got == want, table
-            assert got
+            assert got or table == "ingest_errors", table  # junk.txt was deleted
     finally:
         con.close()
 
@@ -374,10 +381,11 @@ def test_dry_run_as_json(warehouse: Path, plan: PublishPlan) -> None:
         "dicom_metadata_history",
         "dicom_elements_history",
         "ingest_errors_history",
+        "ingest_object_events_history",
         "dicom_uid_names",
         "ingest_runs",
     ]
-    assert len(data["loads"]) == 9
+    assert len(data["loads"]) == 12
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:

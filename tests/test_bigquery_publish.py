@@ -28,10 +28,10 @@ from google.cloud import bigquery
 
 from dicomwarehouse.bigquery import options
 from dicomwarehouse.bigquery.clients import GcsStore, GoogleBigQuery
+from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES as TABLES
 from dicomwarehouse.bigquery.plan import PlanError, build_plan
 from dicomwarehouse.bigquery.publish import PublishError, publish
 from dicomwarehouse.ingest import ingest
-from dicomwarehouse.warehouse import TABLES
 
 PROJECT = "test-project"
 STAGING = "gs://staging-bucket/stage"
@@ -97,7 +97,7 @@ def test_first_publish(warehouse: Path, store: GcsStore) -> None:
     assert fake.datasets[f"{PROJECT}.dicom"].location == "EU"
     assert report.dataset_created
     assert sorted(report.tables_created) == sorted(f"{t}_history" for t in TABLES)
-    assert len(report.loads) == 6 and report.days_skipped == 0
+    assert len(report.loads) == 8 and report.days_skipped == 0  # 2 runs, 4 tables
     assert_each_run_once(fake, warehouse)
     staged = {o.url for o in store.list(STAGING + "/")}
     assert staged == {u.target for u in _plan(warehouse).uploads}
@@ -111,17 +111,17 @@ def test_first_publish(warehouse: Path, store: GcsStore) -> None:
     assert runs[0]["instances"] == 3 and runs[0]["errors"] == 1
     uid_names = fake.small[f"{PROJECT}.dicom.dicom_uid_names"]
     assert uid_names.num_rows > 400
-    assert "published to test-project.dicom: 6 load jobs" in report.describe()
+    assert "published to test-project.dicom: 8 load jobs" in report.describe()
 
 
 def test_publishing_again_loads_nothing_new(warehouse: Path, store: GcsStore) -> None:
     fake = FakeBigQuery(PROJECT, store)
     publish(_plan(warehouse), fake, store)
     again = publish(_plan(warehouse), fake, store)
-    assert again.loads == [] and again.days_skipped == 6 and again.uploaded == 0
+    assert again.loads == [] and again.days_skipped == 8 and again.uploaded == 0
     assert_each_run_once(fake, warehouse)
     full = publish(_plan(warehouse), fake, store, full=True)
-    assert len(full.loads) == 6 and full.upload_skipped == full.uploaded + full.upload_skipped
+    assert len(full.loads) == 8 and full.upload_skipped == full.uploaded + full.upload_skipped
     assert_each_run_once(fake, warehouse)
 
 
@@ -137,7 +137,7 @@ def test_a_new_run_reloads_its_day_only(warehouse: Path, source: Path, store: Gc
         ("20240502", "WRITE_TRUNCATE"),
         ("20240502", "WRITE_APPEND"),
     }
-    assert report.days_skipped == 3
+    assert report.days_skipped == 4
     assert_each_run_once(fake, warehouse)
     # the new run's columns widened the table, appended after the columns it had
     assert "dicom_metadata_history" in report.tables_widened
@@ -155,7 +155,7 @@ def test_a_crash_midway_then_publishing_again_doubles_nothing(
     assert f"{PROJECT}.dicom.ingest_runs" not in fake.small  # written last, so not written
     fake.fail_on_load = None
     report = publish(_plan(warehouse), fake, store)
-    assert len(report.loads) == 6  # ingest_runs lists nothing: every day again
+    assert len(report.loads) == 8  # ingest_runs lists nothing: every day again
     assert_each_run_once(fake, warehouse)
 
 
@@ -198,7 +198,7 @@ def test_the_real_client_sends_what_the_plan_says(warehouse: Path, store: GcsSto
     api = GoogleBigQuery(http.client())
     plan = _plan(warehouse, location="EU")
     report = publish(plan, api, store)
-    assert len(report.loads) == 6
+    assert len(report.loads) == 8
     calls = http.requests
     base = f"/bigquery/v2/projects/{PROJECT}"
     (dataset,) = [b for m, p, _, b in calls if m == "POST" and p == f"{base}/datasets"]
@@ -217,7 +217,7 @@ def test_the_real_client_sends_what_the_plan_says(warehouse: Path, store: GcsSto
     jobs = [b for m, p, _, b in calls if m == "POST" and p.endswith("/jobs") and b]
     loads = [j["configuration"]["load"] for j in jobs if "load" in j["configuration"]]
     history = [load for load in loads if "sourceUris" in load]
-    assert len(history) == 6
+    assert len(history) == 8
     for load, step in zip(history, plan.loads, strict=True):
         assert load["destinationTable"] == {
             "projectId": PROJECT,
@@ -268,9 +268,9 @@ def test_ingest_publishes_when_the_beam_flags_ask(
     )
     (fake,) = fakes
     assert fake.datasets[f"{PROJECT}.dicom"].location == "EU"
-    assert len(summary.publish_report.loads) == 3
+    assert len(summary.publish_report.loads) == 4
     assert_each_run_once(fake, tmp_path / "w")
-    assert "; published to test-project.dicom: 3 load jobs" in summary.describe()
+    assert "; published to test-project.dicom: 4 load jobs" in summary.describe()
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pydicom.datadict import DicomDictionary
 
 from dicomwarehouse.bigquery import schema_files
 from dicomwarehouse.bigquery.descriptions import COLUMN_DESCRIPTIONS, attribute_description
+from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES
 from dicomwarehouse.bigquery.schema import (
     RUN_SCHEMA_FILE,
     SchemaConflictError,
@@ -25,8 +26,8 @@ from dicomwarehouse.bigquery.schema import (
     union_schemas,
 )
 from dicomwarehouse.ingest import ingest
+from dicomwarehouse.ledger import EVENTS_SCHEMA
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
-from dicomwarehouse.warehouse import TABLES
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -74,6 +75,7 @@ def _dotted(fields, prefix=""):
     [
         ("dicom_elements", ELEMENTS_SCHEMA),
         ("ingest_errors", ERRORS_SCHEMA),
+        ("ingest_object_events", EVENTS_SCHEMA),
         ("dicom_metadata", pa.schema(PROVENANCE_FIELDS)),
     ],
 )
@@ -191,7 +193,7 @@ def _bigquery_type(column) -> str:
     return {"DOUBLE": "FLOAT", "FLOAT": "FLOAT", "BOOLEAN": "BOOLEAN"}[physical]
 
 
-@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("table", PUBLISHED_TABLES)
 def test_parquet_maps_to_the_declared_schema(warehouse: Path, table: str) -> None:
     """Walk the Parquet file's own leaf columns (not the Arrow schema that wrote them): with
     list inference ``x.list.element`` is the REPEATED field x, so each leaf has the declared

@@ -82,6 +82,15 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "bytes_read": "Bytes read from the object before the error.",
         **_RUN,
     },
+    "ingest_object_events": {
+        **_SOURCE,
+        "action": "Why the run looked at the object: new, changed, unchanged, retried, "
+        "reingested or deleted.",
+        "outcome": "What came of it: ingested, failed, skipped (unchanged, not read) or deleted "
+        "(missing from a full listing).",
+        "ingest_run_id": "Ingest run of the event.",
+        "listed_at": "When that run started (UTC).",
+    },
     "dicom_uid_names": {
         "uid": "The UID.",
         "name": "Its name in the DICOM standard, such as CT Image Storage.",
@@ -116,11 +125,14 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "dicom_elements view for the current state.",
     "ingest_errors_history": "Every committed ingest run's ingest_errors rows: objects that "
     "yielded no dicom_metadata row, and why. Query the ingest_errors view for the current state.",
+    "ingest_object_events_history": "The ledger of every committed ingest run: one row per "
+    "object the run was given (read, skipped as unchanged) or found deleted by a full listing.",
     "current_objects": "For each source_url, the latest ingest run that read it (from "
-    "dicom_metadata_history and ingest_errors_history): what the current-state views keep.",
-    "dicom_metadata": "One row per DICOM object: for each source_url, the row of the latest "
-    "ingest run that read it (dicom_metadata_history filtered by current_objects), so that "
-    "re-ingesting a file never doubles a row.",
+    "dicom_metadata_history and ingest_errors_history), unless a later run's full listing found "
+    "it deleted (ingest_object_events_history): what the current-state views keep.",
+    "dicom_metadata": "One row per DICOM object: for each current source_url, the row of the "
+    "latest ingest run that read it (dicom_metadata_history filtered by current_objects), so "
+    "that re-ingesting a file never doubles a row.",
     "dicom_elements": "One row per element occurrence of the current objects (the rows of "
     "dicom_elements_history from each source_url's latest run).",
     "ingest_errors": "Objects whose latest ingest run yielded no dicom_metadata row, and why.",

@@ -2,8 +2,10 @@
 
 The layout is the one ``warehouse.commit_run`` writes (``DIR/<table>/run-<id>/part-*.parquet``,
 ``DIR/_runs/<id>.json``), read through an :class:`~dicomwarehouse.bigquery.clients.ObjectStore`
-so that the same code reads a local folder or a gs:// prefix. A run is the set of its table
-folders, as DuckDB sees it (``run-*`` globs), with its summary record where one exists.
+so that the same code reads a local folder or a gs:// prefix. A run is committed exactly when its
+run record exists (``warehouse``): folders of other runs are a run in progress or the leftovers
+of one that died, and are never published. The ledger (``ingest_object_events``) is optional per
+run: runs committed before it existed have none.
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ import pyarrow as pa
 
 from dicomwarehouse.bigquery.clients import ObjectStore, StoredObject
 from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, Field, arrow_schema_to_bigquery
+from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, LEFT_OUT_FILE, TABLES, WarehouseError
 
-__all__ = ["RunTable", "WarehouseRun", "read_warehouse"]
+__all__ = ["PUBLISHED_TABLES", "RunTable", "WarehouseRun", "read_warehouse"]
+
+#: The warehouse tables a publish loads: the three of every run, and the ledger where it exists.
+PUBLISHED_TABLES = (*TABLES, EVENTS_TABLE)
 
 _RUN_FOLDER = re.compile(r"^run-(?P<run_id>[^/]+)/(?P<name>[^/]+)$")
-_FALLBACK_SCHEMAS = {"dicom_elements": ELEMENTS_SCHEMA, "ingest_errors": ERRORS_SCHEMA}
+_FALLBACK_SCHEMAS = {
+    "dicom_elements": ELEMENTS_SCHEMA,
+    "ingest_errors": ERRORS_SCHEMA,
+    EVENTS_TABLE: EVENTS_SCHEMA,
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,10 @@ class RunTable:
 
 @dataclass(frozen=True)
 class WarehouseRun:
-    """One committed ingest run: its tables, when it started, and its summary record."""
+    """One committed ingest run: its tables, when it started, and its run record.
+
+    ``tables`` has the three tables of every run, and the ledger when the run wrote one.
+    """
 
     run_id: str
     started_at: dt.datetime
@@ -99,39 +112,41 @@ def read_warehouse(root: str, store: ObjectStore) -> list[WarehouseRun]:
 
     Raises WarehouseError when there is no committed run, or a run lacks one of its tables.
     """
+    records = {}
+    for stored in store.list(_join(root, "_runs") + "/"):
+        name = stored.url.rsplit("/", 1)[-1]
+        if name.endswith(".json") and not name.startswith("."):
+            records[name[: -len(".json")]] = json.loads(store.read_text(stored.url))
+    if not records:
+        raise WarehouseError(f"no warehouse at {root} (no committed runs); run ingest first")
     folders: dict[str, dict[str, dict[str, StoredObject]]] = {}
-    for table in TABLES:
+    for table in PUBLISHED_TABLES:
         prefix = _join(root, table) + "/"
         for stored in store.list(prefix):
             relative = stored.url[len(prefix) :].replace("\\", "/")
             match = _RUN_FOLDER.match(relative)
-            if match:
+            if match and match["run_id"] in records:
                 run = folders.setdefault(match["run_id"], {})
                 run.setdefault(table, {})[match["name"]] = stored
-    if not folders:
-        raise WarehouseError(f"no warehouse at {root} (no committed runs); run ingest first")
-    records = {}
-    for stored in store.list(_join(root, "_runs") + "/"):
-        if stored.url.endswith(".json"):
-            record = json.loads(store.read_text(stored.url))
-            records[record.get("run_id", stored.url.rsplit("/", 1)[-1][:-5])] = record
     runs = []
-    for run_id in sorted(folders):
+    for run_id in sorted(records):
         tables = {}
-        for table in TABLES:
-            files = folders[run_id].get(table)
+        for table in PUBLISHED_TABLES:
+            files = folders.get(run_id, {}).get(table)
             if files is None:
+                if table == EVENTS_TABLE:
+                    continue
                 raise WarehouseError(f"run {run_id} has no {table} folder; not publishable")
             folder = _join(root, table, f"run-{run_id}") + "/"
             shards = tuple(files[name] for name in sorted(files) if name.endswith(".parquet"))
             schema = _run_schema(store, table, folder, set(files), shards)
             tables[table] = RunTable(table, folder, shards, schema)
-        left_out_names = folders[run_id]["dicom_metadata"]
+        metadata_files = folders[run_id]["dicom_metadata"]
         left_out = (
-            json.loads(store.read_text(left_out_names[LEFT_OUT_FILE].url))
-            if LEFT_OUT_FILE in left_out_names
+            json.loads(store.read_text(metadata_files[LEFT_OUT_FILE].url))
+            if LEFT_OUT_FILE in metadata_files
             else {}
         )
-        record = records.get(run_id, {})
+        record = records[run_id]
         runs.append(WarehouseRun(run_id, _started_at(run_id, record), tables, record, left_out))
     return runs

@@ -3,13 +3,15 @@
 How the warehouse maps to BigQuery, and why:
 
 - Every committed run is kept, as in the warehouse folder: ``<table>_history`` tables hold the
-  rows of all runs of dicom_metadata, dicom_elements and ingest_errors. The names
-  ``dicom_metadata``, ``dicom_elements`` and ``ingest_errors`` are views that keep, for each
-  source_url, the rows of the latest run that read it: the rule DuckDB applies in
+  rows of all runs of dicom_metadata, dicom_elements, ingest_errors and the ledger
+  (ingest_object_events). The names ``dicom_metadata``, ``dicom_elements`` and ``ingest_errors``
+  are views that keep, for each source_url, the rows of the latest run that read it unless a
+  later run's full listing found it deleted: the rule DuckDB applies in
   ``warehouse.build_duckdb``, so both engines answer alike and re-ingesting never doubles a row.
 - The history tables are partitioned by day: a run's rows go to the partition of its UTC start
-  day (dicom_metadata and ingest_errors on their ``ingested_at`` column, dicom_elements, which
-  has no time column, by ingestion-time partition named by the same day). A load replaces a
+  day (dicom_metadata and ingest_errors on their ``ingested_at`` column, the ledger on
+  ``listed_at``, dicom_elements, which has no time column, by ingestion-time partition named by
+  the same day). A load replaces a
   whole partition: the first run of a day is loaded with WRITE_TRUNCATE into ``table$YYYYMMDD``,
   that day's later runs with WRITE_APPEND right after it, in the same publish. Publishing again,
   after a crash or on purpose, reloads whole days, so no write can double a row.
@@ -25,7 +27,8 @@ How the warehouse maps to BigQuery, and why:
 - Clustering cuts what queries scan: dicom_metadata on StudyInstanceUID, SeriesInstanceUID,
   SOPInstanceUID (lookups and joins by UID read only the blocks of those UIDs); dicom_elements on
   tag, then source_url (a query for one attribute reads only that tag's blocks);
-  ingest_errors on stage and error_type.
+  ingest_errors on stage and error_type; the ledger on outcome, then source_url (the
+  current-state views read only its ``deleted`` events).
 - The views of ``sql/`` are created after the tables, in dependency order, qualified with the
   dataset, with the descriptions of their comments; ``dicom_uid_names`` (which ``instances``
   joins) is loaded from pydicom's UID dictionary.
@@ -44,7 +47,7 @@ import pyarrow as pa
 
 from dicomwarehouse.bigquery.clients import LocalStore, ObjectStore
 from dicomwarehouse.bigquery.descriptions import TABLE_DESCRIPTIONS
-from dicomwarehouse.bigquery.layout import WarehouseRun, read_warehouse
+from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES, WarehouseRun, read_warehouse
 from dicomwarehouse.bigquery.schema import (
     INGEST_RUNS_SCHEMA,
     INGEST_RUNS_TABLE,
@@ -63,10 +66,10 @@ from dicomwarehouse.bigquery.sql import (
     view_ddl,
 )
 from dicomwarehouse.errors import UsageError
+from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
 from dicomwarehouse.limits import BIGQUERY_MAX_COLUMNS
 from dicomwarehouse.schema import BIGQUERY_MAX_RECORD_DEPTH
 from dicomwarehouse.views import UID_NAMES_TABLE, load_views, uid_names_table
-from dicomwarehouse.warehouse import TABLES
 
 __all__ = [
     "CLUSTERING",
@@ -88,6 +91,7 @@ CLUSTERING: dict[str, tuple[str, ...]] = {
     "dicom_metadata": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
     "dicom_elements": ("tag", "source_url"),
     "ingest_errors": ("stage", "error_type"),
+    EVENTS_TABLE: ("outcome", "source_url"),
 }
 
 #: The column a history table is day-partitioned on (None: by ingestion time).
@@ -95,6 +99,7 @@ _PARTITION_FIELD: dict[str, str | None] = {
     "dicom_metadata": "ingested_at",
     "dicom_elements": None,
     "ingest_errors": "ingested_at",
+    EVENTS_TABLE: "listed_at",
 }
 
 _PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,61}[a-z0-9]$")
@@ -212,7 +217,7 @@ class PublishPlan:
                 {
                     "run_id": run.run_id,
                     "started_at": run.started_at,
-                    "objects": run.record.get("objects"),
+                    "objects": run.record.get("objects_read", run.record.get("objects")),
                     "instances": run.record.get("instances"),
                     "elements": run.record.get("elements"),
                     "errors": run.record.get("errors"),
@@ -341,8 +346,11 @@ def check_names(project: str, dataset: str, location: str | None, staging: str |
 
 def _history_specs(runs: list[WarehouseRun]) -> list[TableSpec]:
     specs = []
-    for table in TABLES:
-        schema = union_schemas([run.tables[table].schema for run in runs])
+    for table in PUBLISHED_TABLES:
+        schemas = [run.tables[table].schema for run in runs if table in run.tables]
+        if not schemas:  # no run wrote a ledger: the table still exists for the views
+            schemas = [tuple(arrow_schema_to_bigquery(EVENTS_SCHEMA, table))]
+        schema = union_schemas(schemas)
         if table == "dicom_metadata":
             schema = sort_metadata_fields(schema)
         names = {f["name"] for f in schema}
@@ -362,9 +370,11 @@ def _history_specs(runs: list[WarehouseRun]) -> list[TableSpec]:
 def _loads(runs: list[WarehouseRun], staging: str | None) -> tuple[list[LoadStep], list[Upload]]:
     loads: list[LoadStep] = []
     uploads: list[Upload] = []
-    for table in TABLES:
+    for table in PUBLISHED_TABLES:
         first_of_day: set[str] = set()
         for run in sorted(runs, key=lambda r: (r.day, r.run_id)):
+            if table not in run.tables:
+                continue
             run_table = run.tables[table]
             if run_table.folder.startswith("gs://"):
                 folder = run_table.folder

@@ -26,6 +26,7 @@ from dicomwarehouse.bigquery.jobs import (
     schema_fields,
     table_resource,
 )
+from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES
 from dicomwarehouse.bigquery.plan import (
     INGEST_RUNS_TABLE,
     LoadStep,
@@ -36,7 +37,6 @@ from dicomwarehouse.bigquery.plan import (
 )
 from dicomwarehouse.bigquery.schema import union_schemas
 from dicomwarehouse.views import UID_NAMES_TABLE, uid_names_table
-from dicomwarehouse.warehouse import TABLES
 
 __all__ = ["PublishError", "PublishReport", "days_to_load", "publish"]
 
@@ -90,7 +90,7 @@ def days_to_load(
     new_days = {run.day for run in plan.runs if run.run_id not in published_runs}
     return {
         history_table(table): all_days if history_table(table) in missing_tables else new_days
-        for table in TABLES
+        for table in PUBLISHED_TABLES
     }
 
 
@@ -182,7 +182,8 @@ def publish(
     report = PublishReport(plan.dataset_id)
     location = _ensure_dataset(plan, api, report)
 
-    history = [spec for spec in plan.tables if spec.name in {history_table(t) for t in TABLES}]
+    history_names = {history_table(t) for t in PUBLISHED_TABLES}
+    history = [spec for spec in plan.tables if spec.name in history_names]
     missing = {spec.name for spec in history if api.get_table(plan.table_id(spec.name)) is None}
     published: set[str] = set()
     if not full and api.get_table(plan.table_id(INGEST_RUNS_TABLE)) is not None:

@@ -22,6 +22,7 @@ from dicomwarehouse.bigquery.schema import (
     INGEST_RUNS_TABLE,
     arrow_schema_to_bigquery,
 )
+from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
 from dicomwarehouse.views import UID_NAMES_TABLE, uid_names_table
 from dicomwarehouse.vr import BIGQUERY_TYPE_BY_VR, BINARY_VRS
@@ -40,6 +41,7 @@ def generate() -> dict[str, str]:
     schemas = {
         "dicom_elements.json": arrow_schema_to_bigquery(ELEMENTS_SCHEMA, "dicom_elements"),
         "ingest_errors.json": arrow_schema_to_bigquery(ERRORS_SCHEMA, "ingest_errors"),
+        f"{EVENTS_TABLE}.json": arrow_schema_to_bigquery(EVENTS_SCHEMA, EVENTS_TABLE),
         "dicom_metadata_provenance.json": arrow_schema_to_bigquery(
             pa.schema(PROVENANCE_FIELDS), "dicom_metadata"
         ),

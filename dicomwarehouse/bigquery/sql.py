@@ -8,9 +8,10 @@ comments, layout and every other token stay as written, so the view a user opens
 console is the file of ``sql/`` with qualified names, not a regenerated statement.
 
 The current-state views follow ``warehouse.build_duckdb``: for each source_url, the rows of the
-latest ingest run that read it (in dicom_metadata or ingest_errors), so a re-ingest never
-doubles a row. Views are created with DDL (``CREATE OR REPLACE VIEW ... OPTIONS(description)``)
-so that the view, its description and its column descriptions change in one statement.
+latest ingest run that read it (in dicom_metadata or ingest_errors), unless a later run's full
+listing found it deleted (the ledger), so a re-ingest never doubles a row. Views are created
+with DDL (``CREATE OR REPLACE VIEW ... OPTIONS(description)``) so that the view, its
+description and its column descriptions change in one statement.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from dicomwarehouse.bigquery.descriptions import TABLE_DESCRIPTIONS
+from dicomwarehouse.ledger import EVENTS_TABLE
 
 __all__ = [
     "CURRENT_OBJECTS",
@@ -81,26 +83,45 @@ def qualify(sql: str, project: str, dataset: str, names: Iterable[str]) -> str:
 
 
 def current_view_sql(project: str, dataset: str) -> dict[str, str]:
-    """The GoogleSQL of ``current_objects`` and of the current-state views, by name."""
+    """The GoogleSQL of ``current_objects`` and of the current-state views, by name.
+
+    ``current_objects`` follows ``warehouse.build_duckdb``: per source_url the latest run that
+    produced a row for it, unless a later run's full listing found it deleted.
+    """
     metadata = qualified_name(project, dataset, "dicom_metadata_history")
     errors = qualified_name(project, dataset, "ingest_errors_history")
+    events = qualified_name(project, dataset, f"{EVENTS_TABLE}_history")
     latest = qualified_name(project, dataset, CURRENT_OBJECTS)
     views = {
         CURRENT_OBJECTS: (
-            "-- For each source_url, the latest ingest run that read it.\n"
-            "SELECT source_url, MAX(ingest_run_id) AS ingest_run_id\n"
-            "FROM (\n"
-            f"  SELECT source_url, ingest_run_id FROM {metadata}\n"
-            "  UNION ALL\n"
-            f"  SELECT source_url, ingest_run_id FROM {errors}\n"
+            "-- For each source_url, the latest ingest run that read it, unless a later run's\n"
+            "-- full listing found it deleted.\n"
+            "WITH produced AS (\n"
+            "  SELECT source_url, MAX(ingest_run_id) AS ingest_run_id\n"
+            "  FROM (\n"
+            f"    SELECT source_url, ingest_run_id FROM {metadata}\n"
+            "    UNION ALL\n"
+            f"    SELECT source_url, ingest_run_id FROM {errors}\n"
+            "  )\n"
+            "  GROUP BY source_url\n"
+            "),\n"
+            "deleted AS (\n"
+            "  SELECT source_url, MAX(ingest_run_id) AS deleted_run_id\n"
+            f"  FROM {events}\n"
+            "  WHERE outcome = 'deleted'\n"
+            "  GROUP BY source_url\n"
             ")\n"
-            "GROUP BY source_url\n"
+            "SELECT produced.source_url, produced.ingest_run_id\n"
+            "FROM produced\n"
+            "LEFT JOIN deleted ON deleted.source_url = produced.source_url\n"
+            "WHERE deleted.deleted_run_id IS NULL\n"
+            "  OR deleted.deleted_run_id < produced.ingest_run_id\n"
         )
     }
     for table in CURRENT_VIEWS:
         history = qualified_name(project, dataset, f"{table}_history")
         views[table] = (
-            f"-- The rows of {table}_history from each source_url's latest ingest run.\n"
+            f"-- The rows of {table}_history from each current source_url's latest run.\n"
             "SELECT history.*\n"
             f"FROM {history} AS history\n"
             f"JOIN {latest} AS latest\n"
