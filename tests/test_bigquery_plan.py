@@ -427,3 +427,28 @@ def test_schemas_command(tmp_path: Path) -> None:
     assert run_cli("schemas", str(tmp_path)).returncode == 0
     (tmp_path / "dicom_elements.json").write_text("[]")
     assert_one_line_error(run_cli("schemas", str(tmp_path), "--check"), "dicom_elements.json")
+
+
+def test_terraform_tables_are_created_as_publish_creates_them(plan: PublishPlan) -> None:
+    """infra/ creates some history tables ahead of the first publish: their partitioning and
+    clustering must be the plan's, or the publish refuses them (and loads would differ)."""
+    hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is in the test extra")
+    with (Path(__file__).resolve().parents[1] / "infra" / "main.tf").open() as handle:
+        resources = hcl2.load(handle)["resource"]
+    tables = [
+        table
+        for resource in resources
+        for kind, blocks in resource.items()
+        if kind.strip('"') == "google_bigquery_table"
+        for table in blocks.values()
+    ]
+    assert tables
+    for table in tables:
+        spec = plan.table(table["table_id"].strip('"'))
+        (partitioning,) = table.get("time_partitioning", [{}])
+        assert partitioning.get("type", "").strip('"') == "DAY", spec.name
+        field = partitioning.get("field")
+        assert (field.strip('"') if field else None) == spec.partition_field, spec.name
+        assert [c.strip('"') for c in table.get("clustering", [])] == list(spec.clustering)
+        schema = table["schema"]
+        assert f"schemas/{spec.name.removesuffix('_history')}.json" in schema, spec.name

@@ -184,6 +184,21 @@ def test_a_table_partitioned_otherwise_is_refused(warehouse: Path, store: GcsSto
         publish(_plan(warehouse), fake, store)
 
 
+def test_descriptions_set_elsewhere_are_kept(warehouse: Path, store: GcsStore) -> None:
+    """A table Terraform created (with its own description) is widened, not re-described."""
+    fake = FakeBigQuery(PROJECT, store)
+    plan = _plan(warehouse)
+    fake.create_dataset(bigquery.Dataset(f"{PROJECT}.dicom"))
+    from dicomwarehouse.bigquery.jobs import table_resource
+
+    table = table_resource(plan, plan.table("ingest_errors_history"))
+    table.description = "Set by Terraform."
+    fake.create_table(table)
+    publish(plan, fake, store)
+    assert fake.tables[f"{PROJECT}.dicom.ingest_errors_history"].description == "Set by Terraform."
+    assert_each_run_once(fake, warehouse)
+
+
 def test_publish_needs_staging_for_a_local_warehouse(warehouse: Path, store: GcsStore) -> None:
     plan = build_plan(str(warehouse), PROJECT, "dicom")
     with pytest.raises(PlanError, match="needs --staging"):

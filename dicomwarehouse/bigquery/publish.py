@@ -154,7 +154,7 @@ def _ensure_table(plan: PublishPlan, spec: TableSpec, api: BigQueryApi, report: 
     if merged != current:
         existing.schema = schema_fields(merged)
         changed.append("schema")
-    if existing.description != spec.description:
+    if not existing.description:  # one set elsewhere (Terraform, by hand) is kept
         existing.description = spec.description
         changed.append("description")
     if list(existing.clustering_fields or []) != list(spec.clustering):
