@@ -47,6 +47,9 @@ def test_publish_to_bigquery(cloud: tuple[str, str, str], tmp_path: Path) -> Non
     for index in range(2):
         (source / f"{index}.dcm").write_bytes(dicom_bytes(base_dataset(InstanceNumber=str(index))))
     ingest([str(source)], tmp_path / "w")
+    # a second run the same day with fewer columns: its day is loaded TRUNCATE then APPEND,
+    # the APPEND declaring a schema narrower than the table's
+    ingest([str(source / "0.dcm")], tmp_path / "w")
     dataset = f"dicomwarehouse_test_{uuid.uuid4().hex[:12]}"
     prefix = f"{staging.rstrip('/')}/{dataset}"
     plan = build_plan(str(tmp_path / "w"), project, dataset, location=location, staging=prefix)
@@ -54,7 +57,11 @@ def test_publish_to_bigquery(cloud: tuple[str, str, str], tmp_path: Path) -> Non
     store = GcsStore.from_environment(project)
     try:
         report = publish(plan, api, store)
-        assert len(report.loads) == 4  # one run: its three tables and its ledger
+        assert len(report.loads) == 8  # two runs: their three tables and their ledgers
+        assert [s.write_disposition for s, _ in report.loads][:2] == [
+            "WRITE_TRUNCATE",
+            "WRITE_APPEND",
+        ]
         assert publish(plan, api, store).loads == []  # nothing new: nothing loaded
         client = api.client
 
@@ -70,7 +77,8 @@ def test_publish_to_bigquery(cloud: tuple[str, str, str], tmp_path: Path) -> Non
             f"SELECT PatientName.Alphabetic.FamilyName FROM {name}.dicom_all`"
             " WHERE PatientName.Alphabetic.FamilyName IS NOT NULL"
         ) == [("Doe",)]
-        assert query(f"SELECT COUNT(*) FROM {name}.dicom_metadata_history`") == [(3,)]
+        assert query(f"SELECT COUNT(*) FROM {name}.dicom_metadata_history`") == [(4,)]
+        assert query(f"SELECT COUNT(*) FROM {name}.dicom_metadata`") == [(3,)]
     finally:
         api.client.delete_dataset(f"{project}.{dataset}", delete_contents=True, not_found_ok=True)
         for stored in store.list(prefix + "/"):
