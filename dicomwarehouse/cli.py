@@ -1,4 +1,5 @@
-"""The ``dicomwarehouse`` command: ``ingest`` files into a warehouse, query it with ``sql``.
+"""The ``dicomwarehouse`` command: ``ingest`` files into a warehouse, query it with ``sql``,
+``publish bigquery`` it (``dicomwarehouse.bigquery.cli``).
 
 Errors in use (a missing warehouse, a bad flag, an empty source) print one line and exit
 non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
@@ -14,6 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
+
+from dicomwarehouse.bigquery.cli import COMMANDS as BIGQUERY_COMMANDS
+from dicomwarehouse.bigquery.cli import add_commands as add_bigquery_commands
+from dicomwarehouse.bigquery.cli import run_command as run_bigquery_command
 
 __all__ = ["main"]
 
@@ -97,6 +102,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default="duckdb",
         help="write the query in BigQuery's GoogleSQL to run console SQL unchanged",
     )
+    add_bigquery_commands(commands)
     return parser
 
 
@@ -269,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(sample_files_dir())
             return 0
+        if args.command in BIGQUERY_COMMANDS:
+            return run_bigquery_command(args)
         return _run_sql(args)
     except _UsageError as exc:
         print(f"dicomwarehouse: error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """One ingest run end to end: list, plan against the ledger, run the pipeline, commit, publish.
 
-This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call.
+This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call. Beam flags
+may ask for a BigQuery publish at the end (``bigquery.options``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dicomwarehouse.extract import new_run
 from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
+from dicomwarehouse.limits import committed_column_paths
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
@@ -81,6 +84,9 @@ class IngestSummary:
     read_requests: int = 0
     #: listing and manifest requests to buckets
     list_requests: int = 0
+    attributes_left_out: int = 0
+    deep_sequences_left_out: int = 0
+    publish_report: Any = None  # bigquery.publish.PublishReport when the flags asked for one
 
     @property
     def objects_read(self) -> int:
@@ -100,12 +106,19 @@ class IngestSummary:
             if self.read_requests or self.list_requests
             else ""
         )
+        left_out = ""
+        if self.attributes_left_out or self.deep_sequences_left_out:
+            left_out = (
+                f", left to dicom_elements only: {self.attributes_left_out} rare attributes "
+                f"(column limit), {self.deep_sequences_left_out} sequences nested too deep"
+            )
         return (
             f"ingested {self.objects} objects{listed} into {self.warehouse}: "
             f"{self.objects_read} read, {self.instances} instances, {self.elements} elements, "
             f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read"
             f"{requests} "
-            f"in {self.elapsed_seconds:.1f} s (run {self.run_id})"
+            f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
+            + (f"; {self.publish_report.describe()}" if self.publish_report else "")
         )
 
 
@@ -123,12 +136,14 @@ def ingest(
 
     ``storage`` says how to reach gs:// and s3:// buckets and how to read their objects.
     """
+    from dicomwarehouse.bigquery.options import publish_request
     from dicomwarehouse.listing import Lister
     from dicomwarehouse.pipeline import run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
     options = options or IngestOptions()
     started = time.monotonic()
+    publish = publish_request(beam_args)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
@@ -156,6 +171,7 @@ def ingest(
                 run,
                 beam_args=beam_args,
                 required_paths=keyword_paths(referenced_keywords()),
+                existing_paths=committed_column_paths(warehouse),
                 extra_columns=extra_columns,
                 defer_size=defer_size,
                 storage=lister.options,
@@ -193,6 +209,7 @@ def ingest(
             },
         )
         build_duckdb(warehouse)
+        report = publish.publish(warehouse) if publish is not None else None
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
@@ -205,4 +222,7 @@ def ingest(
         actions=actions,
         read_requests=counters.get("read_requests", 0),
         list_requests=lister.requests,
+        attributes_left_out=counts.attributes_left_out,
+        deep_sequences_left_out=counts.deep_sequences_left_out,
+        publish_report=report,
     )

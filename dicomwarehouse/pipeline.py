@@ -6,8 +6,10 @@
                               \\-> error rows -----------------------------> WriteParquetShards
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
-paths all objects reported, given to the writers as a side input. Shards land in the run's
-run's folders; ``ingest`` commits the run only after the whole pipeline succeeded.
+paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
+rarest attributes are left to dicom_elements when the union would not fit), given to the
+writers as a side input. Shards land in the run's folders; ``ingest`` commits the run only
+after the whole pipeline succeeded.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
+from dicomwarehouse.limits import ColumnChoice, choose_columns
 from dicomwarehouse.parquet import metadata_table, write_shard
 from dicomwarehouse.ranged import Prefetcher
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
 from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.storage import StorageOptions
-from dicomwarehouse.warehouse import COLUMN_PATHS_FILE
+from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, LEFT_OUT_FILE
 
 __all__ = ["ExtractObjects", "IngestTransform", "PipelineArgumentError", "run_pipeline"]
 
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 _ELEMENTS = "elements"
 _ERRORS = "errors"
 _PATHS = "paths"
+#: How flatten words the anomaly of a sequence too deep for a column (see flatten.sequence).
+_TOO_DEEP = "sequence nested deeper than"
 
 
 class PipelineArgumentError(UsageError):
@@ -133,29 +138,80 @@ class ExtractObjects(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
             return
         self.header_bytes.inc(extracted.metadata["header_bytes_read"] or 0)
-        yield beam.pvalue.TaggedOutput(_PATHS, extracted.column_paths)
+        too_deep = sum(
+            1
+            for anomaly in extracted.metadata["ingest_anomalies"]
+            if (anomaly["reason"] or "").startswith(_TOO_DEEP)
+        )
+        yield beam.pvalue.TaggedOutput(_PATHS, (extracted.column_paths, too_deep))
         yield beam.pvalue.TaggedOutput(_ELEMENTS, extracted.elements)
         yield extracted.metadata
 
 
-class _UnionPaths(beam.CombineFn):
-    """Set union of column paths: the run's dicom_metadata schema, order-free."""
+class _PathCounts:
+    """Objects per column path, and sequences left out for depth, of part of a run."""
 
-    def create_accumulator(self) -> set[ColumnPath]:
-        return set()
+    def __init__(self) -> None:
+        self.objects: dict[ColumnPath, int] = {}
+        self.too_deep_objects = 0
+        self.too_deep_sequences = 0
 
-    def add_input(self, accumulator: set[ColumnPath], paths: Iterable[ColumnPath]):
-        accumulator.update(paths)
+
+class _ChooseColumns(beam.CombineFn):
+    """Count the objects per column path over the run, then choose the run's columns.
+
+    The counts feed the column limit rule (``limits.choose_columns``); the result is the
+    run's dicom_metadata schema (order-free) and what it leaves to dicom_elements.
+    """
+
+    def __init__(
+        self,
+        required_paths: Iterable[ColumnPath],
+        existing_paths: Iterable[ColumnPath],
+        extra_columns: Sequence[str],
+    ) -> None:
+        self.required_paths = sorted(set(required_paths))
+        self.existing_paths = sorted(set(existing_paths))
+        self.extra_columns = tuple(extra_columns)
+
+    def create_accumulator(self) -> _PathCounts:
+        return _PathCounts()
+
+    def add_input(
+        self, accumulator: _PathCounts, element: tuple[Iterable[ColumnPath], int]
+    ) -> _PathCounts:
+        paths, too_deep = element
+        objects = accumulator.objects
+        for path in paths:
+            objects[path] = objects.get(path, 0) + 1
+        accumulator.too_deep_objects += bool(too_deep)
+        accumulator.too_deep_sequences += too_deep
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[set[ColumnPath]]) -> set[ColumnPath]:
-        merged: set[ColumnPath] = set()
+    def merge_accumulators(self, accumulators: Iterable[_PathCounts]) -> _PathCounts:
+        merged = _PathCounts()
         for accumulator in accumulators:
-            merged.update(accumulator)
+            for path, count in accumulator.objects.items():
+                merged.objects[path] = merged.objects.get(path, 0) + count
+            merged.too_deep_objects += accumulator.too_deep_objects
+            merged.too_deep_sequences += accumulator.too_deep_sequences
         return merged
 
-    def extract_output(self, accumulator: set[ColumnPath]) -> list[ColumnPath]:
-        return sorted(accumulator)
+    def extract_output(self, accumulator: _PathCounts) -> dict[str, Any]:
+        choice = choose_columns(
+            accumulator.objects,
+            required=self.required_paths,
+            existing=self.existing_paths,
+            extra_columns=self.extra_columns,
+        )
+        return {
+            "paths": list(choice.paths),
+            "left_out": choice,
+            "too_deep": {
+                "objects": accumulator.too_deep_objects,
+                "sequences": accumulator.too_deep_sequences,
+            },
+        }
 
 
 class WriteParquetShards(beam.DoFn):
@@ -202,14 +258,20 @@ class WriteParquetShards(beam.DoFn):
 
 
 class _WriteColumnPaths(beam.DoFn):
+    """Write the run's column paths and what the limits left out beside its shards."""
+
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def process(self, column_paths: list[ColumnPath]) -> Iterator[str]:
+    def process(self, chosen: dict[str, Any]) -> Iterator[str]:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, COLUMN_PATHS_FILE)
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump([list(p) for p in column_paths], handle)
+            json.dump([list(p) for p in chosen["paths"]], handle)
+        choice: ColumnChoice = chosen["left_out"]
+        left_out = {**choice.to_json(), "too_deep": chosen["too_deep"]}
+        with open(os.path.join(self.directory, LEFT_OUT_FILE), "w", encoding="utf-8") as handle:
+            json.dump(left_out, handle, indent=1)
         yield path
 
 
@@ -227,6 +289,7 @@ class IngestTransform(beam.PTransform):
         *,
         total: int,
         required_paths: Iterable[ColumnPath],
+        existing_paths: Iterable[ColumnPath] = (),
         extra_columns: Sequence[str] = (),
         defer_size: int = DEFAULT_DEFER_SIZE,
         shard_rows: dict[str, int] | None = None,
@@ -237,6 +300,7 @@ class IngestTransform(beam.PTransform):
         self.run = run
         self.total = total
         self.required_paths = sorted(set(required_paths))
+        self.existing_paths = sorted(set(existing_paths))
         self.extra_columns = tuple(extra_columns)
         self.defer_size = defer_size
         self.shard_rows = {"metadata": 2000, "elements": 500_000, "errors": 10_000}
@@ -247,18 +311,15 @@ class IngestTransform(beam.PTransform):
         results = refs | "Extract" >> beam.ParDo(
             ExtractObjects(self.run, self.defer_size, self.total, self.storage)
         ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, main="metadata")
-        pipeline = refs.pipeline
-        required = pipeline | "RequiredColumns" >> beam.Create([self.required_paths])
-        column_paths = (
-            (results[_PATHS], required)
-            | "AllPaths" >> beam.Flatten()
-            | "UnionPaths" >> beam.CombineGlobally(_UnionPaths())
+        chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
+            _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
         )
+        column_paths = chosen | "ColumnPaths" >> beam.Map(lambda c: c["paths"])
         directory = {
             table: self.output.format(table=table)
             for table in ("dicom_metadata", "dicom_elements", "ingest_errors")
         }
-        column_paths | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
+        chosen | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
         metadata = results.metadata | "WriteMetadata" >> beam.ParDo(
             WriteParquetShards(
                 directory["dicom_metadata"],
@@ -286,6 +347,7 @@ def run_pipeline(
     *,
     beam_args: Sequence[str] = (),
     required_paths: Iterable[ColumnPath] = (),
+    existing_paths: Iterable[ColumnPath] = (),
     extra_columns: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
@@ -306,6 +368,7 @@ def run_pipeline(
             run,
             total=len(refs),
             required_paths=required_paths,
+            existing_paths=existing_paths,
             extra_columns=extra_columns,
             defer_size=defer_size,
             storage=storage,

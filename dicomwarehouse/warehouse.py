@@ -2,10 +2,12 @@
 
 Layout of a warehouse ``DIR``::
 
-    DIR/dicom_metadata/run-<run id>/part-*.parquet         (+ _column_paths.json)
+    DIR/dicom_metadata/run-<run id>/part-*.parquet         (+ _column_paths.json,
+                                                              _columns_left_out.json)
     DIR/dicom_elements/run-<run id>/part-*.parquet
     DIR/ingest_errors/run-<run id>/part-*.parquet
     DIR/ingest_object_events/run-<run id>/part-*.parquet   the ledger (see ``ledger``)
+    (each run folder also holds _bigquery_schema.json: the BigQuery schema of its shards)
     DIR/_runs/<run id>.json                                 the commit record of a run
     DIR/warehouse.duckdb
 
@@ -45,6 +47,7 @@ from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schem
 __all__ = [
     "COLUMN_PATHS_FILE",
     "DUCKDB_FILE",
+    "LEFT_OUT_FILE",
     "TABLES",
     "RunCounts",
     "WarehouseError",
@@ -67,6 +70,8 @@ _ALL_TABLES = (*TABLES, EVENTS_TABLE)
 DUCKDB_FILE = "warehouse.duckdb"
 #: Written beside a run's dicom_metadata shards: the union of the run's column paths.
 COLUMN_PATHS_FILE = "_column_paths.json"
+#: Beside it: what BigQuery's limits left out of the run's dicom_metadata (limits.py).
+LEFT_OUT_FILE = "_columns_left_out.json"
 _RUNS = "_runs"
 _LOCK = ".lock"
 
@@ -77,11 +82,15 @@ class WarehouseError(UsageError):
 
 @dataclass(frozen=True)
 class RunCounts:
-    """Rows one run committed, per table."""
+    """Rows one run committed, per table, and what BigQuery's limits left to dicom_elements."""
 
     instances: int
     elements: int
     errors: int
+    #: column paths the column limit left out of dicom_metadata (limits.choose_columns)
+    attributes_left_out: int = 0
+    #: sequences nested too deep for dicom_metadata (schema.MAX_SEQUENCE_COLUMN_DEPTH)
+    deep_sequences_left_out: int = 0
 
 
 def run_dir(root: Path, table: str, run_id: str) -> Path:
@@ -153,6 +162,14 @@ def staged_urls(root: Path, run_id: str) -> dict[str, str]:
     return found
 
 
+def _write_bigquery_schema(directory: Path, table: str) -> None:
+    """Write the BigQuery schema of a run's shards beside them (the loader's job schema)."""
+    from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, run_schema_json
+
+    shard = min(directory.glob("*.parquet"))
+    (directory / RUN_SCHEMA_FILE).write_text(run_schema_json(pq.read_schema(shard), table))
+
+
 def commit_run(
     root: Path,
     run_id: str,
@@ -182,10 +199,15 @@ def commit_run(
         write_shard(events, str(run_dir(root, EVENTS_TABLE, run_id)))
     for table, schema in schemas.items():
         _ensure_shard(run_dir(root, table, run_id), schema)
+        _write_bigquery_schema(run_dir(root, table, run_id), table)
+    left_out_file = run_dir(root, "dicom_metadata", run_id) / LEFT_OUT_FILE
+    left_out = json.loads(left_out_file.read_text()) if left_out_file.exists() else {}
     counts = RunCounts(
         instances=_row_count(run_dir(root, "dicom_metadata", run_id)),
         elements=_row_count(run_dir(root, "dicom_elements", run_id)),
         errors=_row_count(run_dir(root, "ingest_errors", run_id)),
+        attributes_left_out=left_out.get("left_out_count", 0),
+        deep_sequences_left_out=left_out.get("too_deep", {}).get("sequences", 0),
     )
     if counts.instances + counts.errors != expected_objects:
         raise WarehouseError(

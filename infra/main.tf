@@ -23,6 +23,11 @@ resource "google_bigquery_table" "dicom_elements" {
   schema              = file("${path.module}/../schemas/dicom_elements.json")
   clustering          = ["tag", "source_url"]
   deletion_protection = true
+  # as `dicomwarehouse publish bigquery` creates it: a run's rows in the partition of its day
+  # (no time column: ingestion-time partitions named by the publish), replaced whole on reload
+  time_partitioning {
+    type = "DAY"
+  }
 }
 
 resource "google_bigquery_table" "ingest_errors" {
@@ -30,7 +35,12 @@ resource "google_bigquery_table" "ingest_errors" {
   table_id            = "ingest_errors_history"
   description         = "Objects that yielded no row, with the stage and reason, all runs."
   schema              = file("${path.module}/../schemas/ingest_errors.json")
+  clustering          = ["stage", "error_type"]
   deletion_protection = true
+  time_partitioning {
+    type  = "DAY"
+    field = "ingested_at"
+  }
 }
 
 resource "google_storage_bucket" "warehouse" {

@@ -1,0 +1,19 @@
+"""Publishing a warehouse to BigQuery: schemas, the publish plan, load jobs and views.
+
+The modules are cut by stage, and only ``clients`` (and what calls it) imports the Google
+Cloud libraries, lazily, so ``dicomwarehouse sql`` and ingest never need them:
+
+- ``descriptions``: table and column descriptions (schema docs and the DICOM dictionary);
+- ``schema``: Arrow schemas to BigQuery JSON schemas; counting columns and RECORD depth;
+- ``schema_files``: the generated ``schemas/`` folder (``python -m
+  dicomwarehouse.bigquery.schema_files``);
+- ``layout``: what a warehouse folder (local or gs://) holds: runs, shards, run schemas;
+- ``sql``: the views of ``sql/`` qualified with the dataset, and the current-state views;
+- ``plan``: everything a publish will do, computed without credentials (``--dry-run``);
+- ``jobs``: the plan as google-cloud-bigquery objects (LoadJobConfig, Table, Dataset);
+- ``clients``: the thin interface over google.cloud.bigquery / storage clients;
+- ``publish``: carrying out a plan through that interface;
+- ``options``: the Beam pipeline options that publish at the end of an ingest.
+"""
+
+__all__: list[str] = []
