@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import sqlglot
 from bigquery_fakes import gcs_emulator, ingest_at, utc
+from cli_runs import assert_one_line_error
+from cli_runs import run_cli as run_cli_as_user
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 from sqlglot import exp
@@ -342,14 +343,8 @@ def test_gs_warehouse_is_loaded_in_place(warehouse: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dicomwarehouse", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**__import__("os").environ, "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent"},
-    )
+    """The command with no usable Google credentials: a dry run must not need any."""
+    return run_cli_as_user(*args, env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent"})
 
 
 def test_dry_run_prints_the_plan(warehouse: Path) -> None:
@@ -386,14 +381,6 @@ def test_dry_run_as_json(warehouse: Path, plan: PublishPlan) -> None:
         "ingest_runs",
     ]
     assert len(data["loads"]) == 12
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert text in lines[0]
 
 
 def test_command_errors(warehouse: Path, tmp_path: Path) -> None:
