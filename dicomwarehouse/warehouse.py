@@ -48,6 +48,7 @@ __all__ = [
     "COLUMN_PATHS_FILE",
     "DUCKDB_FILE",
     "LEFT_OUT_FILE",
+    "RUNS_FOLDER",
     "TABLES",
     "RunCounts",
     "WarehouseError",
@@ -72,7 +73,8 @@ DUCKDB_FILE = "warehouse.duckdb"
 COLUMN_PATHS_FILE = "_column_paths.json"
 #: Beside it: what BigQuery's limits left out of the run's dicom_metadata (limits.py).
 LEFT_OUT_FILE = "_columns_left_out.json"
-_RUNS = "_runs"
+#: Folder of the run records; a run is committed exactly when its record is here.
+RUNS_FOLDER = "_runs"
 _LOCK = ".lock"
 
 
@@ -105,7 +107,7 @@ def run_output(root: Path, run_id: str) -> str:
 
 def committed_runs(root: Path) -> list[str]:
     """Ids of the committed runs, oldest first (run ids sort by start time)."""
-    runs = root / _RUNS
+    runs = root / RUNS_FOLDER
     return sorted(p.stem for p in runs.glob("*.json")) if runs.is_dir() else []
 
 
@@ -214,7 +216,7 @@ def commit_run(
             f"run {run_id} wrote rows for {counts.instances + counts.errors} of "
             f"{expected_objects} objects; not committed"
         )
-    runs = root / _RUNS
+    runs = root / RUNS_FOLDER
     runs.mkdir(exist_ok=True)
     record = {"run_id": run_id, **asdict(counts), **(summary or {})}
     temporary = runs / f".{run_id}.json.tmp"
@@ -371,7 +373,7 @@ def build_duckdb(root: Path) -> Path:
             )
         con.execute(_INGEST_OBJECTS)
         run_files = [
-            _sql_string((root.resolve() / _RUNS / f"{run}.json").as_posix()) for run in runs
+            _sql_string((root.resolve() / RUNS_FOLDER / f"{run}.json").as_posix()) for run in runs
         ]
         con.execute(
             "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("

@@ -22,7 +22,13 @@ from dicomwarehouse.bigquery.clients import ObjectStore, StoredObject
 from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, Field, arrow_schema_to_bigquery
 from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
-from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, LEFT_OUT_FILE, TABLES, WarehouseError
+from dicomwarehouse.warehouse import (
+    COLUMN_PATHS_FILE,
+    LEFT_OUT_FILE,
+    RUNS_FOLDER,
+    TABLES,
+    WarehouseError,
+)
 
 __all__ = ["PUBLISHED_TABLES", "RunTable", "WarehouseRun", "read_warehouse"]
 
@@ -113,7 +119,7 @@ def read_warehouse(root: str, store: ObjectStore) -> list[WarehouseRun]:
     Raises WarehouseError when there is no committed run, or a run lacks one of its tables.
     """
     records = {}
-    for stored in store.list(_join(root, "_runs") + "/"):
+    for stored in store.list(_join(root, RUNS_FOLDER) + "/"):
         name = stored.url.rsplit("/", 1)[-1]
         if name.endswith(".json") and not name.startswith("."):
             records[name[: -len(".json")]] = json.loads(store.read_text(stored.url))
