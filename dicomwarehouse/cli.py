@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from dicomwarehouse.bigquery.cli import COMMANDS as BIGQUERY_COMMANDS
@@ -45,13 +44,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser(
         "ingest",
-        help="ingest DICOM files into a warehouse folder",
+        help="ingest DICOM files into a warehouse (a folder or gs:// prefix)",
         description="Ingest DICOM files (directories are walked recursively, globs expanded) "
         "into Parquet tables and a DuckDB warehouse. Apache Beam flags go after '--', "
         "e.g. -- --direct_num_workers=2.",
     )
     ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, directory or glob")
-    ingest.add_argument("--warehouse", required=True, type=Path, metavar="DIR")
+    ingest.add_argument(
+        "--warehouse",
+        required=True,
+        metavar="DIR",
+        help="a local folder (queried with DuckDB) or a gs://bucket/prefix (queried in BigQuery "
+        "after publishing; for Dataflow runs)",
+    )
     ingest.add_argument(
         "--manifest",
         action="append",
@@ -94,7 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sql = commands.add_parser("sql", help="run a query on a warehouse")
     sql.add_argument("query", metavar="QUERY")
-    sql.add_argument("--warehouse", required=True, type=Path, metavar="DIR")
+    sql.add_argument("--warehouse", required=True, metavar="DIR")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument(
         "--dialect",

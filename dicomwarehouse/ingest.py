@@ -12,12 +12,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dicomwarehouse.extract import new_run
 from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
 from dicomwarehouse.limits import committed_column_paths
+from dicomwarehouse.objectstore import Location, is_gs_url, warehouse_location
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
@@ -72,7 +72,7 @@ class IngestSummary:
     """What a run did, for the end-of-run summary line and for callers."""
 
     run_id: str
-    warehouse: Path
+    warehouse: str  # a local folder or a gs:// prefix
     objects: int
     instances: int
     elements: int
@@ -124,7 +124,7 @@ class IngestSummary:
 
 def ingest(
     sources: Sequence[str],
-    warehouse: Path,
+    warehouse: Location,
     *,
     manifests: Sequence[str] = (),
     beam_args: Sequence[str] = (),
@@ -132,9 +132,11 @@ def ingest(
     options: IngestOptions | None = None,
     storage: StorageOptions | None = None,
 ) -> IngestSummary:
-    """Ingest every object the sources and manifests name into the warehouse folder.
+    """Ingest every object the sources and manifests name into the warehouse.
 
-    ``storage`` says how to reach gs:// and s3:// buckets and how to read their objects.
+    ``warehouse`` is a local folder (queried with DuckDB: warehouse.duckdb is rebuilt at the
+    end) or a gs:// prefix (the Dataflow case, queried in BigQuery). ``storage`` says how to
+    reach gs:// and s3:// buckets and how to read their objects.
     """
     from dicomwarehouse.bigquery.options import publish_request
     from dicomwarehouse.listing import Lister
@@ -143,14 +145,15 @@ def ingest(
 
     options = options or IngestOptions()
     started = time.monotonic()
-    publish = publish_request(beam_args)  # checked before the run, not after it
+    warehouse = warehouse_location(warehouse)
+    publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
     extra_columns = list(dict.fromkeys(name for ref in refs for name, _ in ref.extras))
     if not refs:
         raise SourceError("the sources name no files")
-    with exclusive_writer(warehouse):
+    with exclusive_writer(warehouse) as lock:
         remove_uncommitted(warehouse)
         plan = plan_run(
             refs,
@@ -184,6 +187,7 @@ def ingest(
         missing = [ref.url for ref in plan.to_read if ref.url not in outcomes]
         outcomes.update(dict.fromkeys(missing, FAILED))  # refused by commit_run below
         actions = plan.counts()
+        lock.check()
         counts = commit_run(
             warehouse,
             run.run_id,
@@ -208,7 +212,8 @@ def ingest(
                 "pipeline_options": redact_arguments(beam_args),
             },
         )
-        build_duckdb(warehouse)
+        if not is_gs_url(warehouse):
+            build_duckdb(warehouse)
         report = publish.publish(warehouse) if publish is not None else None
     return IngestSummary(
         run_id=run.run_id,

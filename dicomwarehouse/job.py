@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from dicomwarehouse.ingest import IngestOptions, IngestSummary, ingest
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
@@ -44,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manifests", type=_comma_list, default=[], help="comma-separated manifest files"
     )
-    parser.add_argument("--warehouse", required=True, help="the warehouse folder")
+    parser.add_argument(
+        "--warehouse", required=True, help="the warehouse: a gs://bucket/prefix or a local folder"
+    )
     parser.add_argument(
         "--incremental",
         type=_flag,
@@ -77,7 +78,7 @@ def run(argv: Sequence[str] | None = None) -> IngestSummary:
     known, beam_args = build_parser().parse_known_args(argv)
     summary = ingest(
         known.sources,
-        Path(known.warehouse),
+        known.warehouse,
         manifests=known.manifests,
         beam_args=beam_args,
         defer_size=known.defer_size,

@@ -28,13 +28,12 @@ non-RECORD fields) is always smaller and is reported beside it.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 
+from dicomwarehouse.objectstore import Location
 from dicomwarehouse.schema import ColumnPath, metadata_schema
 
 __all__ = [
@@ -169,13 +168,14 @@ def choose_columns(
     return ColumnChoice(kept, left_out, total, limit)
 
 
-def committed_column_paths(root: Path) -> set[ColumnPath]:
-    """The union of the column paths of every committed run of a local warehouse."""
+def committed_column_paths(root: Location) -> set[ColumnPath]:
+    """The union of the column paths of every committed run of a warehouse (local or gs://)."""
+    from dicomwarehouse.objectstore import join, read_json, store_for
     from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, committed_runs, run_dir
 
     paths: set[ColumnPath] = set()
     for run_id in committed_runs(root):
-        path_file = run_dir(root, "dicom_metadata", run_id) / COLUMN_PATHS_FILE
-        if path_file.is_file():
-            paths.update(tuple(p) for p in json.loads(path_file.read_text()))
+        path_file = join(run_dir(root, "dicom_metadata", run_id), COLUMN_PATHS_FILE)
+        if store_for(path_file).stat(path_file) is not None:
+            paths.update(tuple(p) for p in read_json(path_file))
     return paths

@@ -14,9 +14,7 @@ after the whole pipeline succeeded.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
 from dicomwarehouse.limits import ColumnChoice, choose_columns
+from dicomwarehouse.objectstore import join, write_json
 from dicomwarehouse.parquet import metadata_table, write_shard
 from dicomwarehouse.ranged import Prefetcher
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
@@ -264,14 +263,14 @@ class _WriteColumnPaths(beam.DoFn):
         self.directory = directory
 
     def process(self, chosen: dict[str, Any]) -> Iterator[str]:
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, COLUMN_PATHS_FILE)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump([list(p) for p in chosen["paths"]], handle)
+        path = join(self.directory, COLUMN_PATHS_FILE)
+        write_json(path, [list(p) for p in chosen["paths"]])
         choice: ColumnChoice = chosen["left_out"]
-        left_out = {**choice.to_json(), "too_deep": chosen["too_deep"]}
-        with open(os.path.join(self.directory, LEFT_OUT_FILE), "w", encoding="utf-8") as handle:
-            json.dump(left_out, handle, indent=1)
+        write_json(
+            join(self.directory, LEFT_OUT_FILE),
+            {**choice.to_json(), "too_deep": chosen["too_deep"]},
+            indent=1,
+        )
         yield path
 
 

@@ -1,6 +1,6 @@
-"""The warehouse folder: committed Parquet per run, and the DuckDB file that queries it.
+"""The warehouse: committed Parquet per run, in a local folder or under a gs:// prefix.
 
-Layout of a warehouse ``DIR``::
+Layout of a warehouse ``DIR`` (a folder, or ``gs://bucket/prefix``)::
 
     DIR/dicom_metadata/run-<run id>/part-*.parquet         (+ _column_paths.json,
                                                               _columns_left_out.json)
@@ -9,27 +9,32 @@ Layout of a warehouse ``DIR``::
     DIR/ingest_object_events/run-<run id>/part-*.parquet   the ledger (see ``ledger``)
     (each run folder also holds _bigquery_schema.json: the BigQuery schema of its shards)
     DIR/_runs/<run id>.json                                 the commit record of a run
-    DIR/warehouse.duckdb
+    DIR/warehouse.duckdb                                    (local warehouses only)
 
-A run writes its shards straight into its own ``run-<run id>`` folders (nothing is renamed,
-so the same protocol works on object storage). Its commit is the last write, the run record
-``_runs/<run id>.json``: a run is committed exactly when that record exists, and every reader
-looks only at committed runs. A run killed at any point therefore leaves nothing a query sees,
-and the next writer removes its leftovers before it starts.
+A run writes its shards straight into its own ``run-<run id>`` folders (nothing is renamed:
+object stores cannot rename atomically, see ``objectstore``). Its commit is the last write, the
+run record ``_runs/<run id>.json``: a run is committed exactly when that record exists, and every
+reader looks only at committed runs. A run killed at any point therefore leaves nothing a query
+sees, and the next writer removes its leftovers before it starts.
 
 Every committed run is kept (the ``*_history`` views, with ``is_current``); the tables users
 query hold, for each source URL, the rows of the latest run that read it, unless a later full
 listing found it deleted. Ingesting the same inputs twice never doubles a row.
+
+A gs:// warehouse is queried in BigQuery (``publish bigquery`` loads it in place): DuckDB here
+has no httpfs extension, so ``warehouse.duckdb`` is built for local warehouses only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
 import os
-import shutil
+import socket
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +46,16 @@ import pyarrow.parquet as pq
 
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE, KnownObject, known_objects
+from dicomwarehouse.objectstore import (
+    Location,
+    PreconditionFailed,
+    is_gs_url,
+    join,
+    read_json,
+    store_for,
+    warehouse_location,
+    write_json,
+)
 from dicomwarehouse.parquet import write_shard
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 
@@ -48,10 +63,12 @@ __all__ = [
     "COLUMN_PATHS_FILE",
     "DUCKDB_FILE",
     "LEFT_OUT_FILE",
+    "LOCK_LEASE",
     "RUNS_FOLDER",
     "TABLES",
     "RunCounts",
     "WarehouseError",
+    "WriterLock",
     "build_duckdb",
     "commit_run",
     "committed_runs",
@@ -61,6 +78,7 @@ __all__ = [
     "remove_uncommitted",
     "run_dir",
     "run_output",
+    "shard_urls",
     "staged_urls",
 ]
 
@@ -76,6 +94,10 @@ LEFT_OUT_FILE = "_columns_left_out.json"
 #: Folder of the run records; a run is committed exactly when its record is here.
 RUNS_FOLDER = "_runs"
 _LOCK = ".lock"
+#: How long a gs:// writer lock holds: a lock older than this was left by a run that died (a
+#: local lock dies with its process). Longer than any ingest; a writer that outlives it finds
+#: the lock taken over and refuses to commit.
+LOCK_LEASE = dt.timedelta(hours=48)
 
 
 class WarehouseError(UsageError):
@@ -95,85 +117,192 @@ class RunCounts:
     deep_sequences_left_out: int = 0
 
 
-def run_dir(root: Path, table: str, run_id: str) -> Path:
-    """The folder of one table's shards of one run."""
-    return root / table / f"run-{run_id}"
+def run_dir(root: Location, table: str, run_id: str) -> str:
+    """The folder (path or gs:// prefix) of one table's shards of one run."""
+    return join(warehouse_location(root), table, f"run-{run_id}")
 
 
-def run_output(root: Path, run_id: str) -> str:
+def run_output(root: Location, run_id: str) -> str:
     """The pipeline's output template for a run: its folders, with a ``{table}`` placeholder."""
-    return str(root / "{table}" / f"run-{run_id}")
+    return run_dir(root, "{table}", run_id)
 
 
-def committed_runs(root: Path) -> list[str]:
+def _runs_prefix(root: str) -> str:
+    return join(root, RUNS_FOLDER) + "/"
+
+
+def committed_runs(root: Location) -> list[str]:
     """Ids of the committed runs, oldest first (run ids sort by start time)."""
-    runs = root / RUNS_FOLDER
-    return sorted(p.stem for p in runs.glob("*.json")) if runs.is_dir() else []
+    location = warehouse_location(root)
+    names = (
+        stored.url.rsplit("/", 1)[-1] for stored in store_for(location).list(_runs_prefix(location))
+    )
+    return sorted(
+        name[: -len(".json")] for name in names if name.endswith(".json") and name[0] != "."
+    )
+
+
+def shard_urls(root: Location, table: str, run_id: str) -> list[str]:
+    """The Parquet shards of one table of one run, by name."""
+    folder = run_dir(root, table, run_id)
+    return sorted(
+        stored.url
+        for stored in store_for(folder).list(folder + "/")
+        if stored.url.endswith(".parquet") and stored.url.rsplit("/", 1)[-1][0] != "."
+    )
+
+
+class WriterLock:
+    """The warehouse's write lock, held by ``exclusive_writer``.
+
+    Locally an ``flock`` (released by the kernel when its process dies). On gs:// an object
+    created only if absent (``ifGenerationMatch=0``) that names its holder and its lease's end;
+    an expired lock is taken over with a precondition on its generation, so of two writers
+    racing for it exactly one wins.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.url = join(root, _LOCK)
+        self.token = uuid.uuid4().hex
+        self.generation: int | None = None
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        if not is_gs_url(self.root):
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.url, "w")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._handle.close()
+                raise WarehouseError(f"another ingest is writing to {self.root}") from None
+            return
+        store = store_for(self.url)
+        now = dt.datetime.now(dt.timezone.utc)
+        current = store.stat(self.url)
+        expected = 0  # create only if absent
+        if current is not None:
+            holder = self._holder()
+            if holder is not None and dt.datetime.fromisoformat(holder["expires_at"]) > now:
+                raise WarehouseError(
+                    f"another ingest is writing to {self.root}: {self.url} is held by "
+                    f"{holder.get('host')} since {holder.get('acquired_at')} until "
+                    f"{holder['expires_at']}; delete it if that run is dead"
+                )
+            logger.warning("taking over the expired or unreadable lock %s", self.url)
+            expected = current.generation or 0
+        record = {
+            "token": self.token,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "acquired_at": now.isoformat(),
+            "expires_at": (now + LOCK_LEASE).isoformat(),
+        }
+        try:
+            store.write_bytes(self.url, json.dumps(record).encode(), if_generation_match=expected)
+        except PreconditionFailed:
+            raise WarehouseError(f"another ingest is writing to {self.root}") from None
+        self.check()
+
+    def _holder(self) -> dict[str, Any] | None:
+        """The lock's record, or None when it is unreadable (a torn or foreign object)."""
+        try:
+            holder = read_json(self.url)
+            dt.datetime.fromisoformat(holder["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return holder
+
+    def check(self) -> None:
+        """Raise unless this writer still holds the lock (call before committing)."""
+        if not is_gs_url(self.root):
+            return
+        stored = store_for(self.url).stat(self.url)
+        holder = self._holder() if stored is not None else None
+        if holder is None or holder.get("token") != self.token:
+            raise WarehouseError(
+                f"lost the write lock {self.url} to another ingest; this run is not committed"
+            )
+        self.generation = stored.generation
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+        elif self.generation is not None:
+            try:
+                store_for(self.url).delete(self.url, if_generation_match=self.generation)
+            except PreconditionFailed:
+                logger.warning("lock %s was taken over; left to its new holder", self.url)
+            self.generation = None
 
 
 @contextlib.contextmanager
-def exclusive_writer(root: Path) -> Iterator[None]:
+def exclusive_writer(root: Location) -> Iterator[WriterLock]:
     """Hold the warehouse's write lock: one ingest at a time may stage and commit."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / _LOCK, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WarehouseError(f"another ingest is writing to {root}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = WriterLock(warehouse_location(root))
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
-def remove_uncommitted(root: Path) -> list[str]:
+def remove_uncommitted(root: Location) -> list[str]:
     """Delete what runs that never committed left behind; returns their ids.
 
     Call only while holding ``exclusive_writer``: then no run is in progress.
     """
-    committed = set(committed_runs(root))
-    removed: set[str] = set()
+    location = warehouse_location(root)
+    store = store_for(location)
+    committed = set(committed_runs(location))
+    leftovers: set[tuple[str, str]] = set()
     for table in _ALL_TABLES:
-        for folder in (root / table).glob("run-*"):
-            run_id = folder.name.removeprefix("run-")
-            if run_id not in committed:
-                removed.add(run_id)
-                shutil.rmtree(folder, ignore_errors=True)
+        prefix = join(location, table) + "/"
+        for stored in store.list(prefix):
+            folder = stored.url[len(prefix) :].split("/", 1)[0]
+            run_id = folder.removeprefix("run-")
+            if folder.startswith("run-") and run_id not in committed:
+                leftovers.add((table, run_id))
+    for table, run_id in sorted(leftovers):
+        store.remove_tree(run_dir(location, table, run_id))
+    removed = sorted({run_id for _, run_id in leftovers})
     if removed:
-        logger.warning("removed %d uncommitted run(s): %s", len(removed), sorted(removed))
-    return sorted(removed)
+        logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)
+    return removed
 
 
-def _row_count(directory: Path) -> int:
-    return sum(pq.read_metadata(p).num_rows for p in directory.glob("*.parquet"))
+def _read_shard(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+    with store_for(url).open_input(url) as handle:
+        return pq.read_table(handle, columns=columns)
 
 
-def _ensure_shard(directory: Path, schema: pa.Schema) -> None:
-    """Give a table with no rows in this run one empty shard, so every run reads the same way."""
-    if not any(directory.glob("*.parquet")):
-        write_shard(schema.empty_table(), str(directory))
+def _row_count(root: str, table: str, run_id: str) -> int:
+    total = 0
+    for url in shard_urls(root, table, run_id):
+        with store_for(url).open_input(url) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
 
 
-def staged_urls(root: Path, run_id: str) -> dict[str, str]:
+def staged_urls(root: Location, run_id: str) -> dict[str, str]:
     """Source URL -> table ("dicom_metadata" or "ingest_errors") of a run's staged rows."""
     found: dict[str, str] = {}
     for table in ("dicom_metadata", "ingest_errors"):
-        for path in sorted(run_dir(root, table, run_id).glob("*.parquet")):
-            for url in pq.read_table(path, columns=["source_url"]).column(0).to_pylist():
-                found[url] = table
+        for url in shard_urls(root, table, run_id):
+            for source in _read_shard(url, ["source_url"]).column(0).to_pylist():
+                found[source] = table
     return found
 
 
-def _write_bigquery_schema(directory: Path, table: str) -> None:
-    """Write the BigQuery schema of a run's shards beside them (the loader's job schema)."""
-    from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, run_schema_json
-
-    shard = min(directory.glob("*.parquet"))
-    (directory / RUN_SCHEMA_FILE).write_text(run_schema_json(pq.read_schema(shard), table))
+def _json_if_present(url: str) -> Any:
+    return read_json(url) if store_for(url).stat(url) is not None else None
 
 
 def commit_run(
-    root: Path,
+    root: Location,
     run_id: str,
     *,
     expected_objects: int,
@@ -187,8 +316,11 @@ def commit_run(
     exactly one of dicom_metadata and ingest_errors. The run record is the last write: it is
     the commit.
     """
-    paths_file = run_dir(root, "dicom_metadata", run_id) / COLUMN_PATHS_FILE
-    paths = json.loads(paths_file.read_text()) if paths_file.exists() else []
+    from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, run_schema_json
+
+    location = warehouse_location(root)
+    metadata_dir = run_dir(location, "dicom_metadata", run_id)
+    paths = _json_if_present(join(metadata_dir, COLUMN_PATHS_FILE)) or []
     schemas = {
         "dicom_metadata": metadata_schema(
             (tuple(p) for p in paths), dict.fromkeys(extra_columns, pa.string())
@@ -198,16 +330,23 @@ def commit_run(
         EVENTS_TABLE: EVENTS_SCHEMA,
     }
     if events is not None and events.num_rows:
-        write_shard(events, str(run_dir(root, EVENTS_TABLE, run_id)))
+        write_shard(events, run_dir(location, EVENTS_TABLE, run_id))
     for table, schema in schemas.items():
-        _ensure_shard(run_dir(root, table, run_id), schema)
-        _write_bigquery_schema(run_dir(root, table, run_id), table)
-    left_out_file = run_dir(root, "dicom_metadata", run_id) / LEFT_OUT_FILE
-    left_out = json.loads(left_out_file.read_text()) if left_out_file.exists() else {}
+        shards = shard_urls(location, table, run_id)
+        if not shards:  # one empty shard, so every run reads the same way
+            shards = [write_shard(schema.empty_table(), run_dir(location, table, run_id))]
+        with store_for(shards[0]).open_input(shards[0]) as handle:
+            shard_schema = pq.read_schema(handle)
+        # the loader's job schema, beside the shards
+        store_for(location).write_bytes(
+            join(run_dir(location, table, run_id), RUN_SCHEMA_FILE),
+            run_schema_json(shard_schema, table).encode("utf-8"),
+        )
+    left_out = _json_if_present(join(metadata_dir, LEFT_OUT_FILE)) or {}
     counts = RunCounts(
-        instances=_row_count(run_dir(root, "dicom_metadata", run_id)),
-        elements=_row_count(run_dir(root, "dicom_elements", run_id)),
-        errors=_row_count(run_dir(root, "ingest_errors", run_id)),
+        instances=_row_count(location, "dicom_metadata", run_id),
+        elements=_row_count(location, "dicom_elements", run_id),
+        errors=_row_count(location, "ingest_errors", run_id),
         attributes_left_out=left_out.get("left_out_count", 0),
         deep_sequences_left_out=left_out.get("too_deep", {}).get("sequences", 0),
     )
@@ -216,12 +355,8 @@ def commit_run(
             f"run {run_id} wrote rows for {counts.instances + counts.errors} of "
             f"{expected_objects} objects; not committed"
         )
-    runs = root / RUNS_FOLDER
-    runs.mkdir(exist_ok=True)
     record = {"run_id": run_id, **asdict(counts), **(summary or {})}
-    temporary = runs / f".{run_id}.json.tmp"
-    temporary.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(temporary, runs / f"{run_id}.json")  # the commit point
+    write_json(_runs_prefix(location) + f"{run_id}.json", record, indent=2)  # the commit point
     return counts
 
 
@@ -229,23 +364,31 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _committed_files(root: Path, table: str, runs: Sequence[str]) -> str:
-    """A DuckDB list of the Parquet globs of the committed runs of one table."""
-    base = root.resolve()
-    globs = [(base / table / f"run-{run}" / "*.parquet").as_posix() for run in runs]
+def _committed_files(root: str, table: str, runs: Sequence[str]) -> str:
+    """A DuckDB list of the Parquet globs of the committed runs of one (local) table."""
+    globs = [join(root, table, f"run-{run}", "*.parquet") for run in runs]
     return "[" + ", ".join(_sql_string(g) for g in globs) + "]"
 
 
-def read_known_objects(root: Path) -> dict[str, KnownObject]:
-    """The ledger's current knowledge per URL, from the committed runs' events."""
-    runs = committed_runs(root)
-    if not runs:
+def read_known_objects(root: Location) -> dict[str, KnownObject]:
+    """The ledger's current knowledge per URL, from the committed runs' events.
+
+    Read through the store (local or gs://) into memory: one row per object per run that
+    read or deleted it, so a few hundred bytes per object.
+    """
+    location = warehouse_location(root)
+    tables = [
+        _read_shard(url)
+        for run_id in committed_runs(location)
+        for url in shard_urls(location, EVENTS_TABLE, run_id)
+    ]
+    if not tables:
         return {}
+    events = pa.concat_tables(tables, promote_options="default")  # noqa: F841 - read by DuckDB
     con = duckdb.connect()
     try:
         relation = con.sql(
-            f"SELECT * FROM read_parquet({_committed_files(root, EVENTS_TABLE, runs)}) "
-            "WHERE outcome <> 'skipped' "
+            "SELECT * FROM events WHERE outcome <> 'skipped' "
             "QUALIFY row_number() OVER (PARTITION BY source_url ORDER BY ingest_run_id DESC) = 1"
         )
         columns = relation.columns
@@ -332,7 +475,19 @@ LEFT JOIN deletions AS d ON d.source_url = v.source_url
 """
 
 
-def build_duckdb(root: Path) -> Path:
+def _local_root(root: Location) -> str:
+    """A local warehouse's absolute path; a one-line refusal for gs:// (no httpfs here)."""
+    location = warehouse_location(root)
+    if is_gs_url(location):
+        raise WarehouseError(
+            f"{location} is on Cloud Storage, which DuckDB cannot read here (no httpfs): "
+            "query it in BigQuery after 'dicomwarehouse publish bigquery', or copy it to a "
+            "local folder ('gcloud storage cp -r') and query that"
+        )
+    return location
+
+
+def build_duckdb(root: Location) -> Path:
     """(Re)create warehouse.duckdb over the committed runs: history, current, ledger, views.
 
     The views read the Parquet in place (nothing is copied); ``_current_objects`` is the one
@@ -340,16 +495,17 @@ def build_duckdb(root: Path) -> Path:
     """
     from dicomwarehouse.views import create_duckdb_views
 
-    runs = committed_runs(root)
+    location = _local_root(root)
+    runs = committed_runs(location)
     if not runs:
-        raise WarehouseError(f"no committed run in {root}")
-    path = root / DUCKDB_FILE
+        raise WarehouseError(f"no committed run in {location}")
+    path = Path(location) / DUCKDB_FILE
     con = duckdb.connect(str(path))
     try:
         for table in _ALL_TABLES:
             con.execute(
                 f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
-                f"{_committed_files(root, table, runs)}, union_by_name = true, "
+                f"{_committed_files(location, table, runs)}, union_by_name = true, "
                 "hive_partitioning = false)"
             )
         con.execute(
@@ -372,16 +528,14 @@ def build_duckdb(root: Path) -> Path:
                 "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
             )
         con.execute(_INGEST_OBJECTS)
-        run_files = [
-            _sql_string((root.resolve() / RUNS_FOLDER / f"{run}.json").as_posix()) for run in runs
-        ]
+        run_files = [_sql_string(_runs_prefix(location) + f"{run}.json") for run in runs]
         con.execute(
             "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
             f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"
         )
         con.execute(
             "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root, ? AS runs",
-            [str(root.resolve()), len(runs)],
+            [location, len(runs)],
         )
         create_duckdb_views(con)
     finally:
@@ -389,16 +543,17 @@ def build_duckdb(root: Path) -> Path:
     return path
 
 
-def connect(root: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open a warehouse's DuckDB file, rebuilding its views if the folder moved or grew."""
-    path = root / DUCKDB_FILE
+    location = _local_root(root)
+    path = Path(location) / DUCKDB_FILE
     if not path.is_file():
         raise WarehouseError(f"no warehouse at {root} (missing {DUCKDB_FILE}); run ingest first")
     con = duckdb.connect(str(path), read_only=read_only)
     ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
-    if stored_root != str(root.resolve()) or stored_runs != len(committed_runs(root)):
+    if stored_root != location or stored_runs != len(committed_runs(location)):
         con.close()
         logger.info("warehouse moved or changed since its views were built; rebuilding them")
-        build_duckdb(root)
+        build_duckdb(location)
         con = duckdb.connect(str(path), read_only=read_only)
     return con

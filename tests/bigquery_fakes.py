@@ -30,7 +30,8 @@ from google.api_core.exceptions import Conflict
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, storage
 
-from dicomwarehouse.bigquery.clients import GcsStore, LoadResult, ObjectStore
+from dicomwarehouse.bigquery.clients import LoadResult
+from dicomwarehouse.objectstore import GcsStore, ObjectStore
 
 
 def free_port() -> int:

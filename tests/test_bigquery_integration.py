@@ -35,10 +35,11 @@ def cloud() -> tuple[str, str, str]:
 
 
 def test_publish_to_bigquery(cloud: tuple[str, str, str], tmp_path: Path) -> None:
-    from dicomwarehouse.bigquery.clients import GcsStore, GoogleBigQuery
+    from dicomwarehouse.bigquery.clients import GoogleBigQuery
     from dicomwarehouse.bigquery.plan import build_plan
     from dicomwarehouse.bigquery.publish import publish
     from dicomwarehouse.ingest import ingest
+    from dicomwarehouse.objectstore import GcsStore
 
     project, staging, location = cloud
     source = tmp_path / "in"

@@ -27,11 +27,12 @@ from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 
 from dicomwarehouse.bigquery import options
-from dicomwarehouse.bigquery.clients import GcsStore, GoogleBigQuery
+from dicomwarehouse.bigquery.clients import GoogleBigQuery
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES as TABLES
 from dicomwarehouse.bigquery.plan import PlanError, build_plan
 from dicomwarehouse.bigquery.publish import PublishError, publish
 from dicomwarehouse.ingest import ingest
+from dicomwarehouse.objectstore import GcsStore
 
 PROJECT = "test-project"
 STAGING = "gs://staging-bucket/stage"

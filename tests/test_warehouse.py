@@ -64,7 +64,7 @@ def test_an_unfinished_run_is_invisible_and_refused(folder: Path, tmp_path: Path
     warehouse = tmp_path / "w"
     ingest([str(folder)], warehouse)
     before = counts(warehouse)
-    unfinished = run_dir(warehouse, "dicom_metadata", "29990101T000000000000Z-deadbeef")
+    unfinished = Path(run_dir(warehouse, "dicom_metadata", "29990101T000000000000Z-deadbeef"))
     unfinished.mkdir(parents=True)
     shutil.copy(next((warehouse / "dicom_metadata").glob("run-*/*.parquet")), unfinished)
     assert counts(warehouse) == before

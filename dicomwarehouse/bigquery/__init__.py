@@ -11,7 +11,7 @@ Cloud libraries, lazily, so ``dicomwarehouse sql`` and ingest never need them:
 - ``sql``: the views of ``sql/`` qualified with the dataset, and the current-state views;
 - ``plan``: everything a publish will do, computed without credentials (``--dry-run``);
 - ``jobs``: the plan as google-cloud-bigquery objects (LoadJobConfig, Table, Dataset);
-- ``clients``: the thin interface over google.cloud.bigquery / storage clients;
+- ``clients``: the thin interface over google.cloud.bigquery (storage: ``objectstore``);
 - ``publish``: carrying out a plan through that interface;
 - ``options``: the Beam pipeline options that publish at the end of an ingest.
 """

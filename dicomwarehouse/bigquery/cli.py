@@ -70,7 +70,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _store(project: str, *, anonymous: bool = False) -> Any:
-    from dicomwarehouse.bigquery.clients import GcsStore
+    from dicomwarehouse.objectstore import GcsStore
 
     return GcsStore.from_environment(project, anonymous=anonymous)
 

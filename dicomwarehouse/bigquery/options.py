@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
@@ -50,7 +49,8 @@ class BigQueryPublishOptions(PipelineOptions):
 
 
 def _default_clients(project: str, location: str | None) -> tuple[Any, Any]:
-    from dicomwarehouse.bigquery.clients import GcsStore, GoogleBigQuery
+    from dicomwarehouse.bigquery.clients import GoogleBigQuery
+    from dicomwarehouse.objectstore import GcsStore
 
     return GoogleBigQuery.from_environment(project, location), GcsStore.from_environment(project)
 
@@ -68,13 +68,13 @@ class PublishRequest:
     location: str | None
     staging: str | None
 
-    def publish(self, warehouse: Path) -> Any:
-        """Plan and publish the warehouse; returns the PublishReport."""
+    def publish(self, warehouse: str) -> Any:
+        """Plan and publish the warehouse (a folder or gs:// prefix); returns the report."""
         from dicomwarehouse.bigquery.plan import build_plan
         from dicomwarehouse.bigquery.publish import publish
 
         plan = build_plan(
-            str(warehouse),
+            warehouse,
             self.project,
             self.dataset,
             location=self.location,
@@ -86,8 +86,11 @@ class PublishRequest:
         return report
 
 
-def publish_request(beam_args: Sequence[str]) -> PublishRequest | None:
-    """The publish the Beam flags ask for, checked; None when they ask for none."""
+def publish_request(beam_args: Sequence[str], warehouse: str) -> PublishRequest | None:
+    """The publish the Beam flags ask for, checked; None when they ask for none.
+
+    A gs:// warehouse is loaded in place; a local one is staged to ``--bigquery_staging``.
+    """
     from dicomwarehouse.pipeline import PipelineArgumentError
 
     try:
@@ -105,10 +108,9 @@ def publish_request(beam_args: Sequence[str]) -> PublishRequest | None:
     if not project:
         raise PlanError("--bigquery_dataset needs a project: PROJECT.DATASET or --project")
     check_names(project, dataset, wanted.bigquery_location, wanted.bigquery_staging)
-    if not wanted.bigquery_staging:
+    staging = wanted.bigquery_staging.rstrip("/") if wanted.bigquery_staging else None
+    if staging is None and not warehouse.startswith("gs://"):
         raise PlanError(
             "--bigquery_dataset needs --bigquery_staging gs://... for a local warehouse"
         )
-    return PublishRequest(
-        project, dataset, wanted.bigquery_location, wanted.bigquery_staging.rstrip("/")
-    )
+    return PublishRequest(project, dataset, wanted.bigquery_location, staging)

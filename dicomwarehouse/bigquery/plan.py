@@ -45,7 +45,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from dicomwarehouse.bigquery.clients import LocalStore, ObjectStore
 from dicomwarehouse.bigquery.descriptions import TABLE_DESCRIPTIONS
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES, WarehouseRun, read_warehouse
 from dicomwarehouse.bigquery.schema import (
@@ -68,6 +67,7 @@ from dicomwarehouse.bigquery.sql import (
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
 from dicomwarehouse.limits import BIGQUERY_MAX_COLUMNS
+from dicomwarehouse.objectstore import LocalStore, ObjectStore
 from dicomwarehouse.schema import BIGQUERY_MAX_RECORD_DEPTH
 from dicomwarehouse.views import UID_NAMES_TABLE, load_views, uid_names_table
 

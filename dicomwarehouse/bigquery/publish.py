@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicomwarehouse.bigquery.clients import BigQueryApi, LoadResult, LocalStore, ObjectStore
+from dicomwarehouse.bigquery.clients import BigQueryApi, LoadResult
 from dicomwarehouse.bigquery.jobs import (
     dataset_resource,
     file_load_config,
@@ -36,6 +36,7 @@ from dicomwarehouse.bigquery.plan import (
     history_table,
 )
 from dicomwarehouse.bigquery.schema import union_schemas
+from dicomwarehouse.objectstore import LocalStore, ObjectStore
 from dicomwarehouse.views import UID_NAMES_TABLE, uid_names_table
 
 __all__ = ["PublishError", "PublishReport", "days_to_load", "publish"]
