@@ -544,11 +544,16 @@ def build_duckdb(root: Location) -> Path:
 
 
 def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse's DuckDB file, rebuilding its views if the folder moved or grew."""
+    """Open a warehouse's DuckDB file, rebuilding its views if the folder moved or grew.
+
+    A folder of committed runs without the file (a gs:// warehouse copied down) gets one.
+    """
     location = _local_root(root)
     path = Path(location) / DUCKDB_FILE
     if not path.is_file():
-        raise WarehouseError(f"no warehouse at {root} (missing {DUCKDB_FILE}); run ingest first")
+        if not committed_runs(location):
+            raise WarehouseError(f"no warehouse at {root} (no committed run); run ingest first")
+        build_duckdb(location)
     con = duckdb.connect(str(path), read_only=read_only)
     ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
     if stored_root != location or stored_runs != len(committed_runs(location)):

@@ -73,14 +73,15 @@ class PublishRequest:
         from dicomwarehouse.bigquery.plan import build_plan
         from dicomwarehouse.bigquery.publish import publish
 
+        api, store = client_factory(self.project, self.location)
         plan = build_plan(
             warehouse,
             self.project,
             self.dataset,
             location=self.location,
             staging=self.staging,
+            store=store,
         )
-        api, store = client_factory(self.project, self.location)
         report = publish(plan, api, store)
         logger.info("%s", report.describe())
         return report
