@@ -6,7 +6,6 @@ may ask for a BigQuery publish at the end (``bigquery.options``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import time
@@ -15,21 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicomwarehouse.extract import new_run
-from dicomwarehouse.ledger import FAILED, INGESTED, plan_run
+from dicomwarehouse.finish import RunFinish, publish_report_url, read_run_record, write_plan
+from dicomwarehouse.ledger import plan_run
 from dicomwarehouse.limits import committed_column_paths
-from dicomwarehouse.objectstore import Location, is_gs_url, warehouse_location
+from dicomwarehouse.objectstore import Location, read_json, warehouse_location
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import SourceError, expand_sources
 from dicomwarehouse.storage import StorageOptions
 from dicomwarehouse.warehouse import (
-    build_duckdb,
-    commit_run,
+    WarehouseError,
     exclusive_writer,
     read_known_objects,
     remove_uncommitted,
     run_output,
-    staged_urls,
 )
 
 __all__ = ["IngestOptions", "IngestSummary", "ingest", "redact_arguments"]
@@ -86,7 +84,11 @@ class IngestSummary:
     list_requests: int = 0
     attributes_left_out: int = 0
     deep_sequences_left_out: int = 0
-    publish_report: Any = None  # bigquery.publish.PublishReport when the flags asked for one
+    #: what the publish at the end did (``PublishReport.to_json``) when the flags asked for one
+    publish_report: dict[str, Any] | None = None
+    #: the runner only submitted the job (a template launch): it commits when it finishes
+    submitted: bool = False
+    to_read: int = 0  # objects the run reads (of a submitted run: will read)
 
     @property
     def objects_read(self) -> int:
@@ -94,6 +96,11 @@ class IngestSummary:
 
     def describe(self) -> str:
         """One human-readable line."""
+        if self.submitted:
+            return (
+                f"submitted run {self.run_id}: {self.objects} objects listed, "
+                f"{self.to_read} to read; the job commits to {self.warehouse} when it finishes"
+            )
         listed = ""
         if self.actions:
             listed = (
@@ -118,7 +125,7 @@ class IngestSummary:
             f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read"
             f"{requests} "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
-            + (f"; {self.publish_report.describe()}" if self.publish_report else "")
+            + (f"; {self.publish_report['describe']}" if self.publish_report else "")
         )
 
 
@@ -166,37 +173,15 @@ def ingest(
         logger.info(
             "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
         )
-        counters: dict[str, int] = {}
-        if plan.to_read:
-            counters = run_pipeline(
-                plan.to_read,
-                run_output(warehouse, run.run_id),
-                run,
-                beam_args=beam_args,
-                required_paths=keyword_paths(referenced_keywords()),
-                existing_paths=committed_column_paths(warehouse),
-                extra_columns=extra_columns,
-                defer_size=defer_size,
-                storage=lister.options,
-            )
-        produced = staged_urls(warehouse, run.run_id)
-        outcomes = {
-            url: INGESTED if table == "dicom_metadata" else FAILED
-            for url, table in produced.items()
-        }
-        missing = [ref.url for ref in plan.to_read if ref.url not in outcomes]
-        outcomes.update(dict.fromkeys(missing, FAILED))  # refused by commit_run below
         actions = plan.counts()
-        lock.check()
-        counts = commit_run(
+        write_plan(warehouse, run.run_id, plan.events(run.run_id, run.started_at))
+        finish = RunFinish(
             warehouse,
             run.run_id,
-            expected_objects=len(plan.to_read),
-            events=plan.events(run.run_id, run.started_at, outcomes),
-            extra_columns=extra_columns,
+            lock.token,
+            tuple(extra_columns),
             summary={
                 "started_at": run.started_at.isoformat(),
-                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "sources": list(sources),
                 "manifests": list(manifests),
                 "incremental": options.incremental,
@@ -205,29 +190,52 @@ def ingest(
                 "objects_listed": len(refs),
                 "objects_read": len(plan.to_read),
                 **actions,
-                "failed": sum(1 for outcome in outcomes.values() if outcome == FAILED),
-                "header_bytes_read": counters.get("header_bytes_read", 0),
-                "read_requests": counters.get("read_requests", 0),
                 "list_requests": lister.requests,
                 "pipeline_options": redact_arguments(beam_args),
             },
+            publish=publish,
         )
-        if not is_gs_url(warehouse):
-            build_duckdb(warehouse)
-        report = publish.publish(warehouse) if publish is not None else None
+        finished_here = True
+        if plan.to_read:
+            finished_here = run_pipeline(
+                plan.to_read,
+                run_output(warehouse, run.run_id),
+                run,
+                finish,
+                beam_args=beam_args,
+                required_paths=keyword_paths(referenced_keywords()),
+                existing_paths=committed_column_paths(warehouse),
+                extra_columns=extra_columns,
+                defer_size=defer_size,
+                storage=lister.options,
+            )
+        else:
+            finish(None)
+        if not finished_here:
+            lock.hand_over()  # the job releases it when it commits
+            return IngestSummary(
+                run.run_id, warehouse, len(refs), 0, 0, 0, 0, time.monotonic() - started,
+                actions, list_requests=lister.requests, submitted=True,
+                to_read=len(plan.to_read),
+            )  # fmt: skip
+    record = read_run_record(warehouse, run.run_id)
+    if record is None:
+        raise WarehouseError(f"run {run.run_id} ended without committing")
+    report_url = publish_report_url(warehouse, run.run_id)
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
         objects=len(refs),
-        instances=counts.instances,
-        elements=counts.elements,
-        errors=counts.errors,
-        header_bytes_read=counters.get("header_bytes_read", 0),
+        instances=record["instances"],
+        elements=record["elements"],
+        errors=record["errors"],
+        header_bytes_read=record["header_bytes_read"],
         elapsed_seconds=time.monotonic() - started,
         actions=actions,
-        read_requests=counters.get("read_requests", 0),
+        read_requests=record["read_requests"],
         list_requests=lister.requests,
-        attributes_left_out=counts.attributes_left_out,
-        deep_sequences_left_out=counts.deep_sequences_left_out,
-        publish_report=report,
+        attributes_left_out=record["attributes_left_out"],
+        deep_sequences_left_out=record["deep_sequences_left_out"],
+        to_read=len(plan.to_read),
+        publish_report=read_json(report_url) if publish is not None else None,
     )

@@ -25,6 +25,7 @@ from dicomwarehouse.sources import ObjectRef
 __all__ = [
     "EVENTS_SCHEMA",
     "EVENTS_TABLE",
+    "PENDING",
     "KnownObject",
     "RunPlan",
     "known_objects",
@@ -54,6 +55,8 @@ NEW, CHANGED, UNCHANGED, RETRIED, REINGESTED, DELETED = (
     "deleted",
 )
 INGESTED, FAILED, SKIPPED = "ingested", "failed", "skipped"
+#: The outcome of an object to read in a run's plan, until the run's finishing step knows it.
+PENDING = "pending"
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,13 @@ class RunPlan:
         result[DELETED] += len(self.deleted)
         return result
 
-    def events(self, run_id: str, listed_at: dt.datetime, outcomes: Mapping[str, str]) -> pa.Table:
-        """The run's ledger rows; ``outcomes`` maps each URL read to ingested or failed."""
+    def events(
+        self, run_id: str, listed_at: dt.datetime, outcomes: Mapping[str, str] | None = None
+    ) -> pa.Table:
+        """The run's ledger rows; ``outcomes`` maps each URL read to ingested or failed.
+
+        Without ``outcomes`` the objects to read are ``pending`` (a plan, see ``finish``).
+        """
         rows: list[dict[str, Any]] = []
 
         def add(ref: ObjectRef, action: str, outcome: str) -> None:
@@ -112,7 +120,7 @@ class RunPlan:
             )
 
         for ref in self.to_read:
-            add(ref, self.actions[ref.url], outcomes[ref.url])
+            add(ref, self.actions[ref.url], outcomes[ref.url] if outcomes else PENDING)
         for ref in self.skipped:
             add(ref, UNCHANGED, SKIPPED)
         for ref in self.deleted:

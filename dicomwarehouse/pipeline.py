@@ -1,15 +1,18 @@
 """The ingest job as an Apache Beam pipeline (DirectRunner by default, Dataflow by flags).
 
-    objects -> ExtractObjects -> metadata rows --------------------------> WriteParquetShards
-                              \\-> column paths -> union (side input) ---^
-                              \\-> element batches ----------------------> WriteParquetShards
-                              \\-> error rows -----------------------------> WriteParquetShards
+    objects -> ExtractObjects -> metadata rows ------------------> WriteParquetShards --\\
+                              \\-> column paths -> union (side input) ---^               |
+                              \\-> element batches --------------> WriteParquetShards ----+-> Finish
+                              \\-> error rows -------------------> WriteParquetShards ----/      ^
+                              \\-> bytes and requests read -> sums (side input) ---------------/
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
 rarest attributes are left to dicom_elements when the union would not fit), given to the
-writers as a side input. Shards land in the run's folders; ``ingest`` commits the run only
-after the whole pipeline succeeded.
+writers as a side input. Shards land in the run's folders. The last step, ``Finish``, sees
+the list of every shard written, so it runs once all writers are done: it commits the run
+(``finish.RunFinish``) inside the job, which is what lets a Dataflow job whose launcher does not
+wait for it (a Flex Template) commit and publish on its own.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 _ELEMENTS = "elements"
 _ERRORS = "errors"
 _PATHS = "paths"
+_STATS = "stats"
 #: How flatten words the anomaly of a sequence too deep for a column (see flatten.sequence).
 _TOO_DEEP = "sequence nested deeper than"
 
@@ -104,10 +108,6 @@ class ExtractObjects(beam.DoFn):
         self.defer_size = defer_size
         self.total = total
         self.storage = storage
-        self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
-        self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
-        self.header_bytes = beam.metrics.Metrics.counter("dicomwarehouse", "header_bytes_read")
-        self.read_requests = beam.metrics.Metrics.counter("dicomwarehouse", "read_requests")
 
     def setup(self) -> None:
         self.progress = _Progress(self.total)
@@ -129,14 +129,13 @@ class ExtractObjects(beam.DoFn):
         extracted = extract_object(
             ref, self.run, defer_size=self.defer_size, storage=self.storage, opened=opened
         )
-        self.objects.inc()
-        self.read_requests.inc(extracted.requests)
         self.progress.update(extracted.error is not None)
         if extracted.error is not None:
-            self.failures.inc()
+            yield beam.pvalue.TaggedOutput(_STATS, (0, extracted.requests))
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
             return
-        self.header_bytes.inc(extracted.metadata["header_bytes_read"] or 0)
+        header_bytes = extracted.metadata["header_bytes_read"] or 0
+        yield beam.pvalue.TaggedOutput(_STATS, (header_bytes, extracted.requests))
         too_deep = sum(
             1
             for anomaly in extracted.metadata["ingest_anomalies"]
@@ -278,7 +277,8 @@ class IngestTransform(beam.PTransform):
     """ObjectRefs in; Parquet shards of the three tables out.
 
     ``output`` names each table's folder with a ``{table}`` placeholder, e.g.
-    ``/warehouse/{table}/run-<run id>``.
+    ``/warehouse/{table}/run-<run id>``. The outputs: the shard paths of each table, the
+    column-paths file, and ``stats``: one (header bytes read, read requests) pair for the run.
     """
 
     def __init__(
@@ -309,7 +309,7 @@ class IngestTransform(beam.PTransform):
     def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
         results = refs | "Extract" >> beam.ParDo(
             ExtractObjects(self.run, self.defer_size, self.total, self.storage)
-        ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, main="metadata")
+        ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
         )
@@ -318,7 +318,9 @@ class IngestTransform(beam.PTransform):
             table: self.output.format(table=table)
             for table in ("dicom_metadata", "dicom_elements", "ingest_errors")
         }
-        chosen | "WritePaths" >> beam.ParDo(_WriteColumnPaths(directory["dicom_metadata"]))
+        paths_written = chosen | "WritePaths" >> beam.ParDo(
+            _WriteColumnPaths(directory["dicom_metadata"])
+        )
         metadata = results.metadata | "WriteMetadata" >> beam.ParDo(
             WriteParquetShards(
                 directory["dicom_metadata"],
@@ -336,13 +338,23 @@ class IngestTransform(beam.PTransform):
         errors = results[_ERRORS] | "WriteErrors" >> beam.ParDo(
             WriteParquetShards(directory["ingest_errors"], "errors", self.shard_rows["errors"], ())
         )
-        return {"dicom_metadata": metadata, "dicom_elements": elements, "ingest_errors": errors}
+        stats = results[_STATS] | "SumStats" >> beam.CombineGlobally(
+            beam.combiners.TupleCombineFn(sum, sum)
+        )
+        return {
+            "dicom_metadata": metadata,
+            "dicom_elements": elements,
+            "ingest_errors": errors,
+            "column_paths": paths_written,
+            "stats": stats,
+        }
 
 
 def run_pipeline(
     refs: Sequence[ObjectRef],
     output: str,
     run: RunInfo,
+    finish: Callable[[Sequence[str], int, int], None],
     *,
     beam_args: Sequence[str] = (),
     required_paths: Iterable[ColumnPath] = (),
@@ -350,14 +362,18 @@ def run_pipeline(
     extra_columns: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
-) -> dict[str, int]:
-    """Run the ingest pipeline to completion; returns Beam's counters by name."""
+) -> bool:
+    """Run the ingest pipeline, ending with ``finish(shards, header_bytes, read_requests)``.
+
+    Returns True once the pipeline ran to its end here; False when the runner only submitted
+    it (a Dataflow template launch has no job to wait for), so the job finishes on its own.
+    """
     try:
         options = PipelineOptions(list(beam_args))
         pipeline = beam.Pipeline(options=options)
     except (ValueError, TypeError) as exc:
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
-    _ = (
+    written = (
         pipeline
         | "Objects" >> beam.Create(list(refs))
         | "Spread" >> beam.Reshuffle()
@@ -373,16 +389,16 @@ def run_pipeline(
             storage=storage,
         )
     )
+    stats = written.pop("stats")
+    _ = (
+        tuple(written.values())
+        | "AllWrites" >> beam.Flatten()
+        | "ListWrites" >> beam.combiners.ToList()
+        | "Finish"
+        >> beam.Map(lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats))
+    )
     result = pipeline.run()
     result.wait_until_finish()
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    counters: dict[str, int] = {}
-    try:
-        for counter in result.metrics().query()["counters"]:
-            counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + (
-                counter.committed or counter.attempted or 0
-            )
-    except Exception:  # some runners report no metrics; the summary falls back to the tables
-        logger.debug("no metrics from the runner", exc_info=True)
-    return counters
+    return getattr(result, "has_job", True)

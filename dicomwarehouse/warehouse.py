@@ -64,6 +64,7 @@ __all__ = [
     "DUCKDB_FILE",
     "LEFT_OUT_FILE",
     "LOCK_LEASE",
+    "PLANS_FOLDER",
     "RUNS_FOLDER",
     "TABLES",
     "RunCounts",
@@ -93,6 +94,8 @@ COLUMN_PATHS_FILE = "_column_paths.json"
 LEFT_OUT_FILE = "_columns_left_out.json"
 #: Folder of the run records; a run is committed exactly when its record is here.
 RUNS_FOLDER = "_runs"
+#: Folder of the ledger rows a run plans to write (see ``finish``); gone once it commits.
+PLANS_FOLDER = "_plans"
 _LOCK = ".lock"
 #: How long a gs:// writer lock holds: a lock older than this was left by a run that died (a
 #: local lock dies with its process). Longer than any ingest; a writer that outlives it finds
@@ -161,10 +164,12 @@ class WriterLock:
     racing for it exactly one wins.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, token: str | None = None) -> None:
+        """``token``: the token of a lock acquired elsewhere (the launcher), to check and
+        release it where the run finishes (a Beam worker)."""
         self.root = root
         self.url = join(root, _LOCK)
-        self.token = uuid.uuid4().hex
+        self.token = token or uuid.uuid4().hex
         self.generation: int | None = None
         self._handle: Any = None
 
@@ -226,6 +231,11 @@ class WriterLock:
             )
         self.generation = stored.generation
 
+    def hand_over(self) -> None:
+        """Leave a gs:// lock to the job that will commit the run (it releases it)."""
+        if self._handle is None:
+            self.generation = None
+
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
@@ -268,6 +278,11 @@ def remove_uncommitted(root: Location) -> list[str]:
                 leftovers.add((table, run_id))
     for table, run_id in sorted(leftovers):
         store.remove_tree(run_dir(location, table, run_id))
+    for stored in store.list(join(location, PLANS_FOLDER) + "/"):
+        run_id = stored.url.rsplit("/", 1)[-1].removesuffix(".parquet")
+        if run_id not in committed:
+            leftovers.add((PLANS_FOLDER, run_id))
+            store.delete(stored.url)
     removed = sorted({run_id for _, run_id in leftovers})
     if removed:
         logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)
@@ -330,6 +345,7 @@ def commit_run(
         EVENTS_TABLE: EVENTS_SCHEMA,
     }
     if events is not None and events.num_rows:
+        store_for(location).remove_tree(run_dir(location, EVENTS_TABLE, run_id))  # a retry
         write_shard(events, run_dir(location, EVENTS_TABLE, run_id))
     for table, schema in schemas.items():
         shards = shard_urls(location, table, run_id)

@@ -284,7 +284,7 @@ def test_ingest_publishes_when_the_beam_flags_ask(
     )
     (fake,) = fakes
     assert fake.datasets[f"{PROJECT}.dicom"].location == "EU"
-    assert len(summary.publish_report.loads) == 4
+    assert len(summary.publish_report["loads"]) == 4
     assert_each_run_once(fake, tmp_path / "w")
     assert "; published to test-project.dicom: 4 load jobs" in summary.describe()
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from beam_launch import submit_without_waiting
 from bigquery_fakes import FakeBigQuery
 from cli_runs import assert_one_line_error, run_cli
 from dicom_samples import base_dataset, dicom_bytes
@@ -183,6 +184,25 @@ def test_a_run_that_lost_its_lock_does_not_commit(buckets: tuple[str, str]) -> N
             lock.check()
 
 
+def test_a_submitted_job_keeps_the_lock_until_it_commits(
+    buckets: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, warehouse = buckets
+    jobs = submit_without_waiting(monkeypatch)
+    summary = ingest([source], warehouse)
+    assert summary.submitted
+    store = store_for(warehouse)
+    lock = join(warehouse, ".lock")
+    assert store.stat(lock) is not None  # handed to the job
+    with pytest.raises(WarehouseError, match="another ingest"):
+        ingest([source], warehouse)  # the next scheduled launch waits for this job
+    (job,) = jobs  # the refused launch submitted nothing
+    job.start()
+    job.join(timeout=120)
+    assert committed_runs(warehouse) == [summary.run_id]
+    assert store.stat(lock) is None  # released by the job
+
+
 def test_killed_run_on_gs_then_rerun_gives_the_tables_of_one_clean_run(
     buckets: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -227,10 +247,10 @@ def test_publish_at_the_end_loads_the_gs_warehouse_in_place(
     )
     (fake,) = fakes
     report = summary.publish_report
-    assert len(report.loads) == 4 and report.uploaded == 0  # nothing staged
+    assert len(report["loads"]) == 4 and report["uploaded"] == 0  # nothing staged
     (run_id,) = committed_runs(warehouse)
     assert {destination.split(".")[1] for destination, _ in fake.load_configs} == {"dicom"}
-    uris = [uri for step, _ in report.loads for uri in step.source_uris]
+    uris = [uri for load in report["loads"] for uri in load["source_uris"]]
     assert uris and all(uri.startswith(f"{warehouse}/") and run_id in uri for uri in uris)
 
 

@@ -62,6 +62,26 @@ class PublishReport:
     days_skipped: int = 0
     views: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        """What a publish at the end of a run records for its launcher (``finish``)."""
+        return {
+            "dataset": self.dataset,
+            "describe": self.describe(),
+            "loads": [
+                {
+                    "destination": step.destination,
+                    "run_id": step.run_id,
+                    "write_disposition": step.write_disposition,
+                    "source_uris": list(step.source_uris),
+                    "output_rows": result.output_rows,
+                }
+                for step, result in self.loads
+            ],
+            "uploaded": self.uploaded,
+            "days_skipped": self.days_skipped,
+            "views": list(self.views),
+        }
+
     def describe(self) -> str:
         """One line for the command's output."""
         rows = sum(result.output_rows for _, result in self.loads)
