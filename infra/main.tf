@@ -181,6 +181,9 @@ resource "google_cloud_scheduler_job" "incremental_ingest" {
           warehouse    = local.warehouse_url
           incremental  = "true"
           full_listing = "true"
+          # the job publishes to the dataset once its run has committed
+          bigquery_dataset  = "${var.project_id}.${google_bigquery_dataset.warehouse.dataset_id}"
+          bigquery_location = var.dataset_location
         }
         environment = {
           serviceAccountEmail  = google_service_account.worker.email

@@ -314,3 +314,17 @@ def ingest_at(started_at: dt.datetime, sources: list[str], warehouse, **kwargs: 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ingest_module, "new_run", lambda: run)
         return ingest_module.ingest(sources, warehouse, **kwargs)
+
+
+def fake_publish_clients(monkeypatch: Any, store: ObjectStore) -> list[FakeBigQuery]:
+    """Make a publish at the end of an ingest talk to a FakeBigQuery (one per publish)."""
+    from dicomwarehouse.bigquery import options
+
+    fakes: list[FakeBigQuery] = []
+
+    def clients(project: str, location: str | None) -> tuple[FakeBigQuery, ObjectStore]:
+        fakes.append(FakeBigQuery(project, store))
+        return fakes[-1], store
+
+    monkeypatch.setattr(options, "client_factory", clients)
+    return fakes

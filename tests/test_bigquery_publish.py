@@ -19,6 +19,7 @@ from bigquery_fakes import (
     FakeBigQuery,
     FakeBigQueryHttp,
     InjectedFailure,
+    fake_publish_clients,
     gcs_emulator,
     ingest_at,
     utc,
@@ -26,7 +27,6 @@ from bigquery_fakes import (
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 
-from dicomwarehouse.bigquery import options
 from dicomwarehouse.bigquery.clients import GoogleBigQuery
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES as TABLES
 from dicomwarehouse.bigquery.plan import PlanError, build_plan
@@ -265,13 +265,7 @@ def test_the_real_client_sends_what_the_plan_says(warehouse: Path, store: GcsSto
 def test_ingest_publishes_when_the_beam_flags_ask(
     source: Path, tmp_path: Path, store: GcsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fakes: list[FakeBigQuery] = []
-
-    def clients(project: str, location: str | None):
-        fakes.append(FakeBigQuery(project, store))
-        return fakes[-1], store
-
-    monkeypatch.setattr(options, "client_factory", clients)
+    fakes = fake_publish_clients(monkeypatch, store)
     summary = ingest(
         [str(source)],
         tmp_path / "w",

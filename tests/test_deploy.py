@@ -6,6 +6,7 @@ No terraform binary or Docker engine runs here, so the files are checked by pars
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
+from dicomwarehouse.bigquery.options import BigQueryPublishOptions
+from dicomwarehouse.bigquery.plan import PlanError
 from dicomwarehouse.job import build_parser, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,8 +31,12 @@ def template_parameters() -> list[str]:
 
 
 def test_template_declares_every_parameter_of_the_job() -> None:
+    """The job's own parameters, and the Beam options it reads itself (publish at the end)."""
     job_options = [a.dest for a in build_parser()._actions if a.dest != "help"]
-    assert sorted(template_parameters()) == sorted(job_options)
+    parser = argparse.ArgumentParser()
+    BigQueryPublishOptions._add_argparse_args(parser)
+    publish_options = [a.dest for a in parser._actions if a.dest != "help"]
+    assert sorted(template_parameters()) == sorted(job_options + publish_options)
 
 
 def test_required_parameters_agree() -> None:
@@ -72,10 +79,11 @@ def test_every_variable_is_declared_and_used() -> None:
 
 def test_schedule_launches_the_template_incrementally_with_known_parameters() -> None:
     main = (INFRA / "main.tf").read_text()
-    block = re.search(r"parameters = \{(.*?)\}", main, re.S)
+    block = re.search(r"parameters = \{\n(.*?)\n\s*\}\n", main, re.S)
     assert block is not None
     keys = re.findall(r"^\s*(\w+)\s*=", block.group(1), re.M)
     assert set(keys) <= set(template_parameters())
+    assert {"warehouse", "bigquery_dataset"} <= set(keys)  # written to gs://, then published
     assert re.search(r'incremental\s*=\s*"true"', block.group(1))
     assert "flexTemplates:launch" in main
 
@@ -90,3 +98,15 @@ def test_job_runs_with_template_style_arguments(tmp_path: Path) -> None:
     first = run(argv)
     again = run(argv)
     assert (first.objects_read, again.objects_read) == (1, 0)
+
+
+def test_job_hands_the_publish_parameters_to_the_publish(tmp_path: Path) -> None:
+    """bigquery_* reach the publish check (which runs before anything is read)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.dcm").write_bytes(dicom_bytes(base_dataset()))
+    argv = [f"--sources={source}", f"--warehouse={tmp_path / 'w'}",
+            "--bigquery_dataset=some-project.dicom"]  # fmt: skip
+    with pytest.raises(PlanError, match="needs --bigquery_staging"):
+        run(argv)  # a local warehouse must be staged; a gs:// one loads in place
+    assert not (tmp_path / "w").exists()

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 from beam_launch import submit_without_waiting
-from bigquery_fakes import FakeBigQuery
+from bigquery_fakes import fake_publish_clients
 from cli_runs import assert_one_line_error, run_cli
 from dicom_samples import base_dataset, dicom_bytes
 from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
-from dicomwarehouse.bigquery import options
 from dicomwarehouse.bigquery.layout import read_warehouse
 from dicomwarehouse.ingest import IngestOptions, ingest
 from dicomwarehouse.objectstore import GcsStore, join, store_for
@@ -234,14 +233,7 @@ def test_publish_at_the_end_loads_the_gs_warehouse_in_place(
     buckets: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, warehouse = buckets
-    store = GcsStore(gcs_client())
-    fakes: list[FakeBigQuery] = []
-
-    def clients(project: str, location: str | None):
-        fakes.append(FakeBigQuery(project, store))
-        return fakes[-1], store
-
-    monkeypatch.setattr(options, "client_factory", clients)
+    fakes = fake_publish_clients(monkeypatch, GcsStore(gcs_client()))
     summary = ingest(
         [source], warehouse, beam_args=["--project=test-project", "--bigquery_dataset=dicom"]
     )
