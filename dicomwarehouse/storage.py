@@ -168,12 +168,14 @@ def glob_regex(pattern: str, *, star_crosses_slash: bool = False) -> re.Pattern[
 
 # --- clients, one set per process -----------------------------------------------------------
 
-_clients: dict[tuple[str, StorageOptions], Any] = {}
+_clients: dict[tuple[str, StorageOptions, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
 def _client(scheme: str, options: StorageOptions) -> Any:
-    key = (scheme, options)
+    # the emulator variable picks the endpoint too: a client made for another one is not reused
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST") if scheme == "gs" else None
+    key = (scheme, options, emulator)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
