@@ -147,12 +147,13 @@ def ingest(
     """
     from dicomwarehouse.bigquery.options import publish_request
     from dicomwarehouse.listing import Lister
-    from dicomwarehouse.pipeline import run_pipeline
+    from dicomwarehouse.pipeline import check_runner, run_pipeline
     from dicomwarehouse.views import referenced_keywords
 
     options = options or IngestOptions()
     started = time.monotonic()
     warehouse = warehouse_location(warehouse)
+    check_runner(beam_args, warehouse)
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)

@@ -25,7 +25,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
@@ -39,7 +39,13 @@ from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.storage import StorageOptions
 from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, LEFT_OUT_FILE
 
-__all__ = ["ExtractObjects", "IngestTransform", "PipelineArgumentError", "run_pipeline"]
+__all__ = [
+    "ExtractObjects",
+    "IngestTransform",
+    "PipelineArgumentError",
+    "check_runner",
+    "run_pipeline",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +354,19 @@ class IngestTransform(beam.PTransform):
             "column_paths": paths_written,
             "stats": stats,
         }
+
+
+def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
+    """Refuse a Dataflow run into a local folder: its workers could not write there."""
+    try:
+        runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner or ""
+    except (ValueError, TypeError) as exc:
+        raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
+    if "dataflow" in str(runner).lower() and not warehouse.startswith("gs://"):
+        raise PipelineArgumentError(
+            f"--runner={runner} writes the warehouse from its workers: use a gs:// --warehouse, "
+            f"not the local folder {warehouse}"
+        )
 
 
 def run_pipeline(

@@ -251,7 +251,11 @@ def test_publish_at_the_end_loads_the_gs_warehouse_in_place(
     [
         (["sql", "SELECT 1", "--warehouse", "gs://some-bucket/w"], "DuckDB cannot read"),
         (["ingest", "x.dcm", "--warehouse", "s3://some-bucket/w"], "s3:// buckets are sources"),
+        (
+            ["ingest", "x.dcm", "--warehouse", "w", "--", "--runner=DataflowRunner"],
+            "use a gs:// --warehouse",
+        ),
     ],
 )
-def test_warehouses_duckdb_cannot_open_fail_in_one_line(arguments: list[str], message: str) -> None:
+def test_unusable_warehouses_fail_in_one_line(arguments: list[str], message: str) -> None:
     assert_one_line_error(run_cli(*arguments), message)
