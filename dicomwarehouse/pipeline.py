@@ -114,6 +114,10 @@ class ExtractObjects(beam.DoFn):
         self.defer_size = defer_size
         self.total = total
         self.storage = storage
+        # live progress in the runner's monitoring (Dataflow's job page); the run record's
+        # numbers come from the stats output instead, which the Finish step can see
+        self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
+        self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
 
     def setup(self) -> None:
         self.progress = _Progress(self.total)
@@ -136,7 +140,9 @@ class ExtractObjects(beam.DoFn):
             ref, self.run, defer_size=self.defer_size, storage=self.storage, opened=opened
         )
         self.progress.update(extracted.error is not None)
+        self.objects.inc()
         if extracted.error is not None:
+            self.failures.inc()
             yield beam.pvalue.TaggedOutput(_STATS, (0, extracted.requests))
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
             return
