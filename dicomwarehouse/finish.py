@@ -10,15 +10,17 @@ the run record's launch-time fields, the publish request) are fields of :class:`
 pickled into the pipeline. The ledger rows of the run (one per listed object, millions at
 IDC scale) are written by the launcher to ``DIR/_plans/<run id>.parquet`` before the
 pipeline starts, with outcome ``pending`` for the objects to read; the step fills in
-``ingested`` or ``failed`` from what the pipeline wrote. So the job graph stays small.
+``ingested`` or ``failed`` from what the pipeline wrote. The objects to read travel the same
+way (``DIR/_plans/<run id>.objects.parquet``, read by the pipeline's first step), so the job
+graph stays small however many objects a run reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 
 from dicomwarehouse.ledger import FAILED, INGESTED, PENDING
 from dicomwarehouse.objectstore import is_gs_url, join, read_json, store_for, write_json
+from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.warehouse import (
     PLANS_FOLDER,
     RUNS_FOLDER,
@@ -42,9 +45,12 @@ from dicomwarehouse.warehouse import (
 __all__ = [
     "PUBLISH_REPORTS_FOLDER",
     "RunFinish",
+    "objects_url",
     "plan_url",
     "publish_report_url",
+    "read_objects",
     "read_run_record",
+    "write_objects",
     "write_plan",
 ]
 
@@ -58,16 +64,56 @@ def plan_url(warehouse: str, run_id: str) -> str:
     return join(warehouse, PLANS_FOLDER, f"{run_id}.parquet")
 
 
+def objects_url(warehouse: str, run_id: str) -> str:
+    return join(warehouse, PLANS_FOLDER, f"{run_id}.objects.parquet")
+
+
+_EXTRAS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
+_OBJECTS_SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("size", pa.int64()),
+        ("extras", _EXTRAS),
+        ("generation", pa.string()),
+        ("etag", pa.string()),
+        ("md5", pa.string()),
+        ("crc32c", pa.string()),
+    ]
+)
+
+
+def _write_parquet(url: str, table: pa.Table) -> None:
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    store_for(url).write_bytes(url, buffer.getvalue().to_pybytes())
+
+
+def write_objects(warehouse: str, run_id: str, refs: Sequence[ObjectRef]) -> str:
+    """Store the objects a run reads, for the pipeline to read; returns the file's URL."""
+    rows = [
+        {**asdict(ref), "extras": [{"name": n, "value": v} for n, v in ref.extras]} for ref in refs
+    ]
+    url = objects_url(warehouse, run_id)
+    _write_parquet(url, pa.Table.from_pylist(rows, schema=_OBJECTS_SCHEMA))
+    return url
+
+
+def read_objects(url: str) -> Iterator[ObjectRef]:
+    """The objects ``write_objects`` stored, in order."""
+    with store_for(url).open_input(url) as handle:
+        rows = pq.read_table(handle).to_pylist()
+    for row in rows:
+        extras = tuple((pair["name"], pair["value"]) for pair in row.pop("extras") or ())
+        yield ObjectRef(**row, extras=extras)
+
+
 def publish_report_url(warehouse: str, run_id: str) -> str:
     return join(warehouse, PUBLISH_REPORTS_FOLDER, f"{run_id}.json")
 
 
 def write_plan(warehouse: str, run_id: str, events: pa.Table) -> None:
     """Store the run's planned ledger rows where its finishing step will read them."""
-    buffer = pa.BufferOutputStream()
-    pq.write_table(events, buffer, compression="zstd")
-    url = plan_url(warehouse, run_id)
-    store_for(url).write_bytes(url, buffer.getvalue().to_pybytes())
+    _write_parquet(plan_url(warehouse, run_id), events)
 
 
 def read_run_record(warehouse: str, run_id: str) -> dict[str, Any] | None:
@@ -154,8 +200,11 @@ class RunFinish:
                 "read_requests": requests,
             },
         )
-        url = plan_url(self.warehouse, self.run_id)
-        store_for(url).delete(url)
+        for url in (
+            plan_url(self.warehouse, self.run_id),
+            objects_url(self.warehouse, self.run_id),
+        ):
+            store_for(url).delete(url)
 
     def _planned_events(self) -> pa.Table:
         url = plan_url(self.warehouse, self.run_id)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicomwarehouse.extract import new_run
-from dicomwarehouse.finish import RunFinish, publish_report_url, read_run_record, write_plan
+from dicomwarehouse.finish import (
+    RunFinish,
+    publish_report_url,
+    read_run_record,
+    write_objects,
+    write_plan,
+)
 from dicomwarehouse.ledger import plan_run
 from dicomwarehouse.limits import committed_column_paths
 from dicomwarehouse.objectstore import Location, read_json, warehouse_location
@@ -199,7 +205,8 @@ def ingest(
         finished_here = True
         if plan.to_read:
             finished_here = run_pipeline(
-                plan.to_read,
+                write_objects(warehouse, run.run_id, plan.to_read),
+                len(plan.to_read),
                 run_output(warehouse, run.run_id),
                 run,
                 finish,

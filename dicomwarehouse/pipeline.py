@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
+from dicomwarehouse.finish import read_objects
 from dicomwarehouse.limits import ColumnChoice, choose_columns
 from dicomwarehouse.objectstore import join, write_json
 from dicomwarehouse.parquet import metadata_table, write_shard
@@ -376,7 +377,8 @@ def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
 
 
 def run_pipeline(
-    refs: Sequence[ObjectRef],
+    objects: str,
+    total: int,
     output: str,
     run: RunInfo,
     finish: Callable[[Sequence[str], int, int], None],
@@ -390,6 +392,9 @@ def run_pipeline(
 ) -> bool:
     """Run the ingest pipeline, ending with ``finish(shards, header_bytes, read_requests)``.
 
+    ``objects`` is the file of the ``total`` objects to read (``finish.write_objects``): the
+    pipeline's first step reads it, so the job graph does not grow with the run.
+
     Returns True once the pipeline ran to its end here; False when the runner only submitted
     it (a Dataflow template launch has no job to wait for), so the job finishes on its own.
     """
@@ -400,13 +405,14 @@ def run_pipeline(
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
     written = (
         pipeline
-        | "Objects" >> beam.Create(list(refs))
+        | "ObjectsFile" >> beam.Create([objects])
+        | "Objects" >> beam.FlatMap(read_objects)
         | "Spread" >> beam.Reshuffle()
         | "Ingest"
         >> IngestTransform(
             output,
             run,
-            total=len(refs),
+            total=total,
             required_paths=required_paths,
             existing_paths=existing_paths,
             extra_columns=extra_columns,

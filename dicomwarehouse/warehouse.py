@@ -279,7 +279,7 @@ def remove_uncommitted(root: Location) -> list[str]:
     for table, run_id in sorted(leftovers):
         store.remove_tree(run_dir(location, table, run_id))
     for stored in store.list(join(location, PLANS_FOLDER) + "/"):
-        run_id = stored.url.rsplit("/", 1)[-1].removesuffix(".parquet")
+        run_id = stored.url.rsplit("/", 1)[-1].split(".", 1)[0]  # <run id>[.objects].parquet
         if run_id not in committed:
             leftovers.add((PLANS_FOLDER, run_id))
             store.delete(stored.url)

@@ -19,12 +19,20 @@ from beam_launch import submit_without_waiting
 from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.extract import new_run
-from dicomwarehouse.finish import RunFinish, plan_url, read_run_record, write_plan
+from dicomwarehouse.finish import (
+    RunFinish,
+    objects_url,
+    plan_url,
+    read_objects,
+    read_run_record,
+    write_objects,
+    write_plan,
+)
 from dicomwarehouse.ingest import ingest
 from dicomwarehouse.ledger import EVENTS_TABLE, plan_run
 from dicomwarehouse.pipeline import run_pipeline
 from dicomwarehouse.schema import keyword_paths
-from dicomwarehouse.sources import expand_sources
+from dicomwarehouse.sources import ObjectRef, expand_sources
 from dicomwarehouse.views import referenced_keywords
 from dicomwarehouse.warehouse import committed_runs, connect, exclusive_writer, run_output
 
@@ -70,7 +78,8 @@ def test_retried_bundles_and_a_retried_finish_leave_one_clean_run(
     with exclusive_writer(warehouse) as lock:
         write_plan(warehouse, run.run_id, plan.events(run.run_id, run.started_at))
         run_pipeline(
-            refs,
+            write_objects(warehouse, run.run_id, refs),
+            len(refs),
             run_output(warehouse, run.run_id),
             run,
             RecordFinish(str(handed)),
@@ -88,6 +97,7 @@ def test_retried_bundles_and_a_retried_finish_leave_one_clean_run(
         assert record["header_bytes_read"] == header_bytes
         assert not Path(metadata_shard).with_name("part-retried.parquet").exists()
         assert not Path(plan_url(warehouse, run.run_id)).exists()
+        assert not Path(objects_url(warehouse, run.run_id)).exists()
         finish(shards, header_bytes, requests)  # a retried step: nothing doubles
     assert committed_runs(warehouse) == [run.run_id]
     events = pq.read_table(Path(warehouse) / EVENTS_TABLE / f"run-{run.run_id}")
@@ -111,3 +121,13 @@ def test_the_job_commits_when_its_launcher_does_not_wait(
     job.join(timeout=120)
     assert committed_runs(warehouse) == [summary.run_id]
     assert count(warehouse, "SELECT count(*) FROM dicom_metadata") == 5
+
+
+def test_the_objects_to_read_round_trip_through_their_file(tmp_path: Path) -> None:
+    refs = [
+        ObjectRef("gs://b/a.dcm", 10, (("collection_id", "c1"), ("license", "CC BY")), "17",
+                  "etag", "md5hex", "crc"),
+        ObjectRef("/data/b.dcm"),
+    ]  # fmt: skip
+    url = write_objects(str(tmp_path), "run-x", refs)
+    assert list(read_objects(url)) == refs
