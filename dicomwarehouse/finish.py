@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dicomwarehouse.ledger import FAILED, INGESTED, PENDING
+from dicomwarehouse.listing import ListingFailure
 from dicomwarehouse.objectstore import is_gs_url, join, read_json, store_for, write_json
 from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.warehouse import (
@@ -78,6 +79,9 @@ _OBJECTS_SCHEMA = pa.schema(
         ("etag", pa.string()),
         ("md5", pa.string()),
         ("crc32c", pa.string()),
+        # a listing entry that named no object (listing.ListingFailure): its error row to be
+        ("listing_error_type", pa.string()),
+        ("listing_error_message", pa.string()),
     ]
 )
 
@@ -90,9 +94,13 @@ def _write_parquet(url: str, table: pa.Table) -> None:
 
 def write_objects(warehouse: str, run_id: str, refs: Sequence[ObjectRef]) -> str:
     """Store the objects a run reads, for the pipeline to read; returns the file's URL."""
-    rows = [
-        {**asdict(ref), "extras": [{"name": n, "value": v} for n, v in ref.extras]} for ref in refs
-    ]
+    rows = []
+    for ref in refs:
+        row = {**asdict(ref), "extras": [{"name": n, "value": v} for n, v in ref.extras]}
+        if isinstance(ref, ListingFailure):
+            row["listing_error_type"] = row.pop("error_type")
+            row["listing_error_message"] = row.pop("message")
+        rows.append(row)
     url = objects_url(warehouse, run_id)
     _write_parquet(url, pa.Table.from_pylist(rows, schema=_OBJECTS_SCHEMA))
     return url
@@ -104,7 +112,12 @@ def read_objects(url: str) -> Iterator[ObjectRef]:
         rows = pq.read_table(handle).to_pylist()
     for row in rows:
         extras = tuple((pair["name"], pair["value"]) for pair in row.pop("extras") or ())
-        yield ObjectRef(**row, extras=extras)
+        error_type = row.pop("listing_error_type")
+        message = row.pop("listing_error_message")
+        if error_type is None:
+            yield ObjectRef(**row, extras=extras)
+        else:
+            yield ListingFailure(**row, extras=extras, error_type=error_type, message=message)
 
 
 def publish_report_url(warehouse: str, run_id: str) -> str:

@@ -30,6 +30,7 @@ from dicomwarehouse.finish import (
 )
 from dicomwarehouse.ingest import ingest
 from dicomwarehouse.ledger import EVENTS_TABLE, plan_run
+from dicomwarehouse.listing import ListingFailure
 from dicomwarehouse.pipeline import run_pipeline
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import ObjectRef, expand_sources
@@ -128,6 +129,9 @@ def test_the_objects_to_read_round_trip_through_their_file(tmp_path: Path) -> No
         ObjectRef("gs://b/a.dcm", 10, (("collection_id", "c1"), ("license", "CC BY")), "17",
                   "etag", "md5hex", "crc"),
         ObjectRef("/data/b.dcm"),
+        ListingFailure("m.s5cmd#line=4", error_type="UnreadableLine", message="unbalanced quote"),
     ]  # fmt: skip
     url = write_objects(str(tmp_path), "run-x", refs)
-    assert list(read_objects(url)) == refs
+    back = list(read_objects(url))
+    assert back == refs
+    assert [type(ref) for ref in back] == [ObjectRef, ObjectRef, ListingFailure]
