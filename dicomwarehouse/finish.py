@@ -25,11 +25,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from dicomwarehouse.ledger import FAILED, INGESTED, PENDING
 from dicomwarehouse.listing import ListingFailure
-from dicomwarehouse.objectstore import is_gs_url, join, read_json, store_for, write_json
+from dicomwarehouse.objectstore import (
+    is_gs_url,
+    join,
+    read_json_if_present,
+    store_for,
+    write_json,
+)
+from dicomwarehouse.parquet import read_parquet, write_parquet
 from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.warehouse import (
     PLANS_FOLDER,
@@ -86,12 +92,6 @@ _OBJECTS_SCHEMA = pa.schema(
 )
 
 
-def _write_parquet(url: str, table: pa.Table) -> None:
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd")
-    store_for(url).write_bytes(url, buffer.getvalue().to_pybytes())
-
-
 def write_objects(warehouse: str, run_id: str, refs: Sequence[ObjectRef]) -> str:
     """Store the objects a run reads, for the pipeline to read; returns the file's URL."""
     rows = []
@@ -102,15 +102,13 @@ def write_objects(warehouse: str, run_id: str, refs: Sequence[ObjectRef]) -> str
             row["listing_error_message"] = row.pop("message")
         rows.append(row)
     url = objects_url(warehouse, run_id)
-    _write_parquet(url, pa.Table.from_pylist(rows, schema=_OBJECTS_SCHEMA))
+    write_parquet(url, pa.Table.from_pylist(rows, schema=_OBJECTS_SCHEMA))
     return url
 
 
 def read_objects(url: str) -> Iterator[ObjectRef]:
     """The objects ``write_objects`` stored, in order."""
-    with store_for(url).open_input(url) as handle:
-        rows = pq.read_table(handle).to_pylist()
-    for row in rows:
+    for row in read_parquet(url).to_pylist():
         extras = tuple((pair["name"], pair["value"]) for pair in row.pop("extras") or ())
         error_type = row.pop("listing_error_type")
         message = row.pop("listing_error_message")
@@ -126,13 +124,12 @@ def publish_report_url(warehouse: str, run_id: str) -> str:
 
 def write_plan(warehouse: str, run_id: str, events: pa.Table) -> None:
     """Store the run's planned ledger rows where its finishing step will read them."""
-    _write_parquet(plan_url(warehouse, run_id), events)
+    write_parquet(plan_url(warehouse, run_id), events)
 
 
 def read_run_record(warehouse: str, run_id: str) -> dict[str, Any] | None:
     """The run record of a committed run, or None when the run did not commit."""
-    url = join(warehouse, RUNS_FOLDER, f"{run_id}.json")
-    return read_json(url) if store_for(url).stat(url) is not None else None
+    return read_json_if_present(join(warehouse, RUNS_FOLDER, f"{run_id}.json"))
 
 
 def _remove_unreported_shards(warehouse: str, run_id: str, reported: Sequence[str]) -> int:
@@ -181,7 +178,7 @@ class RunFinish:
     def _commit(self, shards: Sequence[str] | None, header_bytes: int, requests: int) -> None:
         if shards is not None:
             _remove_unreported_shards(self.warehouse, self.run_id, shards)
-        planned = self._planned_events()
+        planned = read_parquet(plan_url(self.warehouse, self.run_id))
         pending = pc.equal(planned["outcome"], PENDING)
         ingested = [
             url
@@ -218,8 +215,3 @@ class RunFinish:
             objects_url(self.warehouse, self.run_id),
         ):
             store_for(url).delete(url)
-
-    def _planned_events(self) -> pa.Table:
-        url = plan_url(self.warehouse, self.run_id)
-        with store_for(url).open_input(url) as handle:
-            return pq.read_table(handle)

@@ -170,12 +170,11 @@ def choose_columns(
 
 def committed_column_paths(root: Location) -> set[ColumnPath]:
     """The union of the column paths of every committed run of a warehouse (local or gs://)."""
-    from dicomwarehouse.objectstore import join, read_json, store_for
+    from dicomwarehouse.objectstore import join, read_json_if_present
     from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, committed_runs, run_dir
 
     paths: set[ColumnPath] = set()
     for run_id in committed_runs(root):
         path_file = join(run_dir(root, "dicom_metadata", run_id), COLUMN_PATHS_FILE)
-        if store_for(path_file).stat(path_file) is not None:
-            paths.update(tuple(p) for p in read_json(path_file))
+        paths.update(tuple(p) for p in read_json_if_present(path_file) or ())
     return paths

@@ -41,6 +41,7 @@ __all__ = [
     "is_gs_url",
     "join",
     "read_json",
+    "read_json_if_present",
     "split_gs_url",
     "store_for",
     "warehouse_location",
@@ -320,3 +321,8 @@ def write_json(url: str, value: Any, *, indent: int | None = None) -> None:
 def read_json(url: str) -> Any:
     """Read a small JSON file written by ``write_json``."""
     return json.loads(store_for(url).read_text(url))
+
+
+def read_json_if_present(url: str) -> Any:
+    """``read_json``, or None when there is no such file."""
+    return read_json(url) if store_for(url).stat(url) is not None else None

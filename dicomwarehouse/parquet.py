@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from dicomwarehouse.objectstore import join, store_for
 
-__all__ = ["metadata_table", "write_shard"]
+__all__ = ["metadata_table", "read_parquet", "write_parquet", "write_shard"]
 
 
 def metadata_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -25,13 +25,24 @@ def metadata_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Tabl
     return pa.Table.from_pylist(list(rows), schema=schema)
 
 
+def write_parquet(url: str, table: pa.Table) -> None:
+    """Write a table as one Parquet object at a local path or gs:// URL, all at once."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd", use_compliant_nested_type=True)
+    store_for(url).write_bytes(url, buffer.getvalue().to_pybytes())
+
+
+def read_parquet(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a Parquet object (only ``columns``, when given) from a local path or gs:// URL."""
+    with store_for(url).open_input(url) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 def write_shard(table: pa.Table, directory: str) -> str:
     """Write one shard under a fresh name (retried bundles never overwrite each other).
 
     ``directory`` is a local folder or a gs:// prefix; returns the shard's path or URL.
     """
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd", use_compliant_nested_type=True)
     path = join(directory, f"part-{uuid.uuid4().hex}.parquet")
-    store_for(directory).write_bytes(path, buffer.getvalue().to_pybytes())
+    write_parquet(path, table)
     return path

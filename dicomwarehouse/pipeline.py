@@ -31,7 +31,7 @@ from dicomwarehouse.errors import UsageError
 from dicomwarehouse.extract import RunInfo, extract_object
 from dicomwarehouse.finish import read_objects
 from dicomwarehouse.limits import ColumnChoice, choose_columns
-from dicomwarehouse.objectstore import join, write_json
+from dicomwarehouse.objectstore import is_gs_url, join, write_json
 from dicomwarehouse.parquet import metadata_table, write_shard
 from dicomwarehouse.ranged import Prefetcher
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
@@ -369,7 +369,7 @@ def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
         runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner or ""
     except (ValueError, TypeError) as exc:
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
-    if "dataflow" in str(runner).lower() and not warehouse.startswith("gs://"):
+    if "dataflow" in str(runner).lower() and not is_gs_url(warehouse):
         raise PipelineArgumentError(
             f"--runner={runner} writes the warehouse from its workers: use a gs:// --warehouse, "
             f"not the local folder {warehouse}"

@@ -52,11 +52,12 @@ from dicomwarehouse.objectstore import (
     is_gs_url,
     join,
     read_json,
+    read_json_if_present,
     store_for,
     warehouse_location,
     write_json,
 )
-from dicomwarehouse.parquet import write_shard
+from dicomwarehouse.parquet import read_parquet, write_shard
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 
 __all__ = [
@@ -289,11 +290,6 @@ def remove_uncommitted(root: Location) -> list[str]:
     return removed
 
 
-def _read_shard(url: str, columns: Sequence[str] | None = None) -> pa.Table:
-    with store_for(url).open_input(url) as handle:
-        return pq.read_table(handle, columns=columns)
-
-
 def _row_count(root: str, table: str, run_id: str) -> int:
     total = 0
     for url in shard_urls(root, table, run_id):
@@ -307,13 +303,9 @@ def staged_urls(root: Location, run_id: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for table in ("dicom_metadata", "ingest_errors"):
         for url in shard_urls(root, table, run_id):
-            for source in _read_shard(url, ["source_url"]).column(0).to_pylist():
+            for source in read_parquet(url, ["source_url"]).column(0).to_pylist():
                 found[source] = table
     return found
-
-
-def _json_if_present(url: str) -> Any:
-    return read_json(url) if store_for(url).stat(url) is not None else None
 
 
 def commit_run(
@@ -335,7 +327,7 @@ def commit_run(
 
     location = warehouse_location(root)
     metadata_dir = run_dir(location, "dicom_metadata", run_id)
-    paths = _json_if_present(join(metadata_dir, COLUMN_PATHS_FILE)) or []
+    paths = read_json_if_present(join(metadata_dir, COLUMN_PATHS_FILE)) or []
     schemas = {
         "dicom_metadata": metadata_schema(
             (tuple(p) for p in paths), dict.fromkeys(extra_columns, pa.string())
@@ -358,7 +350,7 @@ def commit_run(
             join(run_dir(location, table, run_id), RUN_SCHEMA_FILE),
             run_schema_json(shard_schema, table).encode("utf-8"),
         )
-    left_out = _json_if_present(join(metadata_dir, LEFT_OUT_FILE)) or {}
+    left_out = read_json_if_present(join(metadata_dir, LEFT_OUT_FILE)) or {}
     counts = RunCounts(
         instances=_row_count(location, "dicom_metadata", run_id),
         elements=_row_count(location, "dicom_elements", run_id),
@@ -394,7 +386,7 @@ def read_known_objects(root: Location) -> dict[str, KnownObject]:
     """
     location = warehouse_location(root)
     tables = [
-        _read_shard(url)
+        read_parquet(url)
         for run_id in committed_runs(location)
         for url in shard_urls(location, EVENTS_TABLE, run_id)
     ]

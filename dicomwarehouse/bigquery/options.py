@@ -22,6 +22,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from dicomwarehouse.bigquery.plan import PlanError, check_names
+from dicomwarehouse.objectstore import is_gs_url
 
 __all__ = ["BigQueryPublishOptions", "PublishRequest", "publish_request"]
 
@@ -110,7 +111,7 @@ def publish_request(beam_args: Sequence[str], warehouse: str) -> PublishRequest 
         raise PlanError("--bigquery_dataset needs a project: PROJECT.DATASET or --project")
     check_names(project, dataset, wanted.bigquery_location, wanted.bigquery_staging)
     staging = wanted.bigquery_staging.rstrip("/") if wanted.bigquery_staging else None
-    if staging is None and not warehouse.startswith("gs://"):
+    if staging is None and not is_gs_url(warehouse):
         raise PlanError(
             "--bigquery_dataset needs --bigquery_staging gs://... for a local warehouse"
         )
