@@ -31,7 +31,6 @@ from dicomwarehouse.listing import ListingFailure
 from dicomwarehouse.objectstore import (
     is_gs_url,
     join,
-    read_json_if_present,
     store_for,
     write_json,
 )
@@ -39,7 +38,6 @@ from dicomwarehouse.parquet import read_parquet, write_parquet
 from dicomwarehouse.sources import ObjectRef
 from dicomwarehouse.warehouse import (
     PLANS_FOLDER,
-    RUNS_FOLDER,
     TABLES,
     WriterLock,
     build_duckdb,
@@ -56,7 +54,6 @@ __all__ = [
     "plan_url",
     "publish_report_url",
     "read_objects",
-    "read_run_record",
     "write_objects",
     "write_plan",
 ]
@@ -125,11 +122,6 @@ def publish_report_url(warehouse: str, run_id: str) -> str:
 def write_plan(warehouse: str, run_id: str, events: pa.Table) -> None:
     """Store the run's planned ledger rows where its finishing step will read them."""
     write_parquet(plan_url(warehouse, run_id), events)
-
-
-def read_run_record(warehouse: str, run_id: str) -> dict[str, Any] | None:
-    """The run record of a committed run, or None when the run did not commit."""
-    return read_json_if_present(join(warehouse, RUNS_FOLDER, f"{run_id}.json"))
 
 
 def _remove_unreported_shards(warehouse: str, run_id: str, reported: Sequence[str]) -> int:

@@ -17,7 +17,6 @@ from dicomwarehouse.extract import new_run
 from dicomwarehouse.finish import (
     RunFinish,
     publish_report_url,
-    read_run_record,
     write_objects,
     write_plan,
 )
@@ -32,6 +31,7 @@ from dicomwarehouse.warehouse import (
     WarehouseError,
     exclusive_writer,
     read_known_objects,
+    read_run_record,
     remove_uncommitted,
     run_output,
 )

@@ -77,6 +77,7 @@ __all__ = [
     "connect",
     "exclusive_writer",
     "read_known_objects",
+    "read_run_record",
     "remove_uncommitted",
     "run_dir",
     "run_output",
@@ -133,6 +134,15 @@ def run_output(root: Location, run_id: str) -> str:
 
 def _runs_prefix(root: str) -> str:
     return join(root, RUNS_FOLDER) + "/"
+
+
+def _run_record_url(root: str, run_id: str) -> str:
+    return _runs_prefix(root) + f"{run_id}.json"
+
+
+def read_run_record(root: Location, run_id: str) -> dict[str, Any] | None:
+    """The run record of a committed run, or None when the run did not commit."""
+    return read_json_if_present(_run_record_url(warehouse_location(root), run_id))
 
 
 def committed_runs(root: Location) -> list[str]:
@@ -364,7 +374,7 @@ def commit_run(
             f"{expected_objects} objects; not committed"
         )
     record = {"run_id": run_id, **asdict(counts), **(summary or {})}
-    write_json(_runs_prefix(location) + f"{run_id}.json", record, indent=2)  # the commit point
+    write_json(_run_record_url(location, run_id), record, indent=2)  # the commit point
     return counts
 
 
@@ -536,7 +546,7 @@ def build_duckdb(root: Location) -> Path:
                 "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
             )
         con.execute(_INGEST_OBJECTS)
-        run_files = [_sql_string(_runs_prefix(location) + f"{run}.json") for run in runs]
+        run_files = [_sql_string(_run_record_url(location, run)) for run in runs]
         con.execute(
             "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
             f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"

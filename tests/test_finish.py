@@ -24,7 +24,6 @@ from dicomwarehouse.finish import (
     objects_url,
     plan_url,
     read_objects,
-    read_run_record,
     write_objects,
     write_plan,
 )
@@ -35,7 +34,13 @@ from dicomwarehouse.pipeline import run_pipeline
 from dicomwarehouse.schema import keyword_paths
 from dicomwarehouse.sources import ObjectRef, expand_sources
 from dicomwarehouse.views import referenced_keywords
-from dicomwarehouse.warehouse import committed_runs, connect, exclusive_writer, run_output
+from dicomwarehouse.warehouse import (
+    committed_runs,
+    connect,
+    exclusive_writer,
+    read_run_record,
+    run_output,
+)
 
 
 @pytest.fixture
