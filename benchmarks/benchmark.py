@@ -49,13 +49,13 @@ import pydicom.data
 from pydicom.dataelem import DataElement
 from pydicom.filereader import _at_pixel_data, read_partial
 
-from dicomwarehouse.extract import RunInfo, extract_object, new_run
-from dicomwarehouse.parquet import metadata_table
-from dicomwarehouse.ranged import OpenedObject, open_file_ranged
-from dicomwarehouse.read import IngestError
-from dicomwarehouse.schema import ColumnPath, metadata_schema
-from dicomwarehouse.sources import ObjectRef
-from dicomwarehouse.storage import DEFAULT_FIRST_BLOCK, StorageOptions
+from dicomwarehouse.dicom.extract import RunInfo, extract_object, new_run
+from dicomwarehouse.dicom.ranged import OpenedObject, open_file_ranged
+from dicomwarehouse.errors import IngestError
+from dicomwarehouse.io.buckets import DEFAULT_FIRST_BLOCK, StorageOptions
+from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.tables.parquet import metadata_table
+from dicomwarehouse.tables.schema import ColumnPath, metadata_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO_ROOT.parent / "shared" / "corpus"

@@ -112,7 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bucket_arguments(ingest: argparse.ArgumentParser) -> None:
-    from dicomwarehouse.manifests import MANIFEST_FORMATS
+    from dicomwarehouse.sources.manifests import MANIFEST_FORMATS
 
     group = ingest.add_argument_group(
         "buckets and manifests",
@@ -159,7 +159,7 @@ def _add_bucket_arguments(ingest: argparse.ArgumentParser) -> None:
 
 
 def _storage_options(args: argparse.Namespace):
-    from dicomwarehouse.storage import StorageOptions
+    from dicomwarehouse.io.buckets import StorageOptions
 
     for name in ("first_block", "requests_in_flight"):
         value = getattr(args, name)
@@ -186,8 +186,8 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from dicomwarehouse.ingest import IngestOptions, ingest
-    from dicomwarehouse.read import DEFAULT_DEFER_SIZE
+    from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
+    from dicomwarehouse.pipeline.run import IngestOptions, ingest
 
     if not args.sources and not args.manifest:
         raise _UsageError("ingest needs a SOURCE or --manifest")
@@ -211,8 +211,8 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _run_sql(args: argparse.Namespace) -> int:
-    from dicomwarehouse.views import to_duckdb
-    from dicomwarehouse.warehouse import connect
+    from dicomwarehouse.warehouse.duckdb_file import connect
+    from dicomwarehouse.warehouse.views import to_duckdb
 
     query = to_duckdb(args.query) if args.dialect == "bigquery" else args.query
     con = connect(args.warehouse)
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if beam_args:
             raise _UsageError("arguments after '--' are only for ingest")
         if args.command == "samples":
-            from dicomwarehouse.sources import sample_files_dir
+            from dicomwarehouse.sources.expand import sample_files_dir
 
             print(sample_files_dir())
             return 0

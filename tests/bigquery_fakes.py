@@ -31,7 +31,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, storage
 
 from dicomwarehouse.bigquery.clients import LoadResult
-from dicomwarehouse.objectstore import GcsStore, ObjectStore
+from dicomwarehouse.io.objectstore import GcsStore, ObjectStore
 
 
 def free_port() -> int:
@@ -307,8 +307,8 @@ def ingest_at(started_at: dt.datetime, sources: list[str], warehouse, **kwargs: 
 
     import pytest
 
-    from dicomwarehouse import ingest as ingest_module
-    from dicomwarehouse.extract import RunInfo
+    from dicomwarehouse.pipeline import run as ingest_module
+    from dicomwarehouse.dicom.extract import RunInfo
 
     run = RunInfo(f"{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}", started_at)
     with pytest.MonkeyPatch.context() as patch:

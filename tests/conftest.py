@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomwarehouse.sources import sample_files_dir
+from dicomwarehouse.sources.expand import sample_files_dir
 
 #: ../shared/corpus beside the checkout: real files for slow tests; absent on a fresh clone.
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -38,8 +38,8 @@ def test_publish_to_bigquery(cloud: tuple[str, str, str], tmp_path: Path) -> Non
     from dicomwarehouse.bigquery.clients import GoogleBigQuery
     from dicomwarehouse.bigquery.plan import build_plan
     from dicomwarehouse.bigquery.publish import publish
-    from dicomwarehouse.ingest import ingest
-    from dicomwarehouse.objectstore import GcsStore
+    from dicomwarehouse.io.objectstore import GcsStore
+    from dicomwarehouse.pipeline.run import ingest
 
     project, staging, location = cloud
     source = tmp_path / "in"

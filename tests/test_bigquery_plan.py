@@ -26,12 +26,12 @@ from dicomwarehouse.bigquery.jobs import (
     table_resource,
 )
 from dicomwarehouse.bigquery.plan import PlanError, PublishPlan, build_plan
-from dicomwarehouse.bigquery.schema import count_columns
 from dicomwarehouse.bigquery.sql import current_view_sql, qualify
-from dicomwarehouse.ingest import IngestOptions
-from dicomwarehouse.schema import PROVENANCE_FIELDS
-from dicomwarehouse.views import load_views, to_duckdb
-from dicomwarehouse.warehouse import connect
+from dicomwarehouse.pipeline.run import IngestOptions
+from dicomwarehouse.tables.bigquery_schema import count_columns
+from dicomwarehouse.tables.schema import PROVENANCE_FIELDS
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.views import load_views, to_duckdb
 
 PROJECT = "test-project"
 STAGING = "gs://staging-bucket/dicomwarehouse"

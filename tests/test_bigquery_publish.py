@@ -31,8 +31,8 @@ from dicomwarehouse.bigquery.clients import GoogleBigQuery
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES as TABLES
 from dicomwarehouse.bigquery.plan import PlanError, build_plan
 from dicomwarehouse.bigquery.publish import PublishError, publish
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.objectstore import GcsStore
+from dicomwarehouse.io.objectstore import GcsStore
+from dicomwarehouse.pipeline.run import ingest
 
 PROJECT = "test-project"
 STAGING = "gs://staging-bucket/stage"

@@ -16,18 +16,18 @@ from google.cloud.bigquery import SchemaField
 from pydicom.datadict import DicomDictionary
 
 from dicomwarehouse.bigquery import schema_files
-from dicomwarehouse.bigquery.descriptions import COLUMN_DESCRIPTIONS, attribute_description
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES
-from dicomwarehouse.bigquery.schema import (
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.tables.bigquery_schema import (
     RUN_SCHEMA_FILE,
     SchemaConflictError,
     arrow_schema_to_bigquery,
     count_columns,
     union_schemas,
 )
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.ledger import EVENTS_SCHEMA
-from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
+from dicomwarehouse.tables.descriptions import COLUMN_DESCRIPTIONS, attribute_description
+from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
+from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -58,7 +58,7 @@ def test_schema_files_round_trip_through_schema_field(name: str) -> None:
 
 
 def test_vr_types_is_the_code_map() -> None:
-    from dicomwarehouse.vr import BIGQUERY_TYPE_BY_VR
+    from dicomwarehouse.tables.vr import BIGQUERY_TYPE_BY_VR
 
     data = json.loads((SCHEMAS / "vr_types.json").read_text())
     assert data["bigquery_type_by_vr"] == BIGQUERY_TYPE_BY_VR

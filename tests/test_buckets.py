@@ -34,13 +34,14 @@ from emulators import (
 )
 from pydicom.filereader import _at_pixel_data, read_partial
 
-from dicomwarehouse.extract import extract_object, new_run
-from dicomwarehouse.ingest import IngestSummary, ingest
-from dicomwarehouse.listing import Lister
-from dicomwarehouse.ranged import open_object
-from dicomwarehouse.sources import ObjectRef, expand_sources
-from dicomwarehouse.storage import StorageOptions
-from dicomwarehouse.warehouse import connect
+from dicomwarehouse.dicom.extract import extract_object, new_run
+from dicomwarehouse.dicom.ranged import open_object
+from dicomwarehouse.io.buckets import StorageOptions
+from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.pipeline.run import IngestSummary, ingest
+from dicomwarehouse.sources.expand import expand_sources
+from dicomwarehouse.sources.listing import Lister
+from dicomwarehouse.warehouse.duckdb_file import connect
 
 pytestmark = pytest.mark.filterwarnings(r"ignore::UserWarning:pydicom(\..*)?")
 

@@ -44,8 +44,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from dicomwarehouse.ingest import IngestSummary, ingest
-from dicomwarehouse.warehouse import connect
+from dicomwarehouse.pipeline.run import IngestSummary, ingest
+from dicomwarehouse.warehouse.duckdb_file import connect
 
 # pydicom warns (as well as logs) about what it meets in odd files, during the ingest too
 pytestmark = pytest.mark.filterwarnings(r"ignore::UserWarning:pydicom(\..*)?")

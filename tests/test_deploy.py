@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.bigquery.options import BigQueryPublishOptions
 from dicomwarehouse.bigquery.plan import PlanError
-from dicomwarehouse.job import build_parser, run
+from dicomwarehouse.pipeline.job import build_parser, run
+from dicomwarehouse.pipeline.publish_options import BigQueryPublishOptions
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"

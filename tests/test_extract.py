@@ -17,8 +17,8 @@ from dicom_samples import (
 )
 from pydicom import dcmread
 
-from dicomwarehouse.extract import Extracted, extract_object, new_run
-from dicomwarehouse.sources import ObjectRef
+from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
+from dicomwarehouse.io.refs import ObjectRef
 
 RUN = new_run()
 

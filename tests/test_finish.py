@@ -18,8 +18,9 @@ import pytest
 from beam_launch import submit_without_waiting
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.extract import new_run
-from dicomwarehouse.finish import (
+from dicomwarehouse.dicom.extract import new_run
+from dicomwarehouse.io.refs import ListingFailure, ObjectRef
+from dicomwarehouse.pipeline.finish import (
     RunFinish,
     objects_url,
     plan_url,
@@ -27,20 +28,20 @@ from dicomwarehouse.finish import (
     write_objects,
     write_plan,
 )
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.ledger import EVENTS_TABLE, plan_run
-from dicomwarehouse.listing import ListingFailure
-from dicomwarehouse.pipeline import run_pipeline
-from dicomwarehouse.schema import keyword_paths
-from dicomwarehouse.sources import ObjectRef, expand_sources
-from dicomwarehouse.views import referenced_keywords
-from dicomwarehouse.warehouse import (
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.pipeline.transforms import run_pipeline
+from dicomwarehouse.sources.expand import expand_sources
+from dicomwarehouse.tables.schema import keyword_paths
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import (
+    EVENTS_TABLE,
     committed_runs,
-    connect,
-    exclusive_writer,
     read_run_record,
     run_output,
 )
+from dicomwarehouse.warehouse.ledger import plan_run
+from dicomwarehouse.warehouse.lock import exclusive_writer
+from dicomwarehouse.warehouse.views import referenced_keywords
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from dicom_samples import (
 )
 from pydicom import dcmread
 
-from dicomwarehouse.flatten import FlatObject, flatten_dataset
-from dicomwarehouse.parquet import metadata_table
-from dicomwarehouse.read import read_header
-from dicomwarehouse.schema import MAX_SEQUENCE_COLUMN_DEPTH, metadata_schema
+from dicomwarehouse.dicom.flatten import FlatObject, flatten_dataset
+from dicomwarehouse.dicom.read import read_header
+from dicomwarehouse.tables.parquet import metadata_table
+from dicomwarehouse.tables.schema import MAX_SEQUENCE_COLUMN_DEPTH, metadata_schema
 
 SYNTAXES = [
     ExplicitVRLittleEndian,

@@ -24,16 +24,11 @@ from dicom_samples import base_dataset, dicom_bytes
 from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
 from dicomwarehouse.bigquery.layout import read_warehouse
-from dicomwarehouse.ingest import IngestOptions, ingest
-from dicomwarehouse.objectstore import GcsStore, join, store_for
-from dicomwarehouse.warehouse import (
-    DUCKDB_FILE,
-    RUNS_FOLDER,
-    WarehouseError,
-    committed_runs,
-    connect,
-    exclusive_writer,
-)
+from dicomwarehouse.io.objectstore import GcsStore, join, store_for
+from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import DUCKDB_FILE, RUNS_FOLDER, WarehouseError, committed_runs
+from dicomwarehouse.warehouse.lock import exclusive_writer
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 RUN_COLUMNS = {"ingest_run_id", "ingested_at", "header_bytes_read"}

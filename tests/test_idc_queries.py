@@ -15,9 +15,9 @@ from dicom_samples import base_dataset, dicom_bytes
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.views import to_duckdb
-from dicomwarehouse.warehouse import connect
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.views import to_duckdb
 
 ROOT = "1.2.826.0.1.3680043.8.498.77"
 STUDY = f"{ROOT}.1"

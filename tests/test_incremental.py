@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.ingest import IngestOptions, ingest
-from dicomwarehouse.warehouse import committed_runs, connect
+from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import committed_runs
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 
@@ -239,7 +240,7 @@ def test_interrupted_commit_is_rolled_back(bucket: Path, tmp_path: Path) -> None
 
 
 def test_pipeline_options_are_recorded_without_secrets() -> None:
-    from dicomwarehouse.ingest import redact_arguments
+    from dicomwarehouse.pipeline.run import redact_arguments
 
     assert redact_arguments(
         ["--runner=DirectRunner", "--s3_secret_access_key=abc", "--s3_access_key_id", "xyz"]

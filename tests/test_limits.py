@@ -19,23 +19,27 @@ from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, arrow_schema_to_bigquery, count_columns
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.limits import (
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.tables.bigquery_schema import (
+    RUN_SCHEMA_FILE,
+    arrow_schema_to_bigquery,
+    count_columns,
+)
+from dicomwarehouse.tables.limits import (
     BIGQUERY_MAX_COLUMNS,
     choose_columns,
-    committed_column_paths,
     field_counts,
     record_depth,
 )
-from dicomwarehouse.schema import (
+from dicomwarehouse.tables.schema import (
     BIGQUERY_MAX_RECORD_DEPTH,
     MAX_SEQUENCE_COLUMN_DEPTH,
     keyword_paths,
     metadata_schema,
 )
-from dicomwarehouse.views import referenced_keywords
-from dicomwarehouse.warehouse import LEFT_OUT_FILE, connect
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import LEFT_OUT_FILE, committed_column_paths
+from dicomwarehouse.warehouse.views import referenced_keywords
 
 CONTENT_SEQUENCE = 0x0040A730
 CODE_VALUE = 0x00080100

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dicomwarehouse.manifests import ManifestError, detect_format, parse_manifest
-from dicomwarehouse.storage import glob_regex
+from dicomwarehouse.io.buckets import glob_regex
+from dicomwarehouse.sources.manifests import ManifestError, detect_format, parse_manifest
 
 
 def no_fetch(url: str) -> bytes:

@@ -12,12 +12,14 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 
-from dicomwarehouse.extract import new_run
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.pipeline import IngestTransform
-from dicomwarehouse.schema import keyword_paths
-from dicomwarehouse.sources import ObjectRef, expand_sources
-from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, connect
+from dicomwarehouse.dicom.extract import new_run
+from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.pipeline.transforms import IngestTransform
+from dicomwarehouse.sources.expand import expand_sources
+from dicomwarehouse.tables.schema import keyword_paths
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE
 
 
 @pytest.fixture

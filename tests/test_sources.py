@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dicomwarehouse.sources import SourceError, expand_sources
+from dicomwarehouse.errors import SourceError
+from dicomwarehouse.sources.expand import expand_sources
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from dicomwarehouse.values import (
+from dicomwarehouse.dicom.values import (
     DecodedValue,
     column_value,
     decode_converted_value,

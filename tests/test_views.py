@@ -33,8 +33,8 @@ from pydicom.uid import (
 )
 from sqlglot import exp
 
-from dicomwarehouse import views
-from dicomwarehouse.views import (
+from dicomwarehouse.warehouse import views
+from dicomwarehouse.warehouse.views import (
     ViewDefinition,
     create_duckdb_views,
     load_views,

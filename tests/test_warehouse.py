@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.ingest import ingest
-from dicomwarehouse.warehouse import WarehouseError, commit_run, connect, run_dir
+from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.warehouse.commit import commit_run
+from dicomwarehouse.warehouse.duckdb_file import connect
+from dicomwarehouse.warehouse.layout import WarehouseError, run_dir
 
 TABLES = ("dicom_metadata", "dicom_elements", "ingest_errors")
 

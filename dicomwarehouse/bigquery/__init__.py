@@ -3,8 +3,6 @@
 The modules are cut by stage, and only ``clients`` (and what calls it) imports the Google
 Cloud libraries, lazily, so ``dicomwarehouse sql`` and ingest never need them:
 
-- ``descriptions``: table and column descriptions (schema docs and the DICOM dictionary);
-- ``schema``: Arrow schemas to BigQuery JSON schemas; counting columns and RECORD depth;
 - ``schema_files``: the generated ``schemas/`` folder (``python -m
   dicomwarehouse.bigquery.schema_files``);
 - ``layout``: what a warehouse folder (local or gs://) holds: runs, shards, run schemas;
@@ -12,8 +10,11 @@ Cloud libraries, lazily, so ``dicomwarehouse sql`` and ingest never need them:
 - ``plan``: everything a publish will do, computed without credentials (``--dry-run``);
 - ``jobs``: the plan as google-cloud-bigquery objects (LoadJobConfig, Table, Dataset);
 - ``clients``: the thin interface over google.cloud.bigquery (storage: ``objectstore``);
-- ``publish``: carrying out a plan through that interface;
-- ``options``: the Beam pipeline options that publish at the end of an ingest.
+- ``publish``: carrying out a plan through that interface.
+
+The BigQuery JSON schemas themselves are part of the table contract (``tables.bigquery_schema``);
+the Beam options that publish at the end of an ingest are the pipeline's
+(``pipeline.publish_options``).
 """
 
 __all__: list[str] = []

@@ -70,7 +70,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _store(project: str, *, anonymous: bool = False) -> Any:
-    from dicomwarehouse.objectstore import GcsStore
+    from dicomwarehouse.io.objectstore import GcsStore
 
     return GcsStore.from_environment(project, anonymous=anonymous)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from dicomwarehouse.bigquery.clients import import_bigquery
 from dicomwarehouse.bigquery.plan import LoadStep, PublishPlan, TableSpec
-from dicomwarehouse.bigquery.schema import Field
+from dicomwarehouse.tables.bigquery_schema import Field
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

@@ -1,7 +1,7 @@
 """What a warehouse folder holds, read for publishing: its runs, shards and run schemas.
 
 The layout is the one ``warehouse.commit_run`` writes (``DIR/<table>/run-<id>/part-*.parquet``,
-``DIR/_runs/<id>.json``), read through an :class:`~dicomwarehouse.objectstore.ObjectStore`
+``DIR/_runs/<id>.json``), read through an :class:`~dicomwarehouse.io.objectstore.ObjectStore`
 so that the same code reads a local folder or a gs:// prefix. A run is committed exactly when its
 run record exists (``warehouse``): folders of other runs are a run in progress or the leftovers
 of one that died, and are never published. The ledger (``ingest_object_events``) is optional per
@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from dicomwarehouse.bigquery.schema import RUN_SCHEMA_FILE, Field, arrow_schema_to_bigquery
-from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
-from dicomwarehouse.objectstore import ObjectStore, StoredObject
-from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
-from dicomwarehouse.warehouse import (
+from dicomwarehouse.io.objectstore import ObjectStore, StoredObject
+from dicomwarehouse.tables.bigquery_schema import RUN_SCHEMA_FILE, Field, arrow_schema_to_bigquery
+from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
+from dicomwarehouse.warehouse.layout import (
     COLUMN_PATHS_FILE,
+    EVENTS_TABLE,
     LEFT_OUT_FILE,
     RUNS_FOLDER,
     TABLES,
     WarehouseError,
 )
+from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
 
 __all__ = ["PUBLISHED_TABLES", "RunTable", "WarehouseRun", "read_warehouse"]
 

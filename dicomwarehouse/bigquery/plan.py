@@ -45,17 +45,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dicomwarehouse.bigquery.descriptions import TABLE_DESCRIPTIONS
 from dicomwarehouse.bigquery.layout import PUBLISHED_TABLES, WarehouseRun, read_warehouse
-from dicomwarehouse.bigquery.schema import (
-    INGEST_RUNS_SCHEMA,
-    INGEST_RUNS_TABLE,
-    Field,
-    arrow_schema_to_bigquery,
-    count_columns,
-    sort_metadata_fields,
-    union_schemas,
-)
 from dicomwarehouse.bigquery.sql import (
     CURRENT_OBJECTS,
     CURRENT_VIEWS,
@@ -65,11 +55,22 @@ from dicomwarehouse.bigquery.sql import (
     view_ddl,
 )
 from dicomwarehouse.errors import UsageError
-from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
-from dicomwarehouse.limits import BIGQUERY_MAX_COLUMNS
-from dicomwarehouse.objectstore import LocalStore, ObjectStore
-from dicomwarehouse.schema import BIGQUERY_MAX_RECORD_DEPTH
-from dicomwarehouse.views import UID_NAMES_TABLE, load_views, uid_names_table
+from dicomwarehouse.io.objectstore import LocalStore, ObjectStore
+from dicomwarehouse.tables.bigquery_schema import (
+    INGEST_RUNS_SCHEMA,
+    INGEST_RUNS_TABLE,
+    Field,
+    arrow_schema_to_bigquery,
+    count_columns,
+    sort_metadata_fields,
+    union_schemas,
+)
+from dicomwarehouse.tables.descriptions import TABLE_DESCRIPTIONS
+from dicomwarehouse.tables.limits import BIGQUERY_MAX_COLUMNS
+from dicomwarehouse.tables.schema import BIGQUERY_MAX_RECORD_DEPTH
+from dicomwarehouse.warehouse.layout import EVENTS_TABLE
+from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
+from dicomwarehouse.warehouse.views import UID_NAMES_TABLE, load_views, uid_names_table
 
 __all__ = [
     "CLUSTERING",

@@ -35,9 +35,9 @@ from dicomwarehouse.bigquery.plan import (
     TableSpec,
     history_table,
 )
-from dicomwarehouse.bigquery.schema import union_schemas
-from dicomwarehouse.objectstore import LocalStore, ObjectStore
-from dicomwarehouse.views import UID_NAMES_TABLE, uid_names_table
+from dicomwarehouse.io.objectstore import LocalStore, ObjectStore
+from dicomwarehouse.tables.bigquery_schema import union_schemas
+from dicomwarehouse.warehouse.views import UID_NAMES_TABLE, uid_names_table
 
 __all__ = ["PublishError", "PublishReport", "days_to_load", "publish"]
 

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dicomwarehouse.bigquery.schema import (
+from dicomwarehouse.tables.bigquery_schema import (
     INGEST_RUNS_SCHEMA,
     INGEST_RUNS_TABLE,
     arrow_schema_to_bigquery,
 )
-from dicomwarehouse.ledger import EVENTS_SCHEMA, EVENTS_TABLE
-from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
-from dicomwarehouse.views import UID_NAMES_TABLE, uid_names_table
-from dicomwarehouse.vr import BIGQUERY_TYPE_BY_VR, BINARY_VRS
+from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, PROVENANCE_FIELDS
+from dicomwarehouse.tables.vr import BIGQUERY_TYPE_BY_VR, BINARY_VRS
+from dicomwarehouse.warehouse.layout import EVENTS_TABLE
+from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
+from dicomwarehouse.warehouse.views import UID_NAMES_TABLE, uid_names_table
 
 __all__ = ["generate", "main", "stale_files"]
 
@@ -56,8 +57,8 @@ def generate() -> dict[str, str]:
     files["vr_types.json"] = _json(
         {
             "description": "BigQuery (GoogleSQL) type of a dicom_metadata column for each DICOM "
-            "VR, from dicomwarehouse.vr.BIGQUERY_TYPE_BY_VR. A column is REPEATED when the data "
-            "dictionary's VM is not 1; PN is STRUCT<Alphabetic, Ideographic, Phonetic> of "
+            "VR, from dicomwarehouse.tables.vr.BIGQUERY_TYPE_BY_VR. A column is REPEATED when "
+            "the data dictionary's VM is not 1; PN is STRUCT<Alphabetic, Ideographic, Phonetic> of "
             "STRUCT<FamilyName, GivenName, MiddleName, NamePrefix, NameSuffix>; SQ is a REPEATED "
             "RECORD of its items. Binary VRs are no columns (their elements are in "
             "dicom_elements).",

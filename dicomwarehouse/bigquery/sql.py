@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 import sqlglot
 from sqlglot import exp
 
-from dicomwarehouse.bigquery.descriptions import TABLE_DESCRIPTIONS
-from dicomwarehouse.ledger import EVENTS_TABLE
+from dicomwarehouse.tables.descriptions import TABLE_DESCRIPTIONS
+from dicomwarehouse.warehouse.layout import EVENTS_TABLE
 
 __all__ = [
     "CURRENT_OBJECTS",

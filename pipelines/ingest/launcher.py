@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from dicomwarehouse.job import run
+from dicomwarehouse.pipeline.job import run
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)

@@ -1,0 +1,378 @@
+"""Flatten one parsed header into a dicom_metadata row and its dicom_elements rows.
+
+One walk over the data set, sequences included, produces both tables: the lossless element
+rows (every element at every depth, private and unknown tags too) and the nested, typed
+metadata row in the Healthcare API export's shape. Values are decoded from pydicom's raw
+elements (see ``values``), so pydicom never converts a value except to open a sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.hooks import raw_element_vr
+
+from dicomwarehouse.dicom.values import (
+    DecodedValue,
+    column_value,
+    decode_converted_value,
+    decode_raw_value,
+)
+from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, MAX_SEQUENCE_COLUMN_DEPTH, ColumnPath
+from dicomwarehouse.tables.vr import (
+    BINARY_VRS,
+    STRUCT_PACK_FORMAT,
+    dictionary_column,
+    resolve_ambiguous_vr,
+)
+
+__all__ = ["ElementRows", "FlatObject", "flatten_dataset"]
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+
+#: dicom_elements columns that ElementRows holds, in row-tuple order.
+_ROW_FIELDS = (
+    "tag_path",
+    "path",
+    "tag",
+    "keyword",
+    "vr",
+    "vm",
+    "depth",
+    "private_creator",
+    "value_strings",
+    "value_length",
+)
+
+
+class ElementRows:
+    """dicom_elements rows of one object: one tuple a row, transposed once for Arrow."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list[Any]:
+        """One column as a list (for tests and small checks; Arrow is the bulk path)."""
+        index = _ROW_FIELDS.index(name)
+        return [row[index] for row in self.rows]
+
+    def __getattr__(self, name: str) -> list[Any]:
+        if name in _ROW_FIELDS:
+            return self.column(name)
+        raise AttributeError(name)
+
+    def to_record_batch(
+        self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
+    ) -> pa.RecordBatch:
+        """The rows as an Arrow batch of the dicom_elements schema."""
+        count = len(self.rows)
+        columns = dict(zip(_ROW_FIELDS, zip(*self.rows, strict=True), strict=True)) if count else {}
+        constants = {
+            "source_url": source_url,
+            "SOPInstanceUID": sop_instance_uid,
+            "ingest_run_id": ingest_run_id,
+        }
+        arrays = [
+            pa.array([constants[f.name]] * count, f.type)
+            if f.name in constants
+            else pa.array(columns.get(f.name, ()), f.type)
+            for f in ELEMENTS_SCHEMA
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
+
+
+@dataclass
+class FlatObject:
+    """Everything one header contributes to the warehouse, before provenance is added."""
+
+    metadata: dict[str, Any]
+    column_paths: set[ColumnPath]
+    elements: ElementRows
+    anomalies: list[dict[str, str | None]]
+
+    @property
+    def sop_instance_uid(self) -> str | None:
+        value = self.metadata.get("SOPInstanceUID") or self.metadata.get(
+            "MediaStorageSOPInstanceUID"
+        )
+        return value if isinstance(value, str) else None
+
+
+def _text_length(decoded: DecodedValue, vr: str) -> int | None:
+    """Encoded length of an element pydicom converted before we saw its raw bytes."""
+    if decoded.strings is None:
+        return None
+    if vr in STRUCT_PACK_FORMAT:
+        return len(decoded.strings) * STRUCT_PACK_FORMAT[vr][1] * (2 if vr == "AT" else 1)
+    length = len("\\".join(decoded.strings).encode("utf-8", "replace"))
+    return length + (length & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _TagInfo:
+    """What a tag means, independent of any file: looked up once per process."""
+
+    hex: str
+    keyword: str | None
+    column: tuple[str, str, bool] | None  # (name, dictionary VR, repeated) for public tags
+    segment: str  # its name in ``path``: the keyword, or Tag_GGGGEEEE
+    private: bool
+    creator_slot: bool  # a private creator element (gggg,0010-00FF)
+    creator_key: int | None  # the creator element of a private block element
+
+
+_TAG_INFO: dict[int, _TagInfo] = {}
+
+
+def _tag_info(tag: int) -> _TagInfo:
+    info = _TAG_INFO.get(tag)
+    if info is None:
+        tag_hex = f"{tag:08X}"
+        private = bool(tag >> 16 & 1)
+        block = tag & 0xFFFF
+        keyword = None if private else (keyword_for_tag(tag) or None)
+        column = None if private else dictionary_column(tag)
+        info = _TagInfo(
+            hex=tag_hex,
+            keyword=keyword,
+            column=column,
+            segment=column[0] if column is not None else keyword or f"Tag_{tag_hex}",
+            private=private,
+            creator_slot=private and 0x0010 <= block <= 0x00FF,
+            creator_key=(tag & 0xFFFF0000) | (block >> 8) if private and block >= 0x1000 else None,
+        )
+        _TAG_INFO[tag] = info
+    return info
+
+
+class _Flattener:
+    """One walk over one data set; holds what the walk accumulates."""
+
+    def __init__(
+        self, pixel_representation: int | None, read_range: Callable[[int, int], bytes] | None
+    ) -> None:
+        self.read_range = read_range
+        self.rows = ElementRows()
+        self.paths: set[ColumnPath] = set()
+        self.anomalies: list[dict[str, str | None]] = []
+        self.pixel_representation = pixel_representation
+
+    def anomaly(self, tag_path: str, keyword: str | None, reason: str) -> None:
+        self.anomalies.append({"tag_path": tag_path, "keyword": keyword, "reason": reason})
+
+    def walk(
+        self,
+        dataset: Dataset,
+        tag_prefix: str,
+        path_prefix: str,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        out: dict[str, Any],
+    ) -> None:
+        """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
+        creators: dict[int, str] = {}
+        rows = self.rows.rows
+        # pydicom's element store, read directly: Dataset.get_item() would load every value
+        # the header read deferred, which is what deferring is meant to avoid.
+        for base_tag, element in list(dataset._dict.items()):
+            # a plain int: BaseTag compares in Python, which dominates dict look-ups
+            tag = int(base_tag)
+            info = _tag_info(tag)
+            tag_path = tag_prefix + info.hex
+            try:
+                self.element(
+                    dataset, element, tag, info, tag_path, path_prefix + info.segment,
+                    column_prefix, depth, encodings, creators, out,
+                )  # fmt: skip
+            except (Exception, RecursionError) as exc:
+                self.anomaly(tag_path, info.keyword, f"element not readable: {type(exc).__name__}")
+                if not rows or rows[-1][0] != tag_path:
+                    rows.append(
+                        (tag_path, path_prefix + info.segment, info.hex, info.keyword,
+                         None, None, depth, None, None, None)
+                    )  # fmt: skip
+
+    def _vr(self, element: RawDataElement | DataElement, dataset: Dataset, encodings) -> str:
+        vr = element.VR
+        if isinstance(element, RawDataElement) and (vr is None or vr == "UN"):
+            # implicit VR (or UN in explicit VR): the dictionaries decide, as pydicom does
+            found: dict[str, Any] = {}
+            raw_element_vr(element, found, encoding=encodings, ds=dataset)
+            vr = found["VR"]
+        vr = str(vr)
+        return resolve_ambiguous_vr(vr, self.pixel_representation) if " or " in vr else vr
+
+    def element(
+        self,
+        dataset: Dataset,
+        element: RawDataElement | DataElement,
+        tag: int,
+        info: _TagInfo,
+        tag_path: str,
+        path: str,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> None:
+        vr = self._vr(element, dataset, encodings)
+        creator = creators.get(info.creator_key) if info.creator_key is not None else None
+        keyword = info.keyword
+        is_raw = isinstance(element, RawDataElement)
+
+        if vr == "SQ":
+            if is_raw and element.value is None and element.length and self.read_range:
+                # a sequence longer than the defer size: its items are header, read them
+                value = self.read_range(element.value_tell, element.length)
+                dataset._dict[tag] = element._replace(value=value)
+            self.sequence(
+                dataset, element, tag, info, tag_path, path, creator, column_prefix, depth,
+                encodings, out,
+            )  # fmt: skip
+            return
+
+        if is_raw:
+            value = element.value
+            length = None if element.length == _UNDEFINED_LENGTH else element.length
+            if value is None and not length:
+                value = b""  # pydicom keeps zero-length values of implicit VR as None
+            if value is None:
+                decoded = _DEFERRED
+                if vr not in BINARY_VRS:
+                    self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
+            else:
+                if length is not None and len(value) < length:
+                    self.anomaly(tag_path, keyword, "value truncated: file ends inside it")
+                decoded = decode_raw_value(vr, value, element.is_little_endian, encodings)
+        else:
+            decoded = decode_converted_value(vr, element.value)
+            length = _text_length(decoded, vr)
+        if decoded.problem:
+            self.anomaly(tag_path, keyword, decoded.problem)
+        strings = decoded.strings
+        if info.creator_slot and strings:
+            creator = strings[0]
+            creators[tag] = creator
+        self.rows.rows.append(
+            (tag_path, path, info.hex, keyword, vr,
+             len(strings) if strings is not None else None, depth, creator, strings, length)
+        )  # fmt: skip
+
+        if column_prefix is None:
+            return
+        column = info.column
+        if column is None:
+            if strings is not None:
+                out["OtherElements"].append(
+                    {"Tag": f"Tag_{info.hex}", "PrivateCreator": creator, "Data": strings}
+                )
+            return
+        name, column_vr, repeated = column
+        if column_vr == "SQ":
+            self.anomaly(tag_path, keyword, f"{vr} value for a sequence attribute")
+            return
+        value, problem = column_value(column_vr, repeated, decoded)
+        if problem and problem != decoded.problem:
+            self.anomaly(tag_path, keyword, problem)
+        out[name] = value
+        self.paths.add((*column_prefix, tag))
+
+    def sequence(
+        self,
+        dataset: Dataset,
+        element: RawDataElement | DataElement,
+        tag: int,
+        info: _TagInfo,
+        tag_path: str,
+        path: str,
+        creator: str | None,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        encodings: Sequence[str] | None,
+        out: dict[str, Any],
+    ) -> None:
+        length = element.length if isinstance(element, RawDataElement) else None
+        items = dataset[tag].value
+        self.rows.rows.append(
+            (tag_path, path, info.hex, info.keyword, "SQ", len(items), depth, creator, None,
+             None if length == _UNDEFINED_LENGTH else length)
+        )  # fmt: skip
+        column = info.column
+        item_prefix: ColumnPath | None = None
+        if column_prefix is not None:
+            if column is not None and column[1] != "SQ":
+                self.anomaly(tag_path, info.keyword, f"sequence value for a {column[1]} attribute")
+            elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
+                self.anomaly(
+                    tag_path,
+                    info.keyword,
+                    f"sequence nested deeper than {MAX_SEQUENCE_COLUMN_DEPTH} levels: "
+                    "kept in dicom_elements only",
+                )
+            else:
+                item_prefix = (*column_prefix, tag)
+                self.paths.add(item_prefix)
+        values: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            item_out: dict[str, Any] = {"OtherElements": []}
+            item_encodings = (
+                item.original_character_set if _SPECIFIC_CHARACTER_SET in item._dict else encodings
+            )
+            self.walk(
+                item,
+                f"{tag_path}[{index}].",
+                f"{path}[{index}].",
+                item_prefix,
+                depth + 1,
+                item_encodings,
+                item_out,
+            )
+            values.append(item_out)
+        if item_prefix is not None:
+            out[info.segment] = values
+
+
+_DEFERRED = DecodedValue(None)
+
+
+def _pixel_representation(dataset: Dataset) -> int | None:
+    try:
+        value = dataset.get("PixelRepresentation")
+        return int(value) if value not in (None, "") else None
+    except (Exception, RecursionError):
+        return None
+
+
+def flatten_dataset(
+    dataset: Dataset, read_range: Callable[[int, int], bytes] | None = None
+) -> FlatObject:
+    """Walk file meta and data set once; return the metadata row, element rows and paths.
+
+    ``read_range(offset, length)`` fetches a sequence the header read deferred; without it
+    such a sequence is left to pydicom, which re-opens the file by name.
+    """
+    flattener = _Flattener(_pixel_representation(dataset), read_range)
+    metadata: dict[str, Any] = {"OtherElements": []}
+    file_meta = getattr(dataset, "file_meta", None)
+    if file_meta is not None:
+        flattener.walk(file_meta, "", "", (), 0, None, metadata)
+    try:
+        encodings = dataset.original_character_set
+    except (Exception, RecursionError):
+        encodings = None
+        flattener.anomaly("00080005", "SpecificCharacterSet", "unusable character set")
+    flattener.walk(dataset, "", "", (), 0, encodings, metadata)
+    return FlatObject(metadata, flattener.paths, flattener.rows, flattener.anomalies)

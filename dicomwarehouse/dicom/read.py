@@ -1,0 +1,298 @@
+"""Read the header of one DICOM object: everything before Pixel Data, nothing after.
+
+Real archives hold files without preamble, truncated files, wrong transfer syntaxes and
+sequences nested deeper than pydicom's recursion allows. A read here either returns whatever
+part of the header could be parsed (with the problems recorded) or raises ``IngestError`` for
+an object with nothing usable, which the pipeline turns into an ``ingest_errors`` row.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.datadict import dictionary_has_tag
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.uid import UID
+
+from dicomwarehouse.errors import IngestError
+
+__all__ = [
+    "DEFAULT_DEFER_SIZE",
+    "CountingReader",
+    "HeaderRead",
+    "collect_pydicom_problems",
+    "read_header",
+    "unique",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Values longer than this are skipped (seeked over), never loaded: their tag, VR and length
+#: still reach dicom_elements. Large values before Pixel Data are private blobs, icons and LUTs.
+DEFAULT_DEFER_SIZE = 256 * 1024
+
+_PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+@dataclass
+class HeaderRead:
+    """A parsed header, the reader it came from, and reasons to record on the row.
+
+    The reader stays usable while the object is open: a sequence longer than the defer size
+    is read from it on demand (``read_range``), so those bytes are counted too.
+    """
+
+    dataset: Dataset
+    reader: CountingReader
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_read(self) -> int:
+        return self.reader.bytes_read
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Bytes of a value pydicom deferred (skipped) during the header read."""
+        self.reader.seek(offset)
+        return self.reader.read(length)
+
+
+class _CountingRaw(io.RawIOBase):
+    """The unbuffered layer under the parser's buffer: counts each byte fetched once."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.ranges: list[list[int]] = []
+        #: offset at which a read came back short: the end of the object
+        self.end: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        start = self._raw.tell()
+        data = self._raw.read(len(buffer))
+        count = len(data)
+        buffer[:count] = data
+        if count < len(buffer) and self._at_end(start + count):
+            self.end = start + count
+        if count:
+            last = self.ranges[-1] if self.ranges else None
+            if last is not None and last[0] <= start <= last[1]:
+                last[1] = max(last[1], start + count)
+            else:
+                self.ranges.append([start, start + count])
+        return count
+
+    def _at_end(self, offset: int) -> bool:
+        """A short read is the end of the object, unless the raw file knows its size (a
+        ranged reader returns short reads at the end of each block it fetched)."""
+        size = getattr(self._raw, "object_size", None)
+        return size is None or offset >= size
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+class CountingReader(io.BufferedReader):
+    """A buffered reader (C speed for pydicom's many small reads) that counts bytes fetched.
+
+    Counting happens per buffer fill, each byte once, so re-reads after pydicom rewinds and
+    values it seeks over cost nothing: the count is what a ranged reader over object storage
+    fetches with blocks of ``buffer_size``.
+    """
+
+    def __init__(self, raw: BinaryIO, buffer_size: int = 8192) -> None:
+        self._counting = _CountingRaw(raw)
+        super().__init__(self._counting, buffer_size)
+        self._label = getattr(raw, "name", "<object>")
+
+    @property
+    def bytes_read(self) -> int:
+        fetched = getattr(self._counting._raw, "bytes_fetched", None)
+        if fetched is not None:  # a ranged reader: what it fetched, whole blocks included
+            return fetched
+        total = 0
+        end = -1
+        for start, stop in sorted(self._counting.ranges):
+            if stop <= end:
+                continue
+            total += stop - max(start, end)
+            end = stop
+        return total
+
+    @property
+    def end(self) -> int | None:
+        """Size of the object, once a read has reached its end."""
+        return self._counting.end
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._label
+
+
+class _ProblemCollector(logging.Handler):
+    """Collects pydicom's read warnings per thread, so they land on the row that caused them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        problems = getattr(self._local, "problems", None)
+        if problems is not None:
+            problems.append(record.getMessage()[:300])
+
+    @contextmanager
+    def collect(self) -> Iterator[list[str]]:
+        problems: list[str] = []
+        self._local.problems = problems
+        try:
+            yield problems
+        finally:
+            self._local.problems = None
+
+
+_collector = _ProblemCollector()
+
+
+def collect_pydicom_problems() -> AbstractContextManager[list[str]]:
+    """Within the block, pydicom's warnings on this thread are appended to the yielded list."""
+    return _collector.collect()
+
+
+def unique(problems: list[str]) -> list[str]:
+    """Problems in first-seen order, each once (pydicom repeats a warning per element)."""
+    return list(dict.fromkeys(problems))
+
+
+_pydicom_logger = logging.getLogger("pydicom")
+_pydicom_logger.addHandler(_collector)
+# pydicom both logs and warns; the log record is collected above, the warning is noise.
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+
+
+def _stop_at_pixel_data(tag: int, vr: str | None, length: int) -> bool:
+    return tag in _PIXEL_DATA_TAGS
+
+
+def _looks_like_raw_dataset(dataset: Dataset) -> bool:
+    """True if a preamble-less parse found DICOM elements rather than noise.
+
+    Any byte string parses as *some* elements when forced, so accept only a data set whose
+    first element is a known file meta or identifying (group 0008) attribute.
+    """
+    tags = list(dataset.keys())
+    meta_tags = list(dataset.file_meta.keys()) if dataset.file_meta is not None else []
+    first = (meta_tags or tags or [None])[0]
+    if first is None or first >> 16 not in (0x0002, 0x0008):
+        return False
+    return dictionary_has_tag(first) or first & 0xFFFF == 0  # group length: retired, valid
+
+
+def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead:
+    """Element-by-element parse that keeps everything before the first unreadable element."""
+    reader.seek(0)
+    problems = [f"header read stopped early: {reason}"]
+    dataset = Dataset()
+    try:
+        read_preamble(reader, True)
+        file_meta = _read_file_meta_info(reader)
+    except Exception as exc:  # nothing before the data set is readable
+        raise IngestError(
+            "parse", type(exc).__name__, _safe_message(exc), reader.bytes_read
+        ) from exc
+    dataset.file_meta = FileMetaDataset(file_meta)
+    syntax = UID(file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
+    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    try:
+        for element in data_element_generator(
+            reader, implicit, little, stop_when=_stop_at_pixel_data, defer_size=defer_size
+        ):
+            dataset[element.tag] = element
+    except (Exception, RecursionError) as exc:
+        problems.append(f"element parse failed after {len(dataset)} elements: {type(exc).__name__}")
+    dataset.set_original_encoding(implicit, little)
+    if not dataset and not dataset.file_meta:
+        raise IngestError("parse", "NoElements", "no data element could be read", reader.bytes_read)
+    return HeaderRead(dataset, reader, problems)
+
+
+def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
+    """True if the parse ran to the end of the object and bytes were left over.
+
+    pydicom stops quietly when fewer than 8 bytes remain for the next element header, so a
+    file cut inside a header would otherwise look complete.
+    """
+    end = reader.end
+    if end is None or reader.tell() != end:
+        return False  # stopped before Pixel Data, or never reached the end
+    syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
+    if syntax is not None and syntax.is_deflated:
+        return False  # offsets are in the inflated stream, not the object
+    last = next(reversed(dataset._dict.values()), None) if dataset._dict else None
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return False
+    return last.value_tell + last.length < end
+
+
+def _safe_message(exc: BaseException) -> str:
+    """Exception text without values that may hold patient data: type plus a short message."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> HeaderRead:
+    """Parse the header of the object open in ``raw``, stopping before Pixel Data.
+
+    Files without a preamble or file meta group are read as raw data sets when they look like
+    DICOM. Raises ``IngestError`` when nothing DICOM can be read.
+    """
+    reader = CountingReader(raw)
+    with _collector.collect() as problems:
+        try:
+            dataset = dcmread(reader, stop_before_pixels=True, defer_size=defer_size)
+        except InvalidDicomError:
+            reader.seek(0)
+            try:
+                dataset = dcmread(
+                    reader, stop_before_pixels=True, defer_size=defer_size, force=True
+                )
+            except (Exception, RecursionError) as exc:
+                raise IngestError(
+                    "parse", "NotDicom", _safe_message(exc), reader.bytes_read
+                ) from exc
+            if not _looks_like_raw_dataset(dataset):
+                raise IngestError(
+                    "parse",
+                    "NotDicom",
+                    "no DICM prefix and the content does not parse as a DICOM data set",
+                    reader.bytes_read,
+                ) from None
+            problems.append("no preamble or file meta header: read as a raw data set")
+        except (Exception, RecursionError) as exc:
+            salvaged = _salvage(reader, defer_size, type(exc).__name__)
+            salvaged.problems[:0] = problems
+            salvaged.problems = unique(salvaged.problems)
+            return salvaged
+    if _ends_inside_an_element(dataset, reader):
+        problems.append("object ends inside a data element: header truncated")
+    return HeaderRead(dataset, reader, unique(problems))

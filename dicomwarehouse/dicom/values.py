@@ -1,0 +1,305 @@
+"""Decode element values straight from their encoded bytes, and type them for columns.
+
+pydicom's own conversion builds a Python object per value (DSfloat, PersonName, MultiValue,
+validation), which costs far more than parsing the header. The warehouse needs only two things
+per value: the string as written in the file (dicom_elements.value_strings) and, for typed
+columns, a date, time, timestamp or number. Decoding the bytes once here gives both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.charset import decode_bytes
+
+from dicomwarehouse.tables.vr import (
+    BIGQUERY_TYPE_BY_VR,
+    BINARY_VRS,
+    CHARSET_VRS,
+    PN_COMPONENTS,
+    PN_GROUPS,
+    SINGLE_VALUE_TEXT_VRS,
+    STRUCT_PACK_FORMAT,
+)
+
+__all__ = [
+    "DecodedValue",
+    "ValueProblem",
+    "column_value",
+    "decode_converted_value",
+    "decode_raw_value",
+]
+
+
+_PN_DELIMITERS = {"^", "="}
+_TEXT_DELIMITERS = {"\r", "\n", "\t", "\f"}
+
+
+class ValueProblem(ValueError):
+    """A value that does not fit its column; the reason never contains the value itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedValue:
+    """The values of one element: strings as written, and numbers for binary number VRs."""
+
+    strings: list[str] | None
+    numbers: tuple[int | float, ...] | None = None
+    problem: str | None = None
+
+
+_EMPTY = DecodedValue([])
+_BINARY = DecodedValue(None)
+
+
+def _decode_text(value: bytes, vr: str, encodings: Sequence[str] | None) -> str:
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        pass
+    if vr in CHARSET_VRS and encodings:
+        delimiters = _PN_DELIMITERS if vr == "PN" else _TEXT_DELIMITERS
+        return decode_bytes(value, list(encodings), delimiters)
+    return value.decode("latin-1")
+
+
+def _split_text(text: str, vr: str) -> list[str]:
+    if vr in SINGLE_VALUE_TEXT_VRS or "\\" not in text:
+        return [text.strip("\0 ") if vr in ("DS", "IS") else text.rstrip("\0 ")]
+    parts = text.split("\\")
+    if vr in ("DS", "IS"):
+        return [part.strip("\0 ") for part in parts]
+    return [part.rstrip("\0 ") for part in parts]
+
+
+def _format_float32(number: float) -> str:
+    """Shortest decimal that reads back as the same float32 (0.3, not 0.30000001192092896)."""
+    return str(np.float32(number))
+
+
+def decode_raw_value(
+    vr: str, value: bytes | None, little_endian: bool, encodings: Sequence[str] | None
+) -> DecodedValue:
+    """Decode the encoded bytes of a non-sequence element of the given (resolved) VR."""
+    if value is None or vr in BINARY_VRS:
+        return _BINARY
+    if not value:
+        return _EMPTY
+    pack = STRUCT_PACK_FORMAT.get(vr)
+    if pack is not None:
+        code, size = pack
+        count, remainder = divmod(len(value), size)
+        numbers = struct.unpack(
+            f"{'<' if little_endian else '>'}{count}{code}", value[: count * size]
+        )
+        problem = f"length {len(value)} is not a multiple of {size}" if remainder else None
+        if vr == "AT":
+            pairs = [(numbers[i] << 16) | numbers[i + 1] for i in range(0, count - 1, 2)]
+            return DecodedValue([f"{tag:08X}" for tag in pairs], tuple(pairs), problem)
+        if vr == "FL":
+            strings = [_format_float32(n) for n in numbers]
+            return DecodedValue(strings, tuple(float(s) for s in strings), problem)
+        if vr == "FD":
+            return DecodedValue([repr(n) for n in numbers], numbers, problem)
+        return DecodedValue([str(n) for n in numbers], numbers, problem)
+    strings = _split_text(_decode_text(value, vr, encodings), vr)
+    # a value of padding only is empty, as pydicom and every toolkit read it
+    return _EMPTY if strings == [""] else DecodedValue(strings)
+
+
+def decode_converted_value(vr: str, value: Any) -> DecodedValue:
+    """Strings and numbers of an element pydicom has already converted (e.g. file meta).
+
+    pydicom keeps the original text of DS/IS/PN values, so ``str`` gives back what the file
+    holds.
+    """
+    if value is None or value == "" or isinstance(value, bytes | bytearray):
+        return _BINARY if isinstance(value, bytes | bytearray) and value else _EMPTY
+    values = list(value) if isinstance(value, list | tuple) or hasattr(value, "_list") else [value]
+    if vr == "AT":
+        tags = tuple(int(v) for v in values)
+        return DecodedValue([f"{t:08X}" for t in tags], tags)
+    if vr in STRUCT_PACK_FORMAT:
+        if vr == "FL":
+            strings = [_format_float32(float(v)) for v in values]
+            return DecodedValue(strings, tuple(float(s) for s in strings))
+        numbers = tuple(values)
+        return DecodedValue([repr(v) if vr == "FD" else str(v) for v in numbers], numbers)
+    return DecodedValue([str(v) for v in values])
+
+
+_DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_DA_LEGACY = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})$")  # ACR-NEMA 2.0 dates
+_TM = re.compile(r"^(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?$")
+_DT = re.compile(
+    r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?(?:([+-])(\d{2})(\d{2}))?$"
+)
+
+
+def _parse_date(text: str) -> dt.date:
+    match = _DA.match(text) or _DA_LEGACY.match(text)
+    if not match:
+        raise ValueProblem("not a DICOM date (YYYYMMDD)")
+    try:
+        return dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as exc:
+        raise ValueProblem("date out of range") from exc
+
+
+def _fraction_us(fraction: str | None) -> int:
+    return int(fraction.ljust(6, "0")) if fraction else 0
+
+
+def _parse_time(text: str) -> dt.time:
+    match = _TM.match(text)
+    if not match:
+        raise ValueProblem("not a DICOM time (HHMMSS.FFFFFF)")
+    hour, minute, second = int(match[1]), int(match[2] or 0), int(match[3] or 0)
+    second = min(second, 59)  # leap second 60 is valid DICOM, not a valid time of day
+    try:
+        return dt.time(hour, minute, second, _fraction_us(match[4]))
+    except ValueError as exc:
+        raise ValueProblem("time out of range") from exc
+
+
+def _parse_datetime(text: str) -> dt.datetime:
+    match = _DT.match(text)
+    if not match:
+        raise ValueProblem("not a DICOM date time (YYYYMMDDHHMMSS.FFFFFF&ZZXX)")
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    offset = dt.timedelta(0)
+    if sign:
+        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
+        offset = -offset if sign == "-" else offset
+    try:
+        local = dt.datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),
+            _fraction_us(fraction),
+            tzinfo=dt.timezone(offset),
+        )
+    except ValueError as exc:
+        raise ValueProblem("date time out of range") from exc
+    return local.astimezone(dt.timezone.utc)
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValueProblem("not a number") from exc
+
+
+_INT64_RANGE = range(-(2**63), 2**63)
+
+
+def _check_int64(number: int) -> int:
+    if number not in _INT64_RANGE:
+        raise ValueProblem("integer outside INT64")
+    return number
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return _check_int64(int(text))
+    except ValueError as exc:
+        raise ValueProblem("not an integer") from exc
+
+
+def _parse_person_name(text: str) -> dict[str, dict[str, str | None] | None]:
+    groups = text.split("=")
+    name: dict[str, dict[str, str | None] | None] = {}
+    for index, group_name in enumerate(PN_GROUPS):
+        group = groups[index] if index < len(groups) else ""
+        if not group:
+            name[group_name] = None
+            continue
+        parts = group.split("^")
+        name[group_name] = {
+            component: (parts[i] or None) if i < len(parts) else None
+            for i, component in enumerate(PN_COMPONENTS)
+        }
+    return name
+
+
+def _check_decimal_string(text: str) -> str:
+    _parse_float(text)
+    return text
+
+
+def _check_integer_string(text: str) -> str:
+    _parse_int(text)
+    return text
+
+
+_STRING_CHECKS = {"DS": _check_decimal_string, "IS": _check_integer_string}
+_PARSERS = {"DA": _parse_date, "TM": _parse_time, "DT": _parse_datetime, "PN": _parse_person_name}
+_NUMBER_VRS = {"FL": float, "FD": float}
+
+
+def _convert_one(column_vr: str, text: str, number: int | float | None) -> Any:
+    if column_vr in STRUCT_PACK_FORMAT:
+        if number is not None:
+            return float(number) if column_vr in _NUMBER_VRS else _check_int64(int(number))
+        if column_vr in _NUMBER_VRS:
+            return _parse_float(text)
+        return int(text, 16) if column_vr == "AT" else _parse_int(text)
+    parser = _PARSERS.get(column_vr)
+    if parser is not None:
+        return parser(text)
+    check = _STRING_CHECKS.get(column_vr)
+    return check(text) if check else text
+
+
+def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple[Any, str | None]:
+    """The column value of an element and the reason it does not fit, if it does not.
+
+    ``column_vr`` is the data dictionary's VR (which decides the column type), not the file's.
+    A DS or IS that is not a number keeps its string (the column is STRING) but is reported;
+    any other value that does not fit leaves the column NULL. BigQuery arrays cannot hold NULL,
+    so one bad value empties the whole array rather than shifting positions.
+    """
+    strings = decoded.strings
+    if strings is None:
+        return None, "binary value for a non-binary attribute"
+    if not strings:
+        return ([] if repeated else None), decoded.problem
+    numbers = decoded.numbers
+    problem = decoded.problem
+    if not repeated and len(strings) > 1:
+        reason = f"{len(strings)} values for a VM 1 attribute"
+        if BIGQUERY_TYPE_BY_VR[column_vr] == "STRING":
+            return "\\".join(strings), reason
+        return None, reason
+    converted = []
+    for index, text in enumerate(strings):
+        if not text:
+            converted.append(None if column_vr in _PARSERS else "")
+            continue
+        try:
+            converted.append(
+                _convert_one(column_vr, text, numbers[index] if numbers is not None else None)
+            )
+        except ValueProblem as exc:
+            if column_vr in _STRING_CHECKS:
+                converted.append(text)
+                problem = str(exc)
+                continue
+            return None, str(exc)
+        except (ValueError, OverflowError):
+            return None, f"value does not fit {column_vr}"
+    if not repeated:
+        return (converted[0] if converted[0] != "" else None), problem
+    if any(value is None for value in converted):
+        return None, "empty value inside an array"
+    return converted, problem

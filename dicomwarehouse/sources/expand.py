@@ -1,0 +1,109 @@
+"""Turn what the user names (directories, files, globs, manifests) into a list of objects.
+
+Every object a run is given must end up in exactly one of dicom_metadata and ingest_errors, so
+the list is made once, up front, de-duplicated by URL, and handed to the pipeline whole.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from dicomwarehouse.errors import SourceError
+from dicomwarehouse.io.refs import ObjectRef
+
+if TYPE_CHECKING:
+    from dicomwarehouse.sources.listing import Lister
+
+__all__ = [
+    "expand_sources",
+    "sample_files_dir",
+]
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def sample_files_dir() -> str:
+    """pydicom's bundled test files: real DICOM of many vendors, installed with pydicom."""
+    from pydicom.data import get_testdata_file
+
+    return os.path.dirname(get_testdata_file("CT_small.dcm"))
+
+
+def _local_ref(path: str) -> ObjectRef:
+    absolute = os.path.abspath(path)
+    try:
+        status = os.stat(absolute)
+    except OSError:
+        return ObjectRef(absolute)  # reported by the read stage as an ingest_errors row
+    return ObjectRef(absolute, status.st_size, generation=str(status.st_mtime_ns))
+
+
+def _walk_directory(directory: str) -> Iterator[ObjectRef]:
+    """Every file below the folder, hidden ones too: a file skipped silently is a file lost
+    (one that is not DICOM costs one ingest_errors row)."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            yield _local_ref(os.path.join(root, name))
+
+
+def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
+    """Objects of one source; a missing path is a usage error only when the user typed it.
+
+    A manifest entry that names a missing file is still an object of the run: it becomes an
+    ingest_errors row, so the manifest stays fully accounted for.
+    """
+    if source.startswith("file://"):
+        source = source[len("file://") :]
+    if "://" in source:
+        raise SourceError(
+            f"unsupported source {source!r}: local paths, gs:// and s3:// are supported"
+        )
+    if any(char in source for char in _GLOB_CHARS):
+        matches = sorted(glob.glob(source, recursive=True))
+        if not matches:
+            raise SourceError(f"no file matches {source!r}")
+        for match in matches:
+            if os.path.isdir(match):
+                yield from _walk_directory(match)
+            else:
+                yield _local_ref(match)
+    elif os.path.isdir(source):
+        yield from _walk_directory(source)
+    elif os.path.exists(source) or not strict:
+        yield _local_ref(source)
+    else:
+        raise SourceError(f"no such file or directory: {source!r}")
+
+
+def expand_sources(
+    sources: Iterable[str], manifests: Iterable[str] = (), *, lister: Lister | None = None
+) -> list[ObjectRef]:
+    """All objects named by the sources and manifests, in order, each URL once.
+
+    gs:// and s3:// sources, and manifests of every format (see ``manifests``), go through
+    ``lister`` (``listing.Lister``), which also counts the listing requests.
+    """
+    from dicomwarehouse.io.buckets import is_bucket_url
+    from dicomwarehouse.sources.listing import Lister
+
+    lister = lister or Lister()
+    seen: dict[str, ObjectRef] = {}
+    named: list[tuple[str | ObjectRef, bool]] = [(source, True) for source in sources]
+    for manifest in manifests:
+        # local paths in a manifest are relative to the manifest, as users expect
+        named.extend((entry, False) for entry in lister.expand_manifest(manifest))
+    for source, strict in named:
+        if isinstance(source, ObjectRef):
+            refs: Iterable[ObjectRef] = (source,)
+        elif is_bucket_url(source):
+            refs = lister.expand_url(source)
+        else:
+            refs = _expand_one(source, strict)
+        for ref in refs:
+            seen.setdefault(ref.url, ref)
+    return list(seen.values())

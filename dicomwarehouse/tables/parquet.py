@@ -1,0 +1,48 @@
+"""Arrow tables to Parquet shards, in the layout BigQuery and DuckDB both read.
+
+Lists are written in the compliant three-level form (``list<element>``) that BigQuery's
+``enable_list_inference`` maps to REPEATED fields, compressed with ZSTD (BigQuery and DuckDB
+both read it). A shard is written whole to memory and then stored as one object, the same way
+in a local folder and under gs:// (``objectstore``), so no reader ever sees half a shard.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dicomwarehouse.io.objectstore import join, store_for
+
+__all__ = ["metadata_table", "read_parquet", "write_parquet", "write_shard"]
+
+
+def metadata_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """dicom_metadata rows (nested dicts) as an Arrow table of the run's schema."""
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+def write_parquet(url: str, table: pa.Table) -> None:
+    """Write a table as one Parquet object at a local path or gs:// URL, all at once."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd", use_compliant_nested_type=True)
+    store_for(url).write_bytes(url, buffer.getvalue().to_pybytes())
+
+
+def read_parquet(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a Parquet object (only ``columns``, when given) from a local path or gs:// URL."""
+    with store_for(url).open_input(url) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
+def write_shard(table: pa.Table, directory: str) -> str:
+    """Write one shard under a fresh name (retried bundles never overwrite each other).
+
+    ``directory`` is a local folder or a gs:// prefix; returns the shard's path or URL.
+    """
+    path = join(directory, f"part-{uuid.uuid4().hex}.parquet")
+    write_parquet(path, table)
+    return path

@@ -1,0 +1,317 @@
+"""The curated SQL views of the warehouse (``sql/*.sql``), for BigQuery and DuckDB.
+
+Each view is one GoogleSQL file, written once for BigQuery (the dialect IDC users already
+write) and translated to DuckDB with sqlglot, so that both engines answer the same questions
+from the same text. A file starts with a comment block that documents the view: a description,
+then a ``Columns:`` line and one ``-- column_name: description`` line per output column
+(continuation lines indented). That block is the single source of the descriptions that the
+engines attach to the views.
+
+The views read ``dicom_metadata`` (one column per DICOM keyword) by bare name. Which keyword
+columns they read is known from the SQL itself (:func:`referenced_keywords`), so the ingest can
+guarantee those columns exist even when no file had the attribute, and a view never fails to
+bind on a small or unusual data set.
+
+Besides the views, ``instances`` reads ``dicom_uid_names`` (:data:`UID_NAMES_TABLE`), the UID
+dictionary of the DICOM standard as pydicom ships it (:func:`uid_names_table`), so that SOP class
+and transfer syntax names come from pydicom rather than from hand-typed UID lists in SQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import graphlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import sqlglot
+from pydicom.datadict import keyword_dict
+from pydicom.uid import UID_dictionary
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "UID_NAMES_TABLE",
+    "ViewDefinition",
+    "create_duckdb_views",
+    "load_views",
+    "referenced_keywords",
+    "to_duckdb",
+    "uid_names_table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the helper table of UID names that the views join to (see :func:`uid_names_table`).
+UID_NAMES_TABLE = "dicom_uid_names"
+
+_COLUMNS_MARKER = "Columns:"
+_COLUMN_LINE = re.compile(r"^(?P<name>\w+):\s*(?P<text>.*)$")
+
+
+@dataclass(frozen=True)
+class ViewDefinition:
+    """One view of ``sql/``: its name, documentation, GoogleSQL text and the views it reads.
+
+    ``column_descriptions`` maps each output column, in output order, to its description; it
+    is empty for a view whose columns are those of its source (``dicom_all``).
+    ``dependencies`` names the other views the SQL reads, so they are created first.
+    """
+
+    name: str
+    description: str
+    column_descriptions: dict[str, str]
+    bigquery_sql: str
+    dependencies: tuple[str, ...]
+
+
+def _sql_dir() -> Path:
+    """Where the ``.sql`` files are: inside the installed package, else in the source checkout.
+
+    The wheel maps the top-level ``sql/`` folder to ``dicomwarehouse/sql``; a source checkout
+    (tests, editable installs) has it one level up, beside the package.
+    """
+    package = Path(__file__).parents[1]
+    packaged = package / "sql"
+    if packaged.is_dir():
+        return packaged
+    checkout = package.parent / "sql"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"no sql/ folder at {packaged} or {checkout}")
+
+
+def _parse_header(name: str, sql: str) -> tuple[str, dict[str, str]]:
+    """Read the description and column descriptions from the leading comment block.
+
+    Raises ValueError for a file without a description or with a malformed column list, so
+    that an undocumented view fails the tests rather than shipping without descriptions.
+    """
+    header: list[str] = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        header.append(line[2:].removeprefix(" ").rstrip())
+
+    paragraphs: list[list[str]] = [[]]
+    columns: dict[str, str] = {}
+    last_column: str | None = None
+    in_columns = False
+    for line in header:
+        if not in_columns:
+            if line.startswith(_COLUMNS_MARKER):
+                in_columns = True
+            elif line:
+                paragraphs[-1].append(line)
+            elif paragraphs[-1]:
+                paragraphs.append([])
+            continue
+        if not line:
+            continue
+        if line.startswith(" ") and last_column is not None:
+            columns[last_column] = f"{columns[last_column]} {line.strip()}"
+            continue
+        match = _COLUMN_LINE.match(line)
+        if match is None:
+            raise ValueError(f"view {name}: malformed column line in header: {line!r}")
+        last_column = match["name"]
+        if last_column in columns:
+            raise ValueError(f"view {name}: column {last_column} documented twice")
+        columns[last_column] = match["text"]
+
+    description = "\n\n".join(" ".join(p) for p in paragraphs if p)
+    if not description:
+        raise ValueError(f"view {name}: no description in the leading comment block")
+    if not in_columns:
+        raise ValueError(f"view {name}: no {_COLUMNS_MARKER!r} line in the leading comment block")
+    return description, columns
+
+
+def _local_names(tree: exp.Expression) -> set[str]:
+    """Names that a statement defines for itself: CTEs and table, subquery and UNNEST aliases."""
+    names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for alias in tree.find_all(exp.TableAlias):
+        names.add(alias.name)
+        names.update(column.name for column in alias.columns)
+    names.discard("")
+    return names
+
+
+def _table_names(tree: exp.Expression) -> set[str]:
+    """Tables and views a statement reads, CTEs excluded."""
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return {table.name for table in tree.find_all(exp.Table) if table.name not in ctes}
+
+
+def _topological_order(views: dict[str, ViewDefinition]) -> list[ViewDefinition]:
+    """Views with every dependency before its dependents; ties in name order, for stability.
+
+    Raises graphlib.CycleError when views depend on each other in a cycle.
+    """
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name in sorted(views):
+        sorter.add(name, *views[name].dependencies)
+    sorter.prepare()
+    ordered: list[ViewDefinition] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered.extend(views[name] for name in ready)
+        sorter.done(*ready)
+    return ordered
+
+
+@functools.cache
+def _load_views() -> tuple[ViewDefinition, ...]:
+    texts = {path.stem: path.read_text(encoding="utf-8") for path in _sql_dir().glob("*.sql")}
+    views: dict[str, ViewDefinition] = {}
+    for name, sql in texts.items():
+        description, columns = _parse_header(name, sql)
+        tree = sqlglot.parse_one(sql, read="bigquery")
+        dependencies = tuple(sorted((_table_names(tree) & texts.keys()) - {name}))
+        views[name] = ViewDefinition(name, description, columns, sql, dependencies)
+    return tuple(_topological_order(views))
+
+
+def load_views() -> list[ViewDefinition]:
+    """All views of ``sql/``, each after the views it reads (topological order).
+
+    The files are parsed once per process; the list is a fresh copy on every call.
+    """
+    return list(_load_views())
+
+
+def _fix_for_duckdb(tree: exp.Expression) -> exp.Expression:
+    """The one place for corrections to sqlglot's BigQuery -> DuckDB translation of the text.
+
+    - Comments are dropped: DuckDB would keep them in the view's SQL text, and the
+      descriptions reach DuckDB as COMMENT ON statements instead (:func:`create_duckdb_views`).
+
+    Nothing else in the views of ``sql/`` or in the IDC-style queries the tests run (``x IN
+    UNNEST(array)``, ``array[SAFE_OFFSET(i)]``, ``FROM t, UNNEST(sequence) AS item``, PN struct
+    field access, ``ARRAY_AGG(DISTINCT ... IGNORE NULLS ORDER BY ...)``, SAFE_CAST) needs a
+    correction with sqlglot 30. One difference is a matter of result types, which the text alone
+    cannot tell, and is mended on the created view instead: :func:`_narrow_sums`.
+    """
+    for node in tree.walk():
+        node.comments = None
+    return tree
+
+
+def to_duckdb(bigquery_sql: str) -> str:
+    """Translate one GoogleSQL statement (a view body or a user query) to DuckDB SQL."""
+    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
+    return _fix_for_duckdb(tree).sql(dialect="duckdb")
+
+
+def uid_names_table() -> pa.Table:
+    """The DICOM UID dictionary as pydicom ships it, one row per UID, for ``dicom_uid_names``.
+
+    Columns: uid, name (such as "CT Image Storage"), type (such as "SOP Class" or "Transfer
+    Syntax"), keyword (such as "CTImageStorage") and retired (true for retired UIDs). Built
+    from pydicom at warehouse build time, so the names follow the installed pydicom release
+    and no UID list is typed by hand.
+    """
+    rows = sorted(UID_dictionary.items())
+    return pa.table(
+        {
+            "uid": pa.array([uid for uid, _ in rows], pa.string()),
+            "name": pa.array([entry[0] for _, entry in rows], pa.string()),
+            "type": pa.array([entry[1] for _, entry in rows], pa.string()),
+            "keyword": pa.array([entry[4] or None for _, entry in rows], pa.string()),
+            "retired": pa.array([entry[3] == "Retired" for _, entry in rows], pa.bool_()),
+        }
+    )
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _narrow_sums(con: duckdb.DuckDBPyConnection, name: str, duckdb_sql: str) -> None:
+    """Make the view's HUGEINT columns BIGINT, as their INT64 counterparts in BigQuery.
+
+    DuckDB's SUM of a BIGINT is a 128-bit HUGEINT where BigQuery's SUM of an INT64 is an INT64;
+    left so, sizes and frame counts would reach pandas as floats and Parquet as decimals. Which
+    SUMs are over integers only the engine knows, so the view is created, described, and
+    wrapped in a cast of its HUGEINT columns when it has any (a sum past 2**63 then fails
+    loudly, as it would in BigQuery).
+    """
+    wide = [
+        column
+        for column, column_type, *_ in con.execute(f'DESCRIBE "{name}"').fetchall()
+        if column_type == "HUGEINT"
+    ]
+    if wide:
+        casts = ", ".join(f'CAST("{column}" AS BIGINT) AS "{column}"' for column in wide)
+        con.execute(
+            f'CREATE OR REPLACE VIEW "{name}" AS SELECT * REPLACE ({casts}) FROM ({duckdb_sql})'
+        )
+
+
+def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create (or replace) the ``dicom_uid_names`` table and every view, with descriptions.
+
+    ``dicom_metadata`` must exist with at least the columns of :func:`referenced_keywords`
+    and the provenance columns, since DuckDB binds a view when it is created. Descriptions
+    become DuckDB comments (``duckdb_views()``, ``duckdb_columns()``). Returns the view names
+    in creation order.
+    """
+    uid_names = uid_names_table()
+    con.register("_dicomwarehouse_uid_names", uid_names)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {UID_NAMES_TABLE} AS SELECT * FROM _dicomwarehouse_uid_names"
+        )
+    finally:
+        con.unregister("_dicomwarehouse_uid_names")
+    con.execute(
+        f"COMMENT ON TABLE {UID_NAMES_TABLE} IS "
+        + _sql_string("DICOM UID dictionary (uid, name, type, keyword, retired) from pydicom.")
+    )
+
+    names: list[str] = []
+    for view in load_views():
+        duckdb_sql = to_duckdb(view.bigquery_sql)
+        con.execute(f'CREATE OR REPLACE VIEW "{view.name}" AS {duckdb_sql}')
+        _narrow_sums(con, view.name, duckdb_sql)
+        con.execute(f'COMMENT ON VIEW "{view.name}" IS {_sql_string(view.description)}')
+        for column, text in view.column_descriptions.items():
+            con.execute(f'COMMENT ON COLUMN "{view.name}"."{column}" IS {_sql_string(text)}')
+        logger.debug("created DuckDB view %s", view.name)
+        names.append(view.name)
+    return names
+
+
+def _column_name(column: exp.Column, local_names: set[str]) -> str:
+    """The top-level column a reference reads: ``t.PatientName.Alphabetic`` -> ``PatientName``."""
+    parts = [part.name for part in column.parts]
+    if len(parts) > 1 and parts[0] in local_names:
+        parts = parts[1:]
+    return parts[0]
+
+
+@functools.cache
+def referenced_keywords() -> frozenset[str]:
+    """The DICOM keywords (names in pydicom's data dictionary) that the views read as columns.
+
+    The ingest makes each of these a column of ``dicom_metadata`` even when no file had the
+    attribute, so every view binds. A column reference counts by its first name after any
+    table alias (``PatientName.Alphabetic.FamilyName`` reads ``PatientName``). The set may
+    hold a keyword that a view only uses as an output name of a CTE; that costs one NULL
+    column, while a missing keyword would break a view.
+    """
+    keywords: set[str] = set()
+    for view in load_views():
+        tree = sqlglot.parse_one(view.bigquery_sql, read="bigquery")
+        local_names = _local_names(tree) | _table_names(tree)
+        for column in tree.find_all(exp.Column):
+            name = _column_name(column, local_names)
+            if name in keyword_dict:
+                keywords.add(name)
+    return frozenset(keywords)
