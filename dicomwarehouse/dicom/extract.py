@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from dicomwarehouse.dicom.flatten import flatten_dataset
+from dicomwarehouse.dicom.pydicom_boundary import deferring_items
 from dicomwarehouse.dicom.ranged import (
     OpenedObject,
-    deferring_items,
     load_deferred_values,
     open_object,
 )

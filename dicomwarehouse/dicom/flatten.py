@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.hooks import raw_element_vr
 
+from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     column_value,
@@ -184,9 +185,10 @@ class _Flattener:
         """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
         creators: dict[int, str] = {}
         rows = self.rows.rows
-        # pydicom's element store, read directly: Dataset.get_item() would load every value
-        # the header read deferred, which is what deferring is meant to avoid.
-        for base_tag, element in list(dataset._dict.items()):
+        # the raw element store: Dataset.get_item() would load every value the header read
+        # deferred, which is what deferring is meant to avoid.
+        elements = raw_elements(dataset)
+        for base_tag, element in list(elements.items()):
             # a plain int: BaseTag compares in Python, which dominates dict look-ups
             tag = int(base_tag)
             info = _tag_info(tag)
@@ -237,7 +239,7 @@ class _Flattener:
             if is_raw and element.value is None and element.length and self.read_range:
                 # a sequence longer than the defer size: its items are header, read them
                 value = self.read_range(element.value_tell, element.length)
-                dataset._dict[tag] = element._replace(value=value)
+                raw_elements(dataset)[tag] = element._replace(value=value)
             self.sequence(
                 dataset, element, tag, info, tag_path, path, creator, column_prefix, depth,
                 encodings, out,
@@ -329,7 +331,9 @@ class _Flattener:
         for index, item in enumerate(items):
             item_out: dict[str, Any] = {"OtherElements": []}
             item_encodings = (
-                item.original_character_set if _SPECIFIC_CHARACTER_SET in item._dict else encodings
+                item.original_character_set
+                if _SPECIFIC_CHARACTER_SET in raw_elements(item)
+                else encodings
             )
             self.walk(
                 item,

@@ -21,19 +21,17 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from pydicom import filereader
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.read import HeaderRead
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import Fetched, StorageOptions, fetch_range, is_bucket_url
@@ -46,7 +44,6 @@ __all__ = [
     "Prefetcher",
     "RangeSource",
     "RangedObject",
-    "deferring_items",
     "load_deferred_values",
     "open_file_ranged",
     "open_object",
@@ -318,42 +315,6 @@ class OpenedObject:
         return self.ranged.failure if self.ranged is not None else None
 
 
-_nested = threading.local()
-_read_dataset = filereader.read_dataset
-
-
-def _read_dataset_deferring_items(*args: Any, **kwargs: Any) -> Dataset:
-    """pydicom's ``read_dataset``, with the defer size also inside sequence items.
-
-    pydicom defers (skips) long values of the top-level data set only: items of sequences of
-    undefined length are read whole, and a private blob inside one (Philips raw data keeps
-    megabytes there) would be fetched. Within ``deferring_items`` on this thread, items skip
-    long values too; their offsets are offsets in the object, so they can be fetched later.
-    """
-    size = getattr(_nested, "defer_size", None)
-    if (
-        size is not None
-        and not kwargs.get("at_top_level", True)
-        and kwargs.get("defer_size") is None
-    ):
-        kwargs["defer_size"] = size
-    return _read_dataset(*args, **kwargs)
-
-
-filereader.read_dataset = _read_dataset_deferring_items
-
-
-@contextmanager
-def deferring_items(defer_size: int | None) -> Iterator[None]:
-    """Skip values longer than ``defer_size`` inside sequence items too (this thread only)."""
-    previous = getattr(_nested, "defer_size", None)
-    _nested.defer_size = defer_size
-    try:
-        yield
-    finally:
-        _nested.defer_size = previous
-
-
 def _skippable(element: RawDataElement) -> bool:
     vr = element.VR
     if vr is None:  # implicit VR: the dictionary's VR for public tags; private may be text
@@ -377,7 +338,7 @@ def load_deferred_values(header: HeaderRead, limit: int) -> None:
     deferred: list[tuple[int, dict[Any, Any], Any, RawDataElement]] = []
     datasets = [header.dataset]
     while datasets:
-        elements = datasets.pop()._dict
+        elements = raw_elements(datasets.pop())
         for tag, element in elements.items():
             if isinstance(element, RawDataElement):
                 if (

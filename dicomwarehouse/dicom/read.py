@@ -20,11 +20,12 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.datadict import dictionary_has_tag
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.filereader import data_element_generator, read_preamble
 from pydicom.uid import UID
 
+from dicomwarehouse.dicom.pydicom_boundary import raw_elements, read_file_meta
 from dicomwarehouse.errors import IngestError
 
 __all__ = [
@@ -214,12 +215,12 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
     dataset = Dataset()
     try:
         read_preamble(reader, True)
-        file_meta = _read_file_meta_info(reader)
+        file_meta = read_file_meta(reader)
     except Exception as exc:  # nothing before the data set is readable
         raise IngestError(
             "parse", type(exc).__name__, _safe_message(exc), reader.bytes_read
         ) from exc
-    dataset.file_meta = FileMetaDataset(file_meta)
+    dataset.file_meta = file_meta
     syntax = UID(file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
     little = syntax.is_little_endian if syntax.is_transfer_syntax else True
@@ -248,7 +249,8 @@ def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
     syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
     if syntax is not None and syntax.is_deflated:
         return False  # offsets are in the inflated stream, not the object
-    last = next(reversed(dataset._dict.values()), None) if dataset._dict else None
+    elements = raw_elements(dataset)
+    last = next(reversed(elements.values()), None) if elements else None
     if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
         return False
     return last.value_tell + last.length < end

@@ -1,0 +1,117 @@
+"""Every use of pydicom's internals, in one place, checked against the installed pydicom.
+
+The reader needs three things pydicom's public API does not give at the speed or with the
+laziness an ingest needs:
+
+- the raw element store of a data set (``Dataset._dict``): iterating it yields each element as
+  read, without converting values or loading values the read deferred, which
+  ``Dataset.__getitem__`` and ``Dataset.elements()`` would do;
+- the file meta reader (``filereader._read_file_meta_info``), to salvage files whose data set
+  is damaged but whose meta group is not;
+- the defer size inside sequence items: pydicom defers long values of the top-level data set
+  only, so a private blob inside an undefined-length item (Philips keeps megabytes there) would
+  be fetched from a bucket. ``install_item_deferral`` wraps ``filereader.read_dataset`` once,
+  when a ranged read first asks for it, never at import.
+
+``check_pydicom`` refuses a pydicom outside the versions these were checked with, and
+tests/test_pydicom_boundary.py fails when pydicom changes under them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom import filereader
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+
+__all__ = [
+    "check_pydicom",
+    "deferring_items",
+    "install_item_deferral",
+    "raw_elements",
+    "read_file_meta",
+]
+
+#: pydicom releases whose internals this module was checked against (major, minor).
+SUPPORTED_PYDICOM = ((3, 0),)
+
+
+def check_pydicom() -> None:
+    """Raise ImportError unless the installed pydicom is one this module was checked with."""
+    major, minor = (int(part) for part in pydicom.__version__.split(".")[:2])
+    if (major, minor) not in SUPPORTED_PYDICOM:
+        supported = ", ".join(f"{a}.{b}" for a, b in SUPPORTED_PYDICOM)
+        raise ImportError(
+            f"pydicom {pydicom.__version__} is not supported (checked with {supported}.x): "
+            "dicomwarehouse reads pydicom's raw element store"
+        )
+
+
+check_pydicom()
+
+
+def raw_elements(dataset: Dataset) -> MutableMapping[Any, RawDataElement | DataElement]:
+    """The data set's elements as read: raw until converted, deferred values left unread.
+
+    Writable: replacing an entry (``element._replace(value=...)``) supplies a value that was
+    deferred, without pydicom re-opening the file by name.
+    """
+    return dataset._dict
+
+
+def read_file_meta(fp: BinaryIO) -> FileMetaDataset:
+    """The file meta group at the current position of ``fp`` (after the preamble)."""
+    return FileMetaDataset(filereader._read_file_meta_info(fp))
+
+
+_nested = threading.local()
+_install_lock = threading.Lock()
+_original_read_dataset: Any = None
+
+
+def _read_dataset_deferring_items(*args: Any, **kwargs: Any) -> Dataset:
+    """pydicom's ``read_dataset``, with the defer size also inside sequence items.
+
+    Within ``deferring_items`` on this thread, items skip long values too; their offsets are
+    offsets in the object, so they can be fetched later.
+    """
+    size = getattr(_nested, "defer_size", None)
+    if (
+        size is not None
+        and not kwargs.get("at_top_level", True)
+        and kwargs.get("defer_size") is None
+    ):
+        kwargs["defer_size"] = size
+    return _original_read_dataset(*args, **kwargs)
+
+
+def install_item_deferral() -> None:
+    """Wrap pydicom's ``read_dataset`` (once per process) so items can defer long values.
+
+    Outside ``deferring_items`` the wrapper changes nothing, so other users of pydicom in the
+    process read as before.
+    """
+    global _original_read_dataset
+    with _install_lock:
+        if _original_read_dataset is not None:
+            return
+        _original_read_dataset = filereader.read_dataset
+        filereader.read_dataset = _read_dataset_deferring_items
+
+
+@contextmanager
+def deferring_items(defer_size: int | None) -> Iterator[None]:
+    """Skip values longer than ``defer_size`` inside sequence items too (this thread only)."""
+    if defer_size is not None:
+        install_item_deferral()
+    previous = getattr(_nested, "defer_size", None)
+    _nested.defer_size = defer_size
+    try:
+        yield
+    finally:
+        _nested.defer_size = previous
