@@ -246,6 +246,8 @@ def _configure_logging(verbose: bool) -> None:
     """Library logs stay quiet unless -v: Beam and its cloud clients warn about things that
     do not concern a local run, and pydicom's read warnings are already recorded on each row.
     """
+XX
+
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
@@ -254,7 +256,7 @@ def _configure_logging(verbose: bool) -> None:
                 record.name.startswith("dicomwarehouse") or record.levelno >= logging.ERROR
             )
         )
-        logging.getLogger("pydicom").propagate = False
+    logging.getLogger("pydicom").propagate = verbose
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)

@@ -17,3 +17,8 @@ output "worker_service_account" {
   description = "The Dataflow workers' identity."
   value       = google_service_account.worker.email
 }
+
+output "access_log_bucket" {
+  description = "Where the buckets' usage logs and the exported audit logs are kept."
+  value       = google_storage_bucket.access_logs.name
+}

@@ -65,3 +65,53 @@ variable "max_workers" {
   type        = number
   default     = 10
 }
+
+variable "kms_key_name" {
+  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the buckets, the Artifact Registry repository, the Dataflow job's state and, unless dataset_kms_key_name is set, the dataset and its tables. It must be in var.region. Null: Google-managed keys."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name is a key's full name: projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
+variable "dataset_kms_key_name" {
+  description = "Cloud KMS key for the dataset and its tables when they need their own: a key must be in the dataset's location (us for the US multi-region). Null: kms_key_name."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.dataset_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.dataset_kms_key_name))
+    error_message = "dataset_kms_key_name is a key's full name: projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
+variable "access_log_bucket_name" {
+  description = "Bucket of the buckets' usage logs and the exported audit logs. Null: the warehouse bucket's name plus -logs."
+  type        = string
+  default     = null
+}
+
+variable "access_log_retention_days" {
+  description = "Days the usage and audit logs are kept: none can be deleted sooner, all are deleted then."
+  type        = number
+  default     = 365
+}
+
+variable "lock_access_log_retention" {
+  description = "Lock the log bucket's retention policy (Bucket Lock): nobody, owners included, can then shorten it or delete logs early. Irreversible."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days an overwritten or deleted object of the warehouse bucket stays restorable before its old version is deleted."
+  type        = number
+  default     = 30
+}
+
+variable "data_access_audit_logs" {
+  description = "Turn on Cloud Audit Logs data access logging (reads and writes) for Cloud Storage and BigQuery in the project."
+  type        = bool
+  default     = true
+}

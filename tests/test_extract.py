@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -164,3 +165,32 @@ def test_raw_data_set_starting_with_a_group_length(tmp_path: Path) -> None:
     extracted = extract_bytes(tmp_path, group_length + body)
     assert extracted.metadata is not None, extracted.error
     assert extracted.metadata["PatientID"] == "PAT-1"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_pydicom_warnings_stay_on_the_row_and_out_of_the_process_log(tmp_path: Path) -> None:
+    """A Dataflow worker's process log goes to Cloud Logging, read by more people than the data.
+
+    Watched from the root logger, where a worker's log handler sits (pytest's caplog also
+    attaches to loggers that do not propagate, so it would see them anyway).
+    """
+    dataset = base_dataset()
+    dataset.SpecificCharacterSet = "ISO_IR 999"
+    data = dicom_bytes(dataset)
+    root = logging.getLogger()
+    seen = _Records()
+    root.addHandler(seen)
+    try:
+        extracted = extract_bytes(tmp_path, data)
+    finally:
+        root.removeHandler(seen)
+    assert any("ISO_IR 999" in reason for reason in reasons(extracted))
+    assert not [record for record in seen.records if record.name.startswith("pydicom")]

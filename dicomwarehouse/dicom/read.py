@@ -186,6 +186,10 @@ def unique(problems: list[str]) -> list[str]:
 
 _pydicom_logger = logging.getLogger("pydicom")
 _pydicom_logger.addHandler(_collector)
+# Recorded on the object's row, under the data's own access control, and not passed on to the
+# process log: a Dataflow worker's goes to Cloud Logging, which more people read than the data
+# (`dicomwarehouse -v` passes them on, for debugging).
+_pydicom_logger.propagate = False
 # pydicom both logs and warns; the log record is collected above, the warning is noise.
 warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
