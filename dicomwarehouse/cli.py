@@ -246,7 +246,7 @@ def _configure_logging(verbose: bool) -> None:
     """Library logs stay quiet unless -v: Beam and its cloud clients warn about things that
     do not concern a local run, and pydicom's read warnings are already recorded on each row.
     """
-XX
+    from dicomwarehouse.dicom import read  # noqa: F401  (it sets pydicom's logger up first)
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
