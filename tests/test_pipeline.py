@@ -15,11 +15,15 @@ from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from dicomwarehouse.dicom.extract import new_run
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.pipeline.run import ingest
-from dicomwarehouse.pipeline.transforms import IngestTransform
+from dicomwarehouse.pipeline.transforms import (
+    IngestTransform,
+    StageMetadataRows,
+    WriteMetadataShards,
+)
 from dicomwarehouse.sources.expand import expand_sources
 from dicomwarehouse.tables.schema import keyword_paths
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE
+from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE, STAGING_FOLDER
 
 
 @pytest.fixture
@@ -94,3 +98,35 @@ def test_object_refs_pickle_through_beam() -> None:
     with TestPipeline() as pipeline:
         result = pipeline | beam.Create([ref]) | beam.Reshuffle() | beam.Map(lambda r: r.extras)
         assert_that(result, equal_to([(("collection_id", "c1"),)]))
+
+
+def test_metadata_rows_are_staged_then_removed_at_commit(mixed_files: Path, tmp_path: Path):
+    """Rows wait for the run's schema in staged files, not in memory; the commit removes them."""
+    summary = ingest([str(mixed_files)], tmp_path / "w")
+    run_folder = tmp_path / "w" / "dicom_metadata" / f"run-{summary.run_id}"
+    assert not (run_folder / STAGING_FOLDER).exists()
+    assert not list((tmp_path / "w").rglob("*.pickle"))
+    shards = sorted(run_folder.glob("*.parquet"))
+    dicom_files = len(list(mixed_files.glob("*.dcm")))
+    assert sum(pq.read_metadata(p).num_rows for p in shards) == summary.instances == dicom_files
+
+
+def test_staged_rows_make_the_shard_the_rows_would_make(tmp_path: Path) -> None:
+    run = new_run()
+    provenance = {"ingest_run_id": run.run_id, "ingested_at": run.started_at, "OtherElements": []}
+    rows = [
+        {"source_url": "/a.dcm", "Modality": "CT", **provenance},
+        {"source_url": "/b.dcm", "Modality": None, **provenance},
+    ]
+    staged = StageMetadataRows(str(tmp_path), shard_rows=10)
+    staged.start_bundle()
+    assert list(staged.process(rows[0])) == [] and list(staged.process(rows[1])) == []
+    (windowed,) = staged.finish_bundle()
+    url = windowed.value
+    assert Path(url).parent.name == STAGING_FOLDER
+    writer = WriteMetadataShards(str(tmp_path), ())
+    writer.start_bundle()
+    (shard,) = writer.process(url, column_paths=keyword_paths(["Modality"]))
+    table = pq.read_table(shard)
+    assert table.column("Modality").to_pylist() == ["CT", None]
+    assert table.num_rows == 2

@@ -31,7 +31,14 @@ from dicomwarehouse.io.refs import ListingFailure, ObjectRef
 from dicomwarehouse.tables.parquet import read_parquet, write_parquet
 from dicomwarehouse.warehouse.commit import commit_run, staged_urls
 from dicomwarehouse.warehouse.duckdb_file import build_duckdb
-from dicomwarehouse.warehouse.layout import PLANS_FOLDER, TABLES, committed_runs, shard_urls
+from dicomwarehouse.warehouse.layout import (
+    PLANS_FOLDER,
+    STAGING_FOLDER,
+    TABLES,
+    committed_runs,
+    run_dir,
+    shard_urls,
+)
 from dicomwarehouse.warehouse.ledger import FAILED, INGESTED, PENDING
 from dicomwarehouse.warehouse.lock import WriterLock
 
@@ -158,6 +165,8 @@ class RunFinish:
     def _commit(self, shards: Sequence[str] | None, header_bytes: int, requests: int) -> None:
         if shards is not None:
             _remove_unreported_shards(self.warehouse, self.run_id, shards)
+        staging = join(run_dir(self.warehouse, "dicom_metadata", self.run_id), STAGING_FOLDER)
+        store_for(staging).remove_tree(staging)
         planned = read_parquet(plan_url(self.warehouse, self.run_id))
         pending = pc.equal(planned["outcome"], PENDING)
         ingested = [

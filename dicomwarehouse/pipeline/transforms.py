@@ -1,25 +1,30 @@
 """The ingest job as an Apache Beam pipeline (DirectRunner by default, Dataflow by flags).
 
-    objects -> ExtractObjects -> metadata rows ------------------> WriteParquetShards --\\
-                              \\-> column paths -> union (side input) ---^               |
-                              \\-> element batches --------------> WriteParquetShards ----+-> Finish
-                              \\-> error rows -------------------> WriteParquetShards ----/      ^
-                              \\-> bytes and requests read -> sums (side input) ---------------/
+    objects -> ExtractObjects -> metadata rows -> StageMetadataRows -> WriteMetadataShards -\\
+                 \\-> column paths -> union (side input) ------------^                    |
+                 \\-> element batches ----------------> WriteParquetShards -------------+-> Finish
+                 \\-> error rows ---------------------> WriteParquetShards -------------/     ^
+                 \\-> bytes and requests read -> sums (side input) -------------------------/
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
-rarest attributes are left to dicom_elements when the union would not fit), given to the
-writers as a side input. Shards land in the run's folders. The last step, ``Finish``, sees
-the list of every shard written, so it runs once all writers are done: it commits the run
-(``finish.RunFinish``) inside the job, which is what lets a Dataflow job whose launcher does not
-wait for it (a Flex Template) commit and publish on its own.
+rarest attributes are left to dicom_elements when the union would not fit). That schema is
+known only once every object is read, so metadata rows are first staged as they come (a file
+of rows per shard under the run folder's ``_staging/``) and turned into Parquet shards of the
+run's schema afterwards, one staged file at a time: a worker's memory holds one shard of rows,
+never the run's. The last step, ``Finish``, sees the list of every shard written, so it runs
+once all writers are done: it commits the run (``finish.RunFinish``) inside the job, which is
+what lets a Dataflow job whose launcher does not wait for it (a Flex Template) commit and
+publish on its own.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -32,18 +37,21 @@ from dicomwarehouse.dicom.ranged import Prefetcher
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.io.buckets import StorageOptions
-from dicomwarehouse.io.objectstore import is_gs_url, join, write_json
+from dicomwarehouse.io.objectstore import is_gs_url, join, store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
-from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE, LEFT_OUT_FILE
+from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE, LEFT_OUT_FILE, STAGING_FOLDER
 
 __all__ = [
     "ExtractObjects",
     "IngestTransform",
     "PipelineArgumentError",
+    "StageMetadataRows",
+    "WriteMetadataShards",
+    "WriteParquetShards",
     "check_runner",
     "run_pipeline",
 ]
@@ -225,28 +233,17 @@ class _ChooseColumns(beam.CombineFn):
         }
 
 
-class WriteParquetShards(beam.DoFn):
-    """Buffer a bundle's rows and write them as Parquet shards of about ``shard_rows`` rows.
+class _BundleBuffer(beam.DoFn):
+    """Buffer a bundle's elements and flush them every ``shard_rows`` rows (and at its end)."""
 
-    ``kind`` says what the elements are: metadata row dicts (schema from the side input),
-    error row dicts, or element record batches.
-    """
-
-    def __init__(self, directory: str, kind: str, shard_rows: int, extra_columns: Sequence[str]):
-        self.directory = directory
-        self.kind = kind
+    def __init__(self, shard_rows: int) -> None:
         self.shard_rows = shard_rows
-        self.extra_columns = tuple(extra_columns)
 
     def start_bundle(self) -> None:
         self.buffer: list[Any] = []
         self.buffered_rows = 0
-        self.schema: pa.Schema | None = None
 
-    def process(self, element: Any, column_paths: Sequence[ColumnPath] = ()) -> Iterator[str]:
-        if self.kind == "metadata" and self.schema is None:
-            extra = dict.fromkeys(self.extra_columns, pa.string())
-            self.schema = metadata_schema(map(tuple, column_paths), extra)
+    def process(self, element: Any) -> Iterator[str]:
         self.buffer.append(element)
         self.buffered_rows += element.num_rows if isinstance(element, pa.RecordBatch) else 1
         if self.buffered_rows >= self.shard_rows:
@@ -257,15 +254,65 @@ class WriteParquetShards(beam.DoFn):
             yield _in_global_window(self._flush())
 
     def _flush(self) -> str:
-        if self.kind == "metadata":
-            table = metadata_table(self.buffer, self.schema)
-        elif self.kind == "errors":
-            table = pa.Table.from_pylist(self.buffer, schema=ERRORS_SCHEMA)
+        buffer, self.buffer, self.buffered_rows = self.buffer, [], 0
+        return self.write(buffer)
+
+    def write(self, buffer: list[Any]) -> str:
+        raise NotImplementedError
+
+
+class WriteParquetShards(_BundleBuffer):
+    """Write a bundle's error rows or element batches as Parquet shards of about ``shard_rows``
+    rows (their schemas are fixed)."""
+
+    def __init__(self, directory: str, kind: str, shard_rows: int) -> None:
+        super().__init__(shard_rows)
+        self.directory = directory
+        self.kind = kind
+
+    def write(self, buffer: list[Any]) -> str:
+        if self.kind == "errors":
+            table = pa.Table.from_pylist(buffer, schema=ERRORS_SCHEMA)
         else:
-            table = pa.Table.from_batches(self.buffer, schema=ELEMENTS_SCHEMA)
-        self.buffer = []
-        self.buffered_rows = 0
+            table = pa.Table.from_batches(buffer, schema=ELEMENTS_SCHEMA)
         return write_shard(table, self.directory)
+
+
+class StageMetadataRows(_BundleBuffer):
+    """Write a bundle's metadata rows, as they come, to staged files of ``shard_rows`` rows.
+
+    The rows are pickled as they are (nested dicts of Python values), so the shard made of
+    them later is exactly the one the rows would have made directly. Staged files live under
+    the run folder's ``_staging/``: never a shard (not Parquet), removed at commit, and with the
+    run folder when the run never commits.
+    """
+
+    def __init__(self, directory: str, shard_rows: int) -> None:
+        super().__init__(shard_rows)
+        self.directory = directory
+
+    def write(self, buffer: list[Any]) -> str:
+        url = join(self.directory, STAGING_FOLDER, f"rows-{uuid.uuid4().hex}.pickle")
+        store_for(url).write_bytes(url, pickle.dumps(buffer, protocol=pickle.HIGHEST_PROTOCOL))
+        return url
+
+
+class WriteMetadataShards(beam.DoFn):
+    """Turn each staged file of metadata rows into a Parquet shard of the run's one schema."""
+
+    def __init__(self, directory: str, extra_columns: Sequence[str]) -> None:
+        self.directory = directory
+        self.extra_columns = tuple(extra_columns)
+
+    def start_bundle(self) -> None:
+        self.schema: pa.Schema | None = None
+
+    def process(self, staged: str, column_paths: Sequence[ColumnPath] = ()) -> Iterator[str]:
+        if self.schema is None:
+            extra = dict.fromkeys(self.extra_columns, pa.string())
+            self.schema = metadata_schema(map(tuple, column_paths), extra)
+        rows = pickle.loads(store_for(staged).read_bytes(staged))
+        yield write_shard(metadata_table(rows, self.schema), self.directory)
 
 
 class _WriteColumnPaths(beam.DoFn):
@@ -334,22 +381,18 @@ class IngestTransform(beam.PTransform):
         paths_written = chosen | "WritePaths" >> beam.ParDo(
             _WriteColumnPaths(directory["dicom_metadata"])
         )
-        metadata = results.metadata | "WriteMetadata" >> beam.ParDo(
-            WriteParquetShards(
-                directory["dicom_metadata"],
-                "metadata",
-                self.shard_rows["metadata"],
-                self.extra_columns,
-            ),
+        staged = results.metadata | "StageMetadata" >> beam.ParDo(
+            StageMetadataRows(directory["dicom_metadata"], self.shard_rows["metadata"])
+        )
+        metadata = staged | "WriteMetadata" >> beam.ParDo(
+            WriteMetadataShards(directory["dicom_metadata"], self.extra_columns),
             column_paths=beam.pvalue.AsSingleton(column_paths),
         )
         elements = results[_ELEMENTS] | "WriteElements" >> beam.ParDo(
-            WriteParquetShards(
-                directory["dicom_elements"], "elements", self.shard_rows["elements"], ()
-            )
+            WriteParquetShards(directory["dicom_elements"], "elements", self.shard_rows["elements"])
         )
         errors = results[_ERRORS] | "WriteErrors" >> beam.ParDo(
-            WriteParquetShards(directory["ingest_errors"], "errors", self.shard_rows["errors"], ())
+            WriteParquetShards(directory["ingest_errors"], "errors", self.shard_rows["errors"])
         )
         stats = results[_STATS] | "SumStats" >> beam.CombineGlobally(
             beam.combiners.TupleCombineFn(sum, sum)

@@ -48,6 +48,7 @@ __all__ = [
     "LEFT_OUT_FILE",
     "PLANS_FOLDER",
     "RUNS_FOLDER",
+    "STAGING_FOLDER",
     "TABLES",
     "WarehouseError",
     "committed_column_paths",
@@ -74,6 +75,9 @@ LEFT_OUT_FILE = "_columns_left_out.json"
 RUNS_FOLDER = "_runs"
 #: Folder of the ledger rows a run plans to write (see ``finish``); gone once it commits.
 PLANS_FOLDER = "_plans"
+#: Inside a run's dicom_metadata folder: rows staged until the run's schema is known
+#: (``pipeline.transforms``); removed when the run commits.
+STAGING_FOLDER = "_staging"
 
 
 class WarehouseError(UsageError):
