@@ -318,7 +318,7 @@ def ingest_at(started_at: dt.datetime, sources: list[str], warehouse, **kwargs: 
 
 def fake_publish_clients(monkeypatch: Any, store: ObjectStore) -> list[FakeBigQuery]:
     """Make a publish at the end of an ingest talk to a FakeBigQuery (one per publish)."""
-    from dicomwarehouse.bigquery import options
+    from dicomwarehouse.pipeline import publish_options as options
 
     fakes: list[FakeBigQuery] = []
 
