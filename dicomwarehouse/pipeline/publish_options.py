@@ -22,7 +22,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from dicomwarehouse.bigquery.plan import PlanError, check_names
-from dicomwarehouse.io.objectstore import is_gs_url
+from dicomwarehouse.io.urls import is_gs_url
 
 __all__ = ["BigQueryPublishOptions", "PublishRequest", "publish_request"]
 
