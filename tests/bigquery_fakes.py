@@ -307,8 +307,8 @@ def ingest_at(started_at: dt.datetime, sources: list[str], warehouse, **kwargs: 
 
     import pytest
 
-    from dicomwarehouse.pipeline import run as ingest_module
     from dicomwarehouse.dicom.extract import RunInfo
+    from dicomwarehouse.pipeline import run as ingest_module
 
     run = RunInfo(f"{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}", started_at)
     with pytest.MonkeyPatch.context() as patch:
