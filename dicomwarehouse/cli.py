@@ -18,6 +18,7 @@ from typing import NoReturn
 from dicomwarehouse.bigquery.cli import COMMANDS as BIGQUERY_COMMANDS
 from dicomwarehouse.bigquery.cli import add_commands as add_bigquery_commands
 from dicomwarehouse.bigquery.cli import run_command as run_bigquery_command
+from dicomwarehouse.pipeline.options import OptionError, add_cli_arguments, ingest_from_arguments
 
 __all__ = ["main"]
 
@@ -49,48 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "into Parquet tables and a DuckDB warehouse. Apache Beam flags go after '--', "
         "e.g. -- --direct_num_workers=2.",
     )
-    ingest.add_argument("sources", nargs="*", metavar="SOURCE", help="file, directory or glob")
-    ingest.add_argument(
-        "--warehouse",
-        required=True,
-        metavar="DIR",
-        help="a local folder (queried with DuckDB) or a gs://bucket/prefix (queried in BigQuery "
-        "after publishing; for Dataflow runs)",
-    )
-    ingest.add_argument(
-        "--manifest",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="manifest (repeatable): URL or path lists, s5cmd, CSV/TSV/Parquet with a URL column, "
-        "S3 or GCS inventory reports; a local file or a gs:// or s3:// object",
-    )
-    ingest.add_argument(
-        "--incremental",
-        action="store_true",
-        help="read only objects that are new or changed (by generation, ETag or MD5) since the "
-        "warehouse last read them; unchanged objects cost no byte",
-    )
-    ingest.add_argument(
-        "--full-listing",
-        action="store_true",
-        help="the sources list every object: objects the warehouse holds that are missing from "
-        "them are marked deleted (their rows leave the current views, stay in history)",
-    )
-    ingest.add_argument(
-        "--retry-errors",
-        action="store_true",
-        help="read again objects whose last read failed, even when unchanged",
-    )
-    ingest.add_argument(
-        "--defer-size",
-        type=int,
-        default=None,
-        metavar="BYTES",
-        help="values longer than this are skipped, not loaded (default 262144)",
-    )
-
-    _add_bucket_arguments(ingest)
+    add_cli_arguments(ingest)
 
     commands.add_parser(
         "samples",
@@ -111,72 +71,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_bucket_arguments(ingest: argparse.ArgumentParser) -> None:
-    from dicomwarehouse.sources.manifests import MANIFEST_FORMATS
-
-    group = ingest.add_argument_group(
-        "buckets and manifests",
-        "SOURCE may be gs://bucket/prefix/, s3://bucket/prefix/ or a glob (* within a folder, "
-        "** across folders); --manifest may be a local file or a bucket object",
-    )
-    group.add_argument(
-        "--manifest-format",
-        choices=MANIFEST_FORMATS,
-        default=None,
-        help="format of the manifests (default: detected from their content)",
-    )
-    group.add_argument(
-        "--s5cmd-endpoint-url",
-        metavar="URL",
-        help="the --endpoint-url the s5cmd manifest was written for: "
-        "https://storage.googleapis.com reads its s3:// URLs from GCS",
-    )
-    group.add_argument("--s3-endpoint-url", metavar="URL", help="S3-compatible endpoint")
-    group.add_argument(
-        "--gcs-endpoint-url",
-        metavar="URL",
-        help="GCS endpoint (default: STORAGE_EMULATOR_HOST "
-        "if set, else https://storage.googleapis.com)",
-    )
-    group.add_argument(
-        "--anonymous",
-        action="store_true",
-        help="send no credentials (public buckets); by default credentials are used when the "
-        "standard chains find some",
-    )
-    group.add_argument(
-        "--first-block",
-        type=int,
-        metavar="BYTES",
-        help="size of the first ranged read of each object (default 8192)",
-    )
-    group.add_argument(
-        "--requests-in-flight",
-        type=int,
-        metavar="N",
-        help="objects opened ahead per worker, one request each (default 32)",
-    )
-
-
-def _storage_options(args: argparse.Namespace):
-    from dicomwarehouse.io.buckets import StorageOptions
-
-    for name in ("first_block", "requests_in_flight"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise _UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    given = {
-        "manifest_format": args.manifest_format,
-        "s5cmd_endpoint_url": args.s5cmd_endpoint_url,
-        "s3_endpoint_url": args.s3_endpoint_url,
-        "gcs_endpoint_url": args.gcs_endpoint_url,
-        "anonymous": args.anonymous,
-        "first_block": args.first_block,
-        "requests_in_flight": args.requests_in_flight,
-    }
-    return StorageOptions(**{name: value for name, value in given.items() if value is not None})
-
-
 def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     argv = list(argv)
     if "--" in argv:
@@ -186,26 +80,7 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
-    from dicomwarehouse.pipeline.run import IngestOptions, ingest
-
-    if not args.sources and not args.manifest:
-        raise _UsageError("ingest needs a SOURCE or --manifest")
-    if args.defer_size is not None and args.defer_size < 0:
-        raise _UsageError("--defer-size must be zero or more")
-    summary = ingest(
-        args.sources,
-        args.warehouse,
-        manifests=args.manifest,
-        beam_args=beam_args,
-        defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
-        options=IngestOptions(
-            incremental=args.incremental,
-            full_listing=args.full_listing,
-            retry_errors=args.retry_errors,
-        ),
-        storage=_storage_options(args),
-    )
+    summary = ingest_from_arguments(args, beam_args, "cli")
     print(summary.describe())
     return 0
 
@@ -285,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in BIGQUERY_COMMANDS:
             return run_bigquery_command(args)
         return _run_sql(args)
-    except _UsageError as exc:
+    except (_UsageError, OptionError) as exc:
         print(f"dicomwarehouse: error: {exc}", file=sys.stderr)
         return _EXIT_USAGE
     except (UsageError, duckdb.Error, OSError) as exc:

@@ -15,7 +15,8 @@ import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.bigquery.plan import PlanError
-from dicomwarehouse.pipeline.job import build_parser, run
+from dicomwarehouse.pipeline.job import run
+from dicomwarehouse.pipeline.options import build_job_parser, main, metadata_text
 from dicomwarehouse.pipeline.publish_options import BigQueryPublishOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,17 +33,32 @@ def template_parameters() -> list[str]:
 
 def test_template_declares_every_parameter_of_the_job() -> None:
     """The job's own parameters, and the Beam options it reads itself (publish at the end)."""
-    job_options = [a.dest for a in build_parser()._actions if a.dest != "help"]
+    job_options = [a.dest for a in build_job_parser()._actions if a.dest != "help"]
     parser = argparse.ArgumentParser()
     BigQueryPublishOptions._add_argparse_args(parser)
     publish_options = [a.dest for a in parser._actions if a.dest != "help"]
     assert sorted(template_parameters()) == sorted(job_options + publish_options)
 
 
+def test_metadata_is_generated_from_the_options(tmp_path: Path) -> None:
+    """metadata.json is what the one table of ingest options says, storage options included."""
+    committed = TEMPLATE / "metadata.json"
+    assert committed.read_text() == metadata_text(), (
+        "python -m dicomwarehouse.pipeline.options --write-metadata pipelines/ingest/metadata.json"
+    )
+    assert {"anonymous", "gcs_endpoint_url", "first_block"} <= set(template_parameters())
+    stale = tmp_path / "metadata.json"
+    stale.write_text(committed.read_text().replace('"anonymous"', '"anonymously"'))
+    assert main(["--check-metadata", str(stale)]) == 1
+    assert main(["--write-metadata", str(stale)]) == 0
+    assert main(["--check-metadata", str(stale)]) == 0
+    assert stale.read_text() == committed.read_text()
+
+
 def test_required_parameters_agree() -> None:
     metadata = json.loads((TEMPLATE / "metadata.json").read_text())
     optional = {p["name"] for p in metadata["parameters"] if p.get("isOptional")}
-    required = {a.dest for a in build_parser()._actions if a.required}
+    required = {a.dest for a in build_job_parser()._actions if a.required}
     assert required == set(template_parameters()) - optional
 
 

@@ -24,7 +24,8 @@ from dicom_samples import base_dataset, dicom_bytes
 from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
 from dicomwarehouse.bigquery.layout import read_warehouse
-from dicomwarehouse.io.objectstore import GcsStore, join, store_for
+from dicomwarehouse.io.objectstore import GcsStore, store_for
+from dicomwarehouse.io.urls import join
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import DUCKDB_FILE, RUNS_FOLDER, WarehouseError, committed_runs

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dicomwarehouse.io.objectstore import GcpExtraMissing
+from dicomwarehouse.io.gcs import GcpExtraMissing
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

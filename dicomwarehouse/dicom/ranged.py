@@ -34,8 +34,9 @@ from pydicom.dataset import Dataset
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.read import HeaderRead
 from dicomwarehouse.errors import IngestError
-from dicomwarehouse.io.buckets import Fetched, StorageOptions, fetch_range, is_bucket_url
+from dicomwarehouse.io.buckets import Fetched, StorageOptions, fetch_range
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
+from dicomwarehouse.io.urls import is_bucket_url
 from dicomwarehouse.tables.vr import BINARY_VRS
 
 __all__ = [

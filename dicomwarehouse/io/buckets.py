@@ -1,4 +1,4 @@
-"""gs:// and s3:// buckets: URLs, listings with globs, and ranged reads of one object.
+"""gs:// and s3:// buckets: listings with globs, and ranged reads of one object.
 
 Reads go through the stores' HTTP APIs with the client libraries' own transports, retry and
 backoff (google-auth's ``AuthorizedSession`` with google-cloud-storage's ``DEFAULT_RETRY``;
@@ -7,43 +7,42 @@ byte ranges, conditional reads (``ifGenerationMatch`` / ``If-Match``) so that an
 between listing and reading is noticed, and a count of every request.
 
 Access is anonymous for public buckets (IDC's are) when asked, or when the standard credential
-chain (Application Default Credentials; boto3's chain) finds nothing. Errors are mapped to a
-short type and a message built here, never the store's text, so no credential or signed URL
-can reach a log or an ingest_errors row.
+chain (Application Default Credentials; boto3's chain) finds nothing; for gs:// that decision,
+and the endpoint, are made in ``gcs``, for the warehouse's store too. URLs are parsed in
+``urls``. Errors are mapped to a short type and a message built here, never the store's text,
+so no credential or signed URL can reach a log or an ingest_errors row.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from dicomwarehouse.errors import IngestError, UsageError
+from dicomwarehouse.errors import IngestError
+from dicomwarehouse.io.gcs import (
+    authorized_session,
+    gcs_endpoint,
+    import_storage,
+    process_client,
+)
 from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.io.urls import BucketURL, StorageError, parse_bucket_url
 
 __all__ = [
-    "BUCKET_SCHEMES",
     "DEFAULT_FIRST_BLOCK",
     "DEFAULT_REQUESTS_IN_FLIGHT",
     "DEFAULT_SKIP_SIZE",
     "DEFAULT_WHOLE_OBJECT_BUDGET",
-    "BucketURL",
     "Fetched",
-    "StorageError",
     "StorageOptions",
     "fetch_range",
     "glob_regex",
-    "is_bucket_url",
     "list_prefix",
     "missing_extra",
-    "parse_bucket_url",
 ]
-
-BUCKET_SCHEMES = ("gs", "s3")
 
 #: First ranged read of an object, chosen by measurement (``benchmarks/benchmark.py
 #: --ranged-only --first-blocks ...`` over ../shared/corpus, 891 real files): 8 KiB reads
@@ -62,13 +61,6 @@ DEFAULT_WHOLE_OBJECT_BUDGET = 256 * 1024 * 1024
 
 #: Objects opened ahead per extract worker: each is one request in flight.
 DEFAULT_REQUESTS_IN_FLIGHT = 32
-
-_GCS_ENDPOINT = "https://storage.googleapis.com"
-_GCS_READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
-
-
-class StorageError(UsageError):
-    """A bucket source or option that cannot be used; reported as one line to the user."""
 
 
 def missing_extra(module: str, extra: str) -> StorageError:
@@ -104,37 +96,6 @@ class StorageOptions:
     s5cmd_endpoint_url: str | None = None
 
 
-@dataclass(frozen=True)
-class BucketURL:
-    """``scheme://bucket/key``; ``key`` may be empty (the whole bucket) or a prefix."""
-
-    scheme: str
-    bucket: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.bucket}/{self.key}"
-
-    def child(self, key: str) -> str:
-        """URL of another object in the same bucket."""
-        return f"{self.scheme}://{self.bucket}/{key}"
-
-
-def is_bucket_url(text: str) -> bool:
-    """True for ``gs://`` and ``s3://`` URLs."""
-    return text.split("://", 1)[0].lower() in BUCKET_SCHEMES if "://" in text else False
-
-
-def parse_bucket_url(url: str) -> BucketURL:
-    """Split a bucket URL; refuses other schemes and URLs without a bucket."""
-    scheme, _, rest = url.partition("://")
-    scheme = scheme.lower()
-    bucket, _, key = rest.partition("/")
-    if scheme not in BUCKET_SCHEMES or not bucket:
-        raise StorageError(f"not a gs:// or s3:// URL with a bucket: {url!r}")
-    return BucketURL(scheme, bucket, key)
-
-
 _GLOB_TOKEN = re.compile(r"\*\*/?|\*|\?|\[[^\]/]*\]")
 
 
@@ -167,22 +128,10 @@ def glob_regex(pattern: str, *, star_crosses_slash: bool = False) -> re.Pattern[
 
 # --- clients, one set per process -----------------------------------------------------------
 
-_clients: dict[tuple[str, StorageOptions, str | None], Any] = {}
-_clients_lock = threading.Lock()
-
 
 def _client(scheme: str, options: StorageOptions) -> Any:
-    # the emulator variable picks the endpoint too: a client made for another one is not reused
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST") if scheme == "gs" else None
-    key = (scheme, options, emulator)
-    client = _clients.get(key)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                client = _GcsClient(options) if scheme == "gs" else _S3Client(options)
-                _clients[key] = client
-    return client
+    make = (lambda: _GcsClient(options)) if scheme == "gs" else (lambda: _S3Client(options))
+    return process_client((scheme, options), make)
 
 
 @dataclass
@@ -226,29 +175,14 @@ class _GcsClient:
     """JSON API media downloads and listings over one authorized session per process."""
 
     def __init__(self, options: StorageOptions) -> None:
-        try:
-            import google.auth
-            from google.auth.credentials import AnonymousCredentials
-            from google.auth.transport.requests import AuthorizedSession
-            from google.cloud.storage.retry import DEFAULT_RETRY
-            from requests.adapters import HTTPAdapter
-        except ImportError as exc:
-            raise missing_extra("google-cloud-storage", "gcp") from exc
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        endpoint = options.gcs_endpoint_url or emulator or _GCS_ENDPOINT
-        if "://" not in endpoint:
-            endpoint = f"http://{endpoint}"
-        self.endpoint = endpoint.rstrip("/")
-        credentials: Any = None
-        if not (options.anonymous or (emulator and not options.gcs_endpoint_url)):
-            try:
-                credentials, _ = google.auth.default(scopes=[_GCS_READ_SCOPE])
-            except google.auth.exceptions.DefaultCredentialsError:
-                credentials = None  # no credentials anywhere: public buckets only
-        self.session = AuthorizedSession(credentials or AnonymousCredentials())
-        adapter = HTTPAdapter(pool_maxsize=max(10, options.requests_in_flight))
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        import_storage()  # a one-line error when the gcp extra is missing
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        endpoint = gcs_endpoint(options.gcs_endpoint_url)
+        self.endpoint = endpoint.url
+        self.session = authorized_session(
+            endpoint, anonymous=options.anonymous, pool_size=max(10, options.requests_in_flight)
+        )
         self.retry = DEFAULT_RETRY.with_timeout(options.timeout * options.attempts)
         self.timeout = options.timeout
 

@@ -7,14 +7,14 @@ a laptop and on Dataflow. Nothing is ever renamed: object stores cannot rename a
 every write of one object is atomic on both stores (a local file is written aside and moved into
 place). ``store_for`` gives each process one store per kind, built on first use.
 
-The source buckets a run reads are reached through ``storage`` instead: that module does ranged,
-version-checked reads, which a warehouse never needs.
+The source buckets a run reads are reached through ``buckets`` instead: that module does ranged,
+version-checked reads, which a warehouse never needs. Both take their URLs from ``urls`` and
+their GCS endpoint and credentials from ``gcs``.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import os
@@ -25,62 +25,28 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dicomwarehouse.errors import UsageError
+from dicomwarehouse.io.gcs import process_client, storage_client
+from dicomwarehouse.io.urls import BucketURL, Location, gs_object, is_gs_url
 
 if TYPE_CHECKING:
     from google.cloud import storage
 
 __all__ = [
-    "GcpExtraMissing",
     "GcsStore",
     "LocalStore",
-    "Location",
     "ObjectStore",
     "PreconditionFailed",
     "StoredObject",
-    "import_storage",
-    "is_gs_url",
-    "join",
     "read_json",
     "read_json_if_present",
-    "split_gs_url",
     "store_for",
     "warehouse_location",
     "write_json",
 ]
 
-_EXTRA_HINT = "pip install 'dicomwarehouse[gcp]'"
-
-#: A warehouse or folder as callers name it: a local path, or a gs:// URL string.
-Location = str | os.PathLike[str]
-
-
-class GcpExtraMissing(UsageError):
-    """A Google Cloud library that gs:// or BigQuery needs is not installed."""
-
 
 class PreconditionFailed(Exception):
     """A conditional write lost: the object exists already, or changed since it was read."""
-
-
-def import_storage() -> Any:
-    """google.cloud.storage, or a one-line error naming the extra that installs it."""
-    try:
-        from google.cloud import storage
-    except ImportError as exc:
-        raise GcpExtraMissing(f"gs:// needs google-cloud-storage: {_EXTRA_HINT}") from exc
-    return storage
-
-
-def is_gs_url(location: Location) -> bool:
-    return str(location).startswith("gs://")
-
-
-def split_gs_url(url: str) -> tuple[str, str]:
-    """gs://bucket/some/path -> ("bucket", "some/path")."""
-    if not is_gs_url(url):
-        raise ValueError(f"not a gs:// URL: {url}")
-    bucket, _, path = url[len("gs://") :].partition("/")
-    return bucket, path
 
 
 def warehouse_location(location: Location) -> str:
@@ -91,8 +57,7 @@ def warehouse_location(location: Location) -> str:
     """
     text = str(location)
     if is_gs_url(text):
-        bucket, _ = split_gs_url(text)
-        if not bucket:
+        if not gs_object(text).bucket:
             raise UsageError(f"a gs:// warehouse needs a bucket: {text!r}")
         return text.rstrip("/")
     if "://" in text:
@@ -101,11 +66,6 @@ def warehouse_location(location: Location) -> str:
             "(s3:// buckets are sources only)"
         )
     return str(Path(text).resolve())
-
-
-def join(root: str, *parts: str) -> str:
-    """``root/part/...`` for both stores (object names always use "/")."""
-    return "/".join([root.rstrip("/"), *parts])
 
 
 @dataclass(frozen=True)
@@ -215,7 +175,7 @@ class LocalStore:
 
 
 class GcsStore:
-    """Cloud Storage through google.cloud.storage (the client decides credentials/endpoint)."""
+    """Cloud Storage through google.cloud.storage (endpoint and credentials from ``gcs``)."""
 
     def __init__(self, client: storage.Client) -> None:
         self.client = client
@@ -227,36 +187,27 @@ class GcsStore:
         ``anonymous``: fall back to an anonymous client when there are no credentials, which
         can list and read public buckets (a ``--dry-run`` of a public gs:// warehouse).
         """
-        storage = import_storage()
-        from google.auth.credentials import AnonymousCredentials
-
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            return cls(storage.Client(project=project, credentials=AnonymousCredentials()))
-        try:
-            return cls(storage.Client(project=project))
-        except Exception as exc:  # google.auth's DefaultCredentialsError
-            if not anonymous or type(exc).__name__ != "DefaultCredentialsError":
-                raise
-            return cls(storage.Client(project=project, credentials=AnonymousCredentials()))
+        return cls(storage_client(project, fallback_anonymous=anonymous))
 
     def _blob(self, url: str) -> Any:
-        bucket, name = split_gs_url(url)
-        return self.client.bucket(bucket).blob(name)
+        parsed = gs_object(url)
+        return self.client.bucket(parsed.bucket).blob(parsed.key)
 
     @staticmethod
-    def _stored(bucket: str, blob: Any) -> StoredObject:
+    def _stored(where: BucketURL, blob: Any) -> StoredObject:
         md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
         generation = int(blob.generation) if blob.generation else None
-        return StoredObject(f"gs://{bucket}/{blob.name}", blob.size or 0, md5, generation)
+        return StoredObject(where.child(blob.name), blob.size or 0, md5, generation)
 
     def list(self, prefix: str) -> list[StoredObject]:
-        bucket, path = split_gs_url(prefix)
-        return [self._stored(bucket, blob) for blob in self.client.list_blobs(bucket, prefix=path)]
+        where = gs_object(prefix)
+        blobs = self.client.list_blobs(where.bucket, prefix=where.key)
+        return [self._stored(where, blob) for blob in blobs]
 
     def stat(self, url: str) -> StoredObject | None:
-        bucket, name = split_gs_url(url)
-        blob = self.client.bucket(bucket).get_blob(name)
-        return None if blob is None else self._stored(bucket, blob)
+        parsed = gs_object(url)
+        blob = self.client.bucket(parsed.bucket).get_blob(parsed.key)
+        return None if blob is None else self._stored(parsed, blob)
 
     def read_bytes(self, url: str) -> bytes:
         return self._blob(url).download_as_bytes()
@@ -300,15 +251,10 @@ class GcsStore:
             self.delete(stored.url)
 
 
-@functools.cache
-def _gcs_store(emulator: str | None) -> GcsStore:
-    return GcsStore.from_environment()
-
-
 def store_for(location: str) -> ObjectStore:
     """The store of a warehouse location: one GcsStore per process for gs://, else local."""
     if is_gs_url(location):
-        return _gcs_store(os.environ.get("STORAGE_EMULATOR_HOST"))
+        return process_client(("warehouse store",), GcsStore.from_environment)
     return LocalStore()
 
 

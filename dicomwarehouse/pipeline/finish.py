@@ -26,8 +26,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dicomwarehouse.io.objectstore import is_gs_url, join, store_for, write_json
+from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
+from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.tables.parquet import read_parquet, write_parquet
 from dicomwarehouse.warehouse.commit import commit_run, staged_urls
 from dicomwarehouse.warehouse.duckdb_file import build_duckdb
@@ -143,7 +144,7 @@ class RunFinish:
     extra_columns: tuple[str, ...] = ()
     #: the run record's fields known at launch (sources, options, listing counts, ...)
     summary: dict[str, Any] = field(default_factory=dict)
-    publish: Any = None  # bigquery.options.PublishRequest
+    publish: Any = None  # publish_options.PublishRequest
 
     def __call__(
         self, shards: Sequence[str] | None, header_bytes_read: int = 0, read_requests: int = 0

@@ -1,92 +1,36 @@
 """The ingest job's entry point for launchers (Dataflow Flex Template, schedulers).
 
 A Flex Template passes each template parameter as ``--name=value`` (strings only, lists
-comma-separated) and Beam's own options the same way. ``run(argv)`` takes the job's parameters
-with ``parse_known_args`` and hands everything else to Beam, as Beam's examples do.
-pipelines/ingest/metadata.json declares exactly the parameters of ``build_parser``.
+comma-separated, booleans ``true``/``false``) and Beam's own options the same way. ``run(argv)``
+takes the job's parameters with ``parse_known_args`` and hands everything else to Beam, as
+Beam's examples do. The parameters, their help and pipelines/ingest/metadata.json all come
+from the one table of ingest options (``options``), storage options included.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 
-from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
-from dicomwarehouse.pipeline.run import IngestOptions, IngestSummary, ingest
+from dicomwarehouse.pipeline.options import OptionError, build_job_parser, ingest_from_arguments
+from dicomwarehouse.pipeline.run import IngestSummary
 
-__all__ = ["build_parser", "run"]
+__all__ = ["run"]
 
 logger = logging.getLogger(__name__)
 
 
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-    return value in ("true", "1", "yes")
-
-
-def _comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The job's own parameters (each one is a template parameter)."""
-    parser = argparse.ArgumentParser(prog="dicomwarehouse-ingest-job", add_help=True)
-    parser.add_argument(
-        "--sources",
-        type=_comma_list,
-        default=[],
-        help="comma-separated files, folders, globs or bucket prefixes",
-    )
-    parser.add_argument(
-        "--manifests", type=_comma_list, default=[], help="comma-separated manifest files"
-    )
-    parser.add_argument(
-        "--warehouse", required=True, help="the warehouse: a gs://bucket/prefix or a local folder"
-    )
-    parser.add_argument(
-        "--incremental",
-        type=_flag,
-        default=False,
-        help="read only new or changed objects (true/false)",
-    )
-    parser.add_argument(
-        "--full_listing",
-        type=_flag,
-        default=False,
-        help="objects missing from the sources are marked deleted (true/false)",
-    )
-    parser.add_argument(
-        "--retry_errors",
-        type=_flag,
-        default=False,
-        help="read again objects whose last read failed (true/false)",
-    )
-    parser.add_argument(
-        "--defer_size",
-        type=int,
-        default=DEFAULT_DEFER_SIZE,
-        help="values longer than this many bytes are skipped, not loaded",
-    )
-    return parser  # fmt: skip
-
-
 def run(argv: Sequence[str] | None = None) -> IngestSummary:
-    """Parse the job parameters, pass the rest to Beam, and ingest."""
-    known, beam_args = build_parser().parse_known_args(argv)
-    summary = ingest(
-        known.sources,
-        known.warehouse,
-        manifests=known.manifests,
-        beam_args=beam_args,
-        defer_size=known.defer_size,
-        options=IngestOptions(
-            incremental=known.incremental,
-            full_listing=known.full_listing,
-            retry_errors=known.retry_errors,
-        ),
-    )
+    """Parse the job parameters, pass the rest to Beam, and ingest.
+
+    A value the ingest cannot use ends the job as a usage error of its parser (exit status 2,
+    one line naming the parameter), before anything is listed or read.
+    """
+    parser = build_job_parser()
+    known, beam_args = parser.parse_known_args(argv)
+    try:
+        summary = ingest_from_arguments(known, beam_args, "template")
+    except OptionError as exc:
+        parser.error(str(exc))
     logger.info("%s", summary.describe())
     return summary

@@ -22,7 +22,8 @@ from typing import Any
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from dicomwarehouse.bigquery.plan import PlanError, check_names
-from dicomwarehouse.io.objectstore import is_gs_url
+from dicomwarehouse.io.urls import is_gs_url
+from dicomwarehouse.pipeline.options import add_beam_arguments
 
 __all__ = ["BigQueryPublishOptions", "PublishRequest", "publish_request"]
 
@@ -34,19 +35,7 @@ class BigQueryPublishOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument(
-            "--bigquery_dataset",
-            default=None,
-            help="publish the warehouse to this BigQuery dataset ([PROJECT.]DATASET) at the end",
-        )
-        parser.add_argument(
-            "--bigquery_location", default=None, help="location of the dataset when created"
-        )
-        parser.add_argument(
-            "--bigquery_staging",
-            default=None,
-            help="gs:// prefix to stage a local warehouse's Parquet for the load jobs",
-        )
+        add_beam_arguments(parser)  # names and help from the one table of ingest options
 
 
 def _default_clients(project: str, location: str | None) -> tuple[Any, Any]:

@@ -1,7 +1,7 @@
 """One ingest run end to end: list, plan against the ledger, run the pipeline, commit, publish.
 
 This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call. Beam flags
-may ask for a BigQuery publish at the end (``bigquery.options``).
+may ask for a BigQuery publish at the end (``pipeline.publish_options``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dicomwarehouse.dicom.extract import new_run
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.errors import SourceError
 from dicomwarehouse.io.buckets import StorageOptions
-from dicomwarehouse.io.objectstore import Location, read_json, warehouse_location
+from dicomwarehouse.io.objectstore import read_json, warehouse_location
+from dicomwarehouse.io.urls import Location
 from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url, write_objects, write_plan
 from dicomwarehouse.sources.expand import expand_sources
 from dicomwarehouse.tables.schema import keyword_paths

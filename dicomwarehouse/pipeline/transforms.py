@@ -37,8 +37,9 @@ from dicomwarehouse.dicom.ranged import Prefetcher
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.io.buckets import StorageOptions
-from dicomwarehouse.io.objectstore import is_gs_url, join, store_for, write_json
+from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard

@@ -88,7 +88,7 @@ def expand_sources(
     gs:// and s3:// sources, and manifests of every format (see ``manifests``), go through
     ``lister`` (``listing.Lister``), which also counts the listing requests.
     """
-    from dicomwarehouse.io.buckets import is_bucket_url
+    from dicomwarehouse.io.urls import is_bucket_url
     from dicomwarehouse.sources.listing import Lister
 
     lister = lister or Lister()

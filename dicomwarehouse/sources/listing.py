@@ -20,16 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dicomwarehouse.errors import IngestError, SourceError
-from dicomwarehouse.io.buckets import (
-    BucketURL,
-    StorageOptions,
-    fetch_range,
-    glob_regex,
-    is_bucket_url,
-    list_prefix,
-    parse_bucket_url,
-)
+from dicomwarehouse.io.buckets import StorageOptions, fetch_range, glob_regex, list_prefix
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
+from dicomwarehouse.io.urls import BucketURL, is_bucket_url, parse_bucket_url
 from dicomwarehouse.sources.manifests import ManifestEntry, ManifestError, parse_manifest
 
 __all__ = ["Lister"]

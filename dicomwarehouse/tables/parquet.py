@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicomwarehouse.io.objectstore import join, store_for
+from dicomwarehouse.io.objectstore import store_for
+from dicomwarehouse.io.urls import join
 
 __all__ = ["metadata_table", "read_parquet", "write_parquet", "write_shard"]
 

@@ -16,13 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import (
-    Location,
-    join,
     read_json_if_present,
     store_for,
     warehouse_location,
     write_json,
 )
+from dicomwarehouse.io.urls import Location, join
 from dicomwarehouse.tables.parquet import read_parquet, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 from dicomwarehouse.warehouse.layout import (

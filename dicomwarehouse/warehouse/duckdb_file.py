@@ -13,12 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from dicomwarehouse.io.objectstore import (
-    Location,
-    is_gs_url,
-    join,
-    warehouse_location,
-)
+from dicomwarehouse.io.objectstore import warehouse_location
+from dicomwarehouse.io.urls import Location, is_gs_url, join
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,

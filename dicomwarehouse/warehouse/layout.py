@@ -31,13 +31,8 @@ import logging
 from typing import Any
 
 from dicomwarehouse.errors import UsageError
-from dicomwarehouse.io.objectstore import (
-    Location,
-    join,
-    read_json_if_present,
-    store_for,
-    warehouse_location,
-)
+from dicomwarehouse.io.objectstore import read_json_if_present, store_for, warehouse_location
+from dicomwarehouse.io.urls import Location, join
 from dicomwarehouse.tables.schema import ColumnPath
 
 __all__ = [

@@ -20,8 +20,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from dicomwarehouse.io.objectstore import Location, warehouse_location
+from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.io.urls import Location
 from dicomwarehouse.tables.parquet import read_parquet
 from dicomwarehouse.tables.schema import SOURCE_FIELDS
 from dicomwarehouse.warehouse.layout import EVENTS_TABLE, committed_runs, shard_urls

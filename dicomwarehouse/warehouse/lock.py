@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from dicomwarehouse.io.objectstore import (
-    Location,
     PreconditionFailed,
-    is_gs_url,
-    join,
     read_json,
     store_for,
     warehouse_location,
 )
+from dicomwarehouse.io.urls import Location, is_gs_url, join
 from dicomwarehouse.warehouse.layout import WarehouseError
 
 __all__ = [
