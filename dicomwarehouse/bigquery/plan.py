@@ -68,6 +68,7 @@ from dicomwarehouse.tables.bigquery_schema import (
 from dicomwarehouse.tables.descriptions import TABLE_DESCRIPTIONS
 from dicomwarehouse.tables.limits import BIGQUERY_MAX_COLUMNS
 from dicomwarehouse.tables.schema import BIGQUERY_MAX_RECORD_DEPTH
+from dicomwarehouse.warehouse.internal_sql import load_internal
 from dicomwarehouse.warehouse.layout import EVENTS_TABLE
 from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
 from dicomwarehouse.warehouse.views import UID_NAMES_TABLE, load_views, uid_names_table
@@ -404,10 +405,15 @@ def _loads(runs: list[WarehouseRun], staging: str | None) -> tuple[list[LoadStep
 
 
 def _views(project: str, dataset: str) -> list[ViewStep]:
-    steps = [
-        ViewStep(name, view_ddl(project, dataset, name, sql), 0)
-        for name, sql in current_view_sql(project, dataset).items()
-    ]
+    # current_objects is documented in its file; the current-state views are described as the
+    # tables they stand for (TABLE_DESCRIPTIONS), their columns as those of the history tables.
+    rule = load_internal(CURRENT_OBJECTS)
+    documented = {CURRENT_OBJECTS: (rule.description, rule.column_descriptions)}
+    steps = []
+    for name, sql in current_view_sql(project, dataset).items():
+        description, columns = documented.get(name, (None, {}))
+        ddl = view_ddl(project, dataset, name, sql, description, columns)
+        steps.append(ViewStep(name, ddl, len(columns)))
     definitions = load_views()
     names = {*CURRENT_VIEWS, CURRENT_OBJECTS, UID_NAMES_TABLE, *(v.name for v in definitions)}
     for view in definitions:

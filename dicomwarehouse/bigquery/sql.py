@@ -7,9 +7,10 @@ its tables with their dataset, so each bare table reference is replaced by
 comments, layout and every other token stay as written, so the view a user opens in the
 console is the file of ``sql/`` with qualified names, not a regenerated statement.
 
-The current-state views follow ``warehouse.build_duckdb``: for each source_url, the rows of the
-latest ingest run that read it (in dicom_metadata or ingest_errors), unless a later run's full
-listing found it deleted (the ledger), so a re-ingest never doubles a row. Views are created
+The current-state views are the files of ``sql/internal/`` that DuckDB runs too
+(``warehouse.internal_sql``): for each source_url, the rows of the latest ingest run that read
+it (in dicom_metadata or ingest_errors), unless a later run's full listing found it deleted (the
+ledger), so a re-ingest never doubles a row. They are qualified the same way. Views are created
 with DDL (``CREATE OR REPLACE VIEW ... OPTIONS(description)``) so that the view, its
 description and its column descriptions change in one statement.
 """
@@ -19,11 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-import sqlglot
-from sqlglot import exp
-
 from dicomwarehouse.tables.descriptions import TABLE_DESCRIPTIONS
-from dicomwarehouse.warehouse.layout import EVENTS_TABLE
+from dicomwarehouse.warehouse.internal_sql import (
+    CURRENT_OBJECTS,
+    TABLE_HISTORY,
+    load_internal,
+    rename_tables,
+)
 
 __all__ = [
     "CURRENT_OBJECTS",
@@ -34,9 +37,6 @@ __all__ = [
     "string_literal",
     "view_ddl",
 ]
-
-#: The view that picks, per source_url, the latest run (DuckDB's ``_current_objects``).
-CURRENT_OBJECTS = "current_objects"
 
 #: Tables whose current state is a view over ``<name>_history``.
 CURRENT_VIEWS = ("dicom_metadata", "dicom_elements", "ingest_errors")
@@ -62,72 +62,23 @@ def qualify(sql: str, project: str, dataset: str, names: Iterable[str]) -> str:
     Only table references are touched (not columns, CTEs or aliases of the same spelling);
     a reference that already names a dataset is left alone.
     """
-    names = set(names)
-    tree = sqlglot.parse_one(sql, read="bigquery")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    spans: list[tuple[int, int, str]] = []
-    for table in tree.find_all(exp.Table):
-        if table.args.get("db") or table.name in ctes or table.name not in names:
-            continue
-        identifier = table.this
-        meta = identifier.meta if isinstance(identifier, exp.Identifier) else {}
-        if "start" not in meta:
-            raise ValueError(f"no position for table {table.name} in the SQL text")
-        start, end = meta["start"], meta["end"] + 1
-        if start > 0 and sql[start - 1] == "`" and sql[end : end + 1] == "`":
-            start, end = start - 1, end + 1
-        spans.append((start, end, qualified_name(project, dataset, table.name)))
-    for start, end, replacement in sorted(spans, reverse=True):
-        sql = sql[:start] + replacement + sql[end:]
-    return sql
+    return rename_tables(sql, {name: qualified_name(project, dataset, name) for name in names})
 
 
 def current_view_sql(project: str, dataset: str) -> dict[str, str]:
     """The GoogleSQL of ``current_objects`` and of the current-state views, by name.
 
-    ``current_objects`` follows ``warehouse.build_duckdb``: per source_url the latest run that
-    produced a row for it, unless a later run's full listing found it deleted.
+    The text of ``sql/internal/current_objects.sql`` and ``current_rows.sql`` (the latter once
+    per table of :data:`CURRENT_VIEWS`) with their tables qualified: the same source DuckDB
+    runs, so both engines pick the same current rows.
     """
-    metadata = qualified_name(project, dataset, "dicom_metadata_history")
-    errors = qualified_name(project, dataset, "ingest_errors_history")
-    events = qualified_name(project, dataset, f"{EVENTS_TABLE}_history")
-    latest = qualified_name(project, dataset, CURRENT_OBJECTS)
-    views = {
-        CURRENT_OBJECTS: (
-            "-- For each source_url, the latest ingest run that read it, unless a later run's\n"
-            "-- full listing found it deleted.\n"
-            "WITH produced AS (\n"
-            "  SELECT source_url, MAX(ingest_run_id) AS ingest_run_id\n"
-            "  FROM (\n"
-            f"    SELECT source_url, ingest_run_id FROM {metadata}\n"
-            "    UNION ALL\n"
-            f"    SELECT source_url, ingest_run_id FROM {errors}\n"
-            "  )\n"
-            "  GROUP BY source_url\n"
-            "),\n"
-            "deleted AS (\n"
-            "  SELECT source_url, MAX(ingest_run_id) AS deleted_run_id\n"
-            f"  FROM {events}\n"
-            "  WHERE outcome = 'deleted'\n"
-            "  GROUP BY source_url\n"
-            ")\n"
-            "SELECT produced.source_url, produced.ingest_run_id\n"
-            "FROM produced\n"
-            "LEFT JOIN deleted ON deleted.source_url = produced.source_url\n"
-            "WHERE deleted.deleted_run_id IS NULL\n"
-            "  OR deleted.deleted_run_id < produced.ingest_run_id\n"
-        )
-    }
+    rule = load_internal(CURRENT_OBJECTS)
+    views = {CURRENT_OBJECTS: qualify(rule.sql, project, dataset, rule.tables)}
+    rows = load_internal("current_rows")
     for table in CURRENT_VIEWS:
-        history = qualified_name(project, dataset, f"{table}_history")
-        views[table] = (
-            f"-- The rows of {table}_history from each current source_url's latest run.\n"
-            "SELECT history.*\n"
-            f"FROM {history} AS history\n"
-            f"JOIN {latest} AS latest\n"
-            "  ON history.source_url = latest.source_url\n"
-            "  AND history.ingest_run_id = latest.ingest_run_id\n"
-        )
+        names = {name: qualified_name(project, dataset, name) for name in rows.tables}
+        names[TABLE_HISTORY] = qualified_name(project, dataset, f"{table}_history")
+        views[table] = rename_tables(rows.sql, names)
     return views
 
 

@@ -114,7 +114,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
 }
 
-#: Descriptions of the tables and of the current-state views.
+#: Descriptions of the tables and of the current-state views (``current_objects``, the rule they
+#: apply, is described in its file, ``sql/internal/current_objects.sql``).
 TABLE_DESCRIPTIONS: dict[str, str] = {
     "dicom_metadata_history": "Every committed ingest run's dicom_metadata rows: one row per "
     "DICOM object and run, one column per DICOM keyword (typed as in the Cloud Healthcare API "
@@ -127,9 +128,6 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "yielded no dicom_metadata row, and why. Query the ingest_errors view for the current state.",
     "ingest_object_events_history": "The ledger of every committed ingest run: one row per "
     "object the run was given (read, skipped as unchanged) or found deleted by a full listing.",
-    "current_objects": "For each source_url, the latest ingest run that read it (from "
-    "dicom_metadata_history and ingest_errors_history), unless a later run's full listing found "
-    "it deleted (ingest_object_events_history): what the current-state views keep.",
     "dicom_metadata": "One row per DICOM object: for each current source_url, the row of the "
     "latest ingest run that read it (dicom_metadata_history filtered by current_objects), so "
     "that re-ingesting a file never doubles a row.",

@@ -42,84 +42,6 @@ def _committed_files(root: str, table: str, runs: Sequence[str]) -> str:
     return "[" + ", ".join(_sql_string(g) for g in globs) + "]"
 
 
-_CURRENT_OBJECTS = """
-CREATE OR REPLACE TABLE _current_objects AS
-WITH produced AS (
-    SELECT source_url, max(ingest_run_id) AS ingest_run_id
-    FROM (
-        SELECT source_url, ingest_run_id FROM dicom_metadata_raw
-        UNION ALL
-        SELECT source_url, ingest_run_id FROM ingest_errors_raw
-    )
-    GROUP BY source_url
-),
-deleted AS (
-    SELECT source_url, max(ingest_run_id) AS deleted_run_id
-    FROM ingest_object_events_raw
-    WHERE outcome = 'deleted'
-    GROUP BY source_url
-)
-SELECT p.source_url, p.ingest_run_id
-FROM produced AS p
-LEFT JOIN deleted AS d ON d.source_url = p.source_url
-WHERE d.deleted_run_id IS NULL OR d.deleted_run_id < p.ingest_run_id
-"""
-
-
-_INGEST_OBJECTS = """
-CREATE OR REPLACE VIEW ingest_objects AS
-WITH events AS (
-    SELECT *, coalesce(source_generation, source_etag, source_md5, '') AS version_key
-    FROM ingest_object_events_history
-),
-versions AS (
-    SELECT
-        source_url,
-        version_key,
-        any_value(source_generation) AS source_generation,
-        any_value(source_etag) AS source_etag,
-        any_value(source_md5) AS source_md5,
-        any_value(source_size) AS source_size,
-        min(ingest_run_id) AS first_seen_run_id,
-        max(ingest_run_id) AS last_seen_run_id,
-        arg_max(outcome, ingest_run_id) FILTER (WHERE outcome NOT IN ('skipped', 'deleted'))
-            AS last_outcome
-    FROM events
-    WHERE outcome <> 'deleted'
-    GROUP BY source_url, version_key
-),
-latest AS (
-    SELECT source_url, arg_max(version_key, ingest_run_id) AS version_key
-    FROM events
-    WHERE outcome <> 'deleted'
-    GROUP BY source_url
-),
-deletions AS (
-    SELECT source_url, max(ingest_run_id) AS deleted_run_id
-    FROM events
-    WHERE outcome = 'deleted'
-    GROUP BY source_url
-)
-SELECT
-    v.source_url,
-    v.source_generation,
-    v.source_etag,
-    v.source_md5,
-    v.source_size,
-    v.first_seen_run_id,
-    v.last_seen_run_id,
-    CASE
-        WHEN l.version_key <> v.version_key THEN 'superseded'
-        WHEN d.deleted_run_id > v.last_seen_run_id THEN 'deleted'
-        ELSE v.last_outcome
-    END AS status,
-    d.deleted_run_id
-FROM versions AS v
-JOIN latest AS l ON l.source_url = v.source_url
-LEFT JOIN deletions AS d ON d.source_url = v.source_url
-"""
-
-
 def _local_root(root: Location) -> str:
     """A local warehouse's absolute path; a one-line refusal for gs:// (no httpfs here)."""
     location = warehouse_location(root)
@@ -138,6 +60,7 @@ def build_duckdb(root: Location) -> Path:
     The views read the Parquet in place (nothing is copied); ``_current_objects`` is the one
     table materialized here: for each current source URL, the latest run that read it.
     """
+    from dicomwarehouse.warehouse.internal_sql import duckdb_sql
     from dicomwarehouse.warehouse.views import create_duckdb_views
 
     location = _local_root(root)
@@ -157,22 +80,12 @@ def build_duckdb(root: Location) -> Path:
             "CREATE OR REPLACE VIEW ingest_object_events_history AS "
             "SELECT * FROM ingest_object_events_raw"
         )
-        con.execute(_CURRENT_OBJECTS)
+        con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {duckdb_sql('current_objects')}")
         for table in TABLES:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_history AS SELECT h.*, "
-                "(c.source_url IS NOT NULL) AS is_current FROM {table}_raw AS h "
-                "LEFT JOIN _current_objects AS c "
-                "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id".format(
-                    table=table
-                )
-            )
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table} AS SELECT h.* FROM {table}_raw AS h "
-                "SEMI JOIN _current_objects AS c "
-                "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
-            )
-        con.execute(_INGEST_OBJECTS)
+            history = duckdb_sql("history_rows", table)
+            con.execute(f"CREATE OR REPLACE VIEW {table}_history AS {history}")
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {duckdb_sql('current_rows', table)}")
+        con.execute(f"CREATE OR REPLACE VIEW ingest_objects AS {duckdb_sql('ingest_objects')}")
         run_files = [_sql_string(run_record_url(location, run)) for run in runs]
         con.execute(
             "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
