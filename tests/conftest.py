@@ -10,7 +10,11 @@ import pytest
 from dicomwarehouse.sources.expand import sample_files_dir
 
 #: ../shared/corpus beside the checkout: real files for slow tests; absent on a fresh clone.
-SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: DICOMWAREHOUSE_SHARED_CORPUS names it for a checkout that is not beside it (a git worktree).
+SHARED_CORPUS = Path(
+    os.environ.get("DICOMWAREHOUSE_SHARED_CORPUS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+)
 
 
 @pytest.fixture(scope="session")
