@@ -1,20 +1,25 @@
-"""Incremental ingestion: each object version once, deletions, retries, crashes, growth."""
+"""Incremental ingestion: each object version once, deletions, retries, crashes, growth.
+
+Crashes are made at named points of the run (``pipeline.faults``), not by killing a process
+at a random moment, so each test always tests the crash it names.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import run_cli
 from dicom_samples import base_dataset, dicom_bytes
 
+from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import committed_runs
+from dicomwarehouse.warehouse.layout import PLANS_FOLDER, committed_runs
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 
@@ -155,27 +160,6 @@ def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
     assert rows == [("iodine", 1), (None, 6)]
 
 
-def ingest_command(bucket: Path, warehouse: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "dicomwarehouse", "ingest", str(bucket), "--warehouse",
-        str(warehouse), "--incremental", "--full-listing",
-    ]  # fmt: skip
-
-
-def kill_once_writing(command: list[str], warehouse: Path) -> None:
-    """Start an ingest and SIGKILL it as soon as its first shard is on disk."""
-    before = {p.parent for p in warehouse.glob("*/run-*/*.parquet")}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if {p.parent for p in warehouse.glob("*/run-*/*.parquet")} - before:
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 def assert_same_tables(warehouse: Path, clean: Path) -> None:
     for table in ("dicom_metadata", "dicom_elements", "ingest_errors"):
         assert table_rows(warehouse, table) == table_rows(clean, table), table
@@ -185,40 +169,76 @@ def assert_same_tables(warehouse: Path, clean: Path) -> None:
     assert run_folders == {f"run-{run}" for run in committed_runs(warehouse)}  # leftovers gone
 
 
+def uncommitted_folders(warehouse: Path) -> set[str]:
+    """Run folders (with a shard in them) of runs that have no run record."""
+    committed = {f"run-{run}" for run in committed_runs(warehouse)}
+    return {p.parent.name for p in warehouse.glob("*/run-*/*.parquet")} - committed
+
+
+def change_bucket(bucket: Path) -> None:
+    """Add 3 objects, replace 2, delete 1: a second run reads 5 (3 new, 2 changed)."""
+    for index in range(6, 9):
+        write_instance(bucket, f"i{index}.dcm", "v1")
+    for index in (0, 1):
+        write_instance(bucket, f"i{index}.dcm", "v2")
+    (bucket / "i5.dcm").unlink()
+
+
 def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
     bucket: Path, tmp_path: Path
 ) -> None:
-    for index in range(6, 60):
-        write_instance(bucket, f"i{index}.dcm", "v1")
+    """A real SIGKILL of the command (at a named point, so without a race).
+
+    What the in-process faults below cannot show: no ``finally`` of the dead process runs,
+    so its local lock is freed only by the kernel's release of the flock, and its half-done
+    run folders and plan files stay for the next writer to remove.
+    """
     warehouse = tmp_path / "w"
-    command = ingest_command(bucket, warehouse)
-    kill_once_writing(command, warehouse)
+    command = ["ingest", str(bucket), "--warehouse", str(warehouse), "--incremental",
+               "--full-listing"]  # fmt: skip
+    killed = run_cli(*command, env={FAULT_ENV: "after_shard:kill"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert committed_runs(warehouse) == []
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
+    assert uncommitted_folders(warehouse)  # it died with a shard written
+    assert list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # and its plan
+    rerun = ingest([str(bucket)], warehouse, options=INCREMENTAL)  # takes the lock at once
+    assert (rerun.objects_read, rerun.actions["new"]) == (6, 6)
+    assert not list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # the dead run's plan removed
     clean = tmp_path / "clean"
     ingest([str(bucket)], clean, options=INCREMENTAL)
     assert_same_tables(warehouse, clean)
 
 
-def test_killed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
-    bucket: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(
+    ("point", "committed", "reread"),
+    [
+        ("after_shard", 1, 5),  # dies while writing: only the first run is committed
+        ("before_commit", 1, 5),  # every shard written, no run record
+        ("after_commit", 2, 0),  # committed, DuckDB views not rebuilt: the rerun reads nothing
+    ],
+)
+def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
+    bucket: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    point: str, committed: int, reread: int,
+) -> None:  # fmt: skip
     warehouse = tmp_path / "w"
-    clean = tmp_path / "clean"
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
-    ingest([str(bucket)], clean, options=INCREMENTAL)
-    for index in range(6, 60):  # add many, replace 2, delete 1
-        write_instance(bucket, f"i{index}.dcm", "v1")
-    for index in (0, 1):
-        write_instance(bucket, f"i{index}.dcm", "v2")
-    (bucket / "i5.dcm").unlink()
-    command = ingest_command(bucket, warehouse)
-    kill_once_writing(command, warehouse)
-    assert len(committed_runs(warehouse)) == 1
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "56 read" in rerun.stdout  # 54 new + 2 changed, nothing else
+    clean = tmp_path / "clean"
+    shutil.copytree(warehouse, clean)  # the same first run
+    change_bucket(bucket)
+    monkeypatch.setenv(FAULT_ENV, point)
+    with pytest.raises(Exception, match=f"fault injected at {point}"):
+        ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    monkeypatch.delenv(FAULT_ENV)
+    assert len(committed_runs(warehouse)) == committed
+    if committed == 1:
+        assert uncommitted_folders(warehouse)  # the failed run left shards behind
+    rerun = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert rerun.objects_read == reread
+    if reread:
+        assert {k: v for k, v in rerun.actions.items() if v} == {
+            "new": 3, "changed": 2, "unchanged": 3, "deleted": 1,
+        }  # fmt: skip
     ingest([str(bucket)], clean, options=INCREMENTAL)
     assert_same_tables(warehouse, clean)
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from dicomwarehouse.io.objectstore import is_gs_url, join, store_for, write_json
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
+from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.tables.parquet import read_parquet, write_parquet
 from dicomwarehouse.warehouse.commit import commit_run, staged_urls
 from dicomwarehouse.warehouse.duckdb_file import build_duckdb
@@ -146,7 +147,9 @@ class RunFinish:
         lock.check()
         try:
             if self.run_id not in committed_runs(self.warehouse):
+                fault_point("before_commit")
                 self._commit(shards, header_bytes_read, read_requests)
+            fault_point("after_commit")
             if not is_gs_url(self.warehouse):
                 build_duckdb(self.warehouse)
             if self.publish is not None:

@@ -34,6 +34,7 @@ from dicomwarehouse.errors import UsageError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.objectstore import is_gs_url, join, write_json
 from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
@@ -265,7 +266,9 @@ class WriteParquetShards(beam.DoFn):
             table = pa.Table.from_batches(self.buffer, schema=ELEMENTS_SCHEMA)
         self.buffer = []
         self.buffered_rows = 0
-        return write_shard(table, self.directory)
+        written = write_shard(table, self.directory)
+        fault_point("after_shard")
+        return written
 
 
 class _WriteColumnPaths(beam.DoFn):
