@@ -1,6 +1,7 @@
 """Corpus tests: ingest whole folders of real DICOM files and check the warehouse.
 
-Each corpus is ingested once per module (a module-scoped fixture); the same checks then run over
+Each corpus is ingested once (a module-scoped fixture; pydicom's files by the session's
+``pydicom_warehouse``, which other modules read too); the same checks then run over
 pydicom's bundled test files (fast) and over ../shared/corpus (``slow``, skipped when absent):
 
 1. accounting: every file of the folder is in exactly one of dicom_metadata and ingest_errors;
@@ -32,6 +33,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from ingested import IngestedFolder
 from pydicom import dcmread
 from pydicom.datadict import (
     DicomDictionary,
@@ -105,8 +107,12 @@ def _all_files(root: Path) -> list[str]:
 @pytest.fixture(scope="module", params=CORPORA)
 def corpus(request: pytest.FixtureRequest, tmp_path_factory) -> IngestedCorpus:
     root: Path = request.getfixturevalue(request.param)
-    warehouse = tmp_path_factory.mktemp(f"corpus-{request.param}") / "warehouse"
-    summary = ingest([str(root)], warehouse)
+    if request.param == "pydicom_files_dir":  # the session's ingest of these (conftest.py)
+        shared: IngestedFolder = request.getfixturevalue("pydicom_warehouse")
+        warehouse, summary = shared.warehouse, shared.summary
+    else:
+        warehouse = tmp_path_factory.mktemp(f"corpus-{request.param}") / "warehouse"
+        summary = ingest([str(root)], warehouse)
     files = _all_files(root)
     return IngestedCorpus(
         name=request.param,
