@@ -58,20 +58,52 @@ def scalar(root: Path, query: str):
         con.close()
 
 
-@pytest.fixture
-def bucket(tmp_path: Path) -> Path:
-    folder = tmp_path / "bucket"
+def fill_bucket(folder: Path) -> Path:
     folder.mkdir()
     for index in range(6):
         write_instance(folder, f"i{index}.dcm", "v1")
     return folder
 
 
-def test_second_run_reads_only_new_and_changed_objects(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    first = ingest([str(bucket)], warehouse, options=INCREMENTAL)
-    assert (first.objects_read, first.actions["new"]) == (6, 6)
+@pytest.fixture
+def bucket(tmp_path: Path) -> Path:
+    """A local "bucket" of 6 instances, with no run yet."""
+    return fill_bucket(tmp_path / "bucket")
 
+
+@pytest.fixture(scope="module")
+def first_run_saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(where, saved copy) of the bucket and the warehouse after one incremental run of it.
+
+    Most tests start from that state: it is ingested once per module and restored for each.
+    """
+    where = tmp_path_factory.mktemp("incremental")
+    first = ingest([str(fill_bucket(where / "bucket"))], where / "w", options=INCREMENTAL)
+    assert (first.objects_read, first.actions["new"]) == (6, 6)
+    saved = where / "saved"
+    for name in ("bucket", "w"):
+        shutil.copytree(where / name, saved / name)
+    return where, saved
+
+
+@pytest.fixture
+def first_run(first_run_saved: tuple[Path, Path]) -> tuple[Path, Path]:
+    """(bucket, warehouse) after one incremental run, as the run left them.
+
+    Restored at the paths the run saw (the ledger and the views hold absolute paths), with
+    the files' modification times (a local file's generation), so it is that run's state.
+    """
+    where, saved = first_run_saved
+    for name in ("bucket", "w"):
+        shutil.rmtree(where / name, ignore_errors=True)
+        shutil.copytree(saved / name, where / name)
+    return where / "bucket", where / "w"
+
+
+def test_second_run_reads_only_new_and_changed_objects(
+    first_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bucket, warehouse = first_run
     for index in range(6, 9):  # add 3
         write_instance(bucket, f"i{index}.dcm", "v1")
     for index in (0, 1):  # replace 2
@@ -110,9 +142,8 @@ def test_second_run_reads_only_new_and_changed_objects(bucket: Path, tmp_path: P
     assert runs == [(6, 6, 6, 0, 0, 0), (8, 5, 3, 2, 3, 1)]
 
 
-def test_a_rerun_of_an_unchanged_listing_reads_nothing(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_a_rerun_of_an_unchanged_listing_reads_nothing(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     before = table_rows(warehouse, "dicom_metadata")
     again = ingest([str(bucket)], warehouse, options=INCREMENTAL)
     assert (again.objects_read, again.header_bytes_read) == (0, 0)
@@ -136,9 +167,10 @@ def test_failed_objects_are_retried_on_request(bucket: Path, tmp_path: Path) -> 
     assert scalar(warehouse, "SELECT count(*) FROM ingest_errors") == 1
 
 
-def test_deleted_object_that_comes_back_is_current_again(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_deleted_object_that_comes_back_is_current_again(
+    first_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bucket, warehouse = first_run
     (bucket / "i0.dcm").rename(tmp_path / "i0.dcm")
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
     assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 5
@@ -148,9 +180,8 @@ def test_deleted_object_that_comes_back_is_current_again(bucket: Path, tmp_path:
     assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 6
 
 
-def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_schema_grows_across_runs(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     write_instance(bucket, "new.dcm", "v1", ContrastBolusAgent="iodine", BodyPartExamined="LUNG")
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
     con = connect(warehouse)
@@ -218,11 +249,10 @@ def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
     ],
 )
 def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
-    bucket: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    first_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     point: str, committed: int, reread: int,
 ) -> None:  # fmt: skip
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    bucket, warehouse = first_run
     clean = tmp_path / "clean"
     shutil.copytree(warehouse, clean)  # the same first run
     change_bucket(bucket)
@@ -243,9 +273,8 @@ def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
     assert_same_tables(warehouse, clean)
 
 
-def test_interrupted_commit_is_rolled_back(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_interrupted_commit_is_rolled_back(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     before = table_rows(warehouse, "dicom_metadata")
     # a commit that moved one table into place and died before writing its run record
     orphan = warehouse / "dicom_metadata" / "run-29990101T000000000000Z-0rphan00"
