@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -42,20 +43,26 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comp
 
 
 @contextlib.contextmanager
-def _logging_kept() -> Iterator[None]:
-    """Undo ``main``'s logging set-up (a root handler bound to the captured stderr, levels).
+def _process_state_kept() -> Iterator[None]:
+    """Undo what ``main`` sets up for its process: logging (a root handler bound to the
+    captured stderr, levels) and, should it install any, SIGINT and SIGTERM handlers.
 
-    Left in place, every later test would log to a closed buffer and at ``main``'s levels.
+    Left in place, every later test would log to a closed buffer, at ``main``'s levels, and
+    handle signals as the command does.
     """
     root = logging.getLogger()
     pydicom_logger = logging.getLogger("pydicom")
     handlers, level, propagate = root.handlers[:], root.level, pydicom_logger.propagate
+    signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
         pydicom_logger.propagate = propagate
+        for number, handler in signals.items():
+            if handler is not None:  # None: installed outside Python, not ours to restore
+                signal.signal(number, handler)
 
 
 def run_main(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,7 +76,7 @@ def run_main(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Com
     stdout, stderr = io.StringIO(), io.StringIO()
     with (
         pytest.MonkeyPatch.context() as patch,
-        _logging_kept(),
+        _process_state_kept(),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):

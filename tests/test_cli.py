@@ -117,15 +117,20 @@ def test_beam_flags_pass_through(warehouse: Path) -> None:
     )
 
 
-def test_logging_setup_is_undone_after_an_in_process_run(tmp_path: Path) -> None:
-    """run_main restores the root logger: later tests must not log into a closed buffer."""
+def test_process_state_is_restored_after_an_in_process_run(tmp_path: Path) -> None:
+    """run_main undoes main's logging (and any signal handler) set-up: later tests must not
+    log into a closed buffer or handle signals as the command does."""
     import logging
+    import signal
 
-    root = logging.getLogger()
-    before = (root.handlers[:], root.level, logging.getLogger("pydicom").propagate)
+    def state() -> tuple[object, ...]:
+        root = logging.getLogger()
+        return (root.handlers[:], root.level, logging.getLogger("pydicom").propagate,
+                signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))  # fmt: skip
+
+    before = state()
     assert run_main("sql", "SELECT 1", "--warehouse", str(tmp_path / "none")).returncode != 0
-    after = (root.handlers[:], root.level, logging.getLogger("pydicom").propagate)
-    assert after == before
+    assert state() == before
 
 
 # --- the console script in a real process -----------------------------------------------------
