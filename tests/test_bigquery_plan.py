@@ -11,8 +11,7 @@ import duckdb
 import pytest
 import sqlglot
 from bigquery_fakes import gcs_emulator, ingest_at, utc
-from cli_runs import assert_one_line_error
-from cli_runs import run_cli as run_cli_as_user
+from cli_runs import assert_one_line_error, run_main
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 from sqlglot import exp
@@ -343,8 +342,9 @@ def test_gs_warehouse_is_loaded_in_place(warehouse: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The command with no usable Google credentials: a dry run must not need any."""
-    return run_cli_as_user(*args, env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent"})
+    """The command (in this process) with no usable Google credentials: a dry run must not
+    need any."""
+    return run_main(*args, env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent"})
 
 
 def test_dry_run_prints_the_plan(warehouse: Path) -> None:

@@ -9,8 +9,6 @@ never puts a run's rows into a partition twice.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,6 +22,7 @@ from bigquery_fakes import (
     ingest_at,
     utc,
 )
+from cli_runs import run_main
 from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
 from google.cloud import bigquery
 
@@ -301,13 +300,9 @@ def test_bad_publish_flags_fail_before_the_run(
 
 
 def test_bad_publish_flags_on_the_command_line(source: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "dicomwarehouse", "ingest", str(source),
-            "--warehouse", str(tmp_path / "w"), "--", "--bigquery_dataset=dicom",
-        ],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_main(
+        "ingest", str(source), "--warehouse", str(tmp_path / "w"), "--", "--bigquery_dataset=dicom"
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "dicomwarehouse: error: --bigquery_dataset needs a project: PROJECT.DATASET or --project"

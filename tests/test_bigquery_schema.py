@@ -4,8 +4,6 @@ and Parquet written by the ingest read back as the schema the loader declares.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,17 +35,16 @@ def test_schema_files_are_up_to_date() -> None:
     assert not stale, f"regenerate with: python -m dicomwarehouse.bigquery.schema_files ({stale})"
 
 
-def test_schema_files_command(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "dicomwarehouse.bigquery.schema_files"]
-    ok = subprocess.run([*command, str(SCHEMAS), "--check"], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    written = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True)
-    assert written.returncode == 0, written.stderr
+def test_schema_files_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m dicomwarehouse.bigquery.schema_files``: its ``main``, in this process."""
+    assert schema_files.main([str(SCHEMAS), "--check"]) == 0, capsys.readouterr().err
+    assert schema_files.main([str(tmp_path)]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(schema_files.generate())
     (tmp_path / "ingest_errors.json").write_text("[]\n")
-    stale = subprocess.run([*command, str(tmp_path), "--check"], capture_output=True, text=True)
-    assert stale.returncode == 1
-    assert "ingest_errors.json" in stale.stderr and len(stale.stderr.splitlines()) == 1
+    capsys.readouterr()
+    assert schema_files.main([str(tmp_path), "--check"]) == 1
+    stderr = capsys.readouterr().err
+    assert "ingest_errors.json" in stderr and len(stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", sorted(n for n in schema_files.generate() if n != "vr_types.json"))

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_runs import run_main
 from emulators import (
     gcs_client,
     gcs_server,  # noqa: F401 (fixture)
@@ -32,6 +33,7 @@ from emulators import (
     start_moto,
     stop_server,
 )
+from ingested import IngestedFolder
 from pydicom.filereader import _at_pixel_data, read_partial
 
 from dicomwarehouse.dicom.extract import extract_object, new_run
@@ -102,10 +104,9 @@ def s3_options(s3_server) -> StorageOptions:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def local_warehouse(tmp_path_factory: pytest.TempPathFactory, pydicom_files_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("local") / "w"
-    ingest([str(pydicom_files_dir)], root)
-    return root
+def local_warehouse(pydicom_warehouse: IngestedFolder) -> Path:
+    """The session's local ingest of the same files (conftest), to compare with."""
+    return pydicom_warehouse.warehouse
 
 
 def content(root: Path, prefix: str) -> dict[str, Any]:
@@ -609,13 +610,9 @@ def test_summary_line_counts_requests(tmp_path: Path) -> None:
 
 
 def test_command_line_reads_a_bucket(gcs_bucket: str, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "dicomwarehouse", "ingest", gcs_bucket + "CT_*.dcm",
-         "--warehouse", str(tmp_path / "w"), "--first-block", "4096", "--requests-in-flight", "4"],
-        capture_output=True, text=True, timeout=300, check=False,
+    result = run_main(
+        "ingest", gcs_bucket + "CT_*.dcm", "--warehouse", str(tmp_path / "w"),
+        "--first-block", "4096", "--requests-in-flight", "4",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "ingested 1 objects" in result.stdout

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +16,14 @@ from pathlib import Path
 import pytest
 from beam_launch import submit_without_waiting
 from bigquery_fakes import fake_publish_clients
-from cli_runs import assert_one_line_error, run_cli
+from cli_runs import assert_one_line_error, run_main
 from dicom_samples import base_dataset, dicom_bytes
 from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
 from dicomwarehouse.bigquery.layout import read_warehouse
 from dicomwarehouse.io.objectstore import GcsStore, store_for
 from dicomwarehouse.io.urls import join
+from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import DUCKDB_FILE, RUNS_FOLDER, WarehouseError, committed_runs
@@ -198,28 +196,21 @@ def test_a_submitted_job_keeps_the_lock_until_it_commits(
     assert store.stat(lock) is None  # released by the job
 
 
-def test_killed_run_on_gs_then_rerun_gives_the_tables_of_one_clean_run(
-    buckets: tuple[str, str], tmp_path: Path
+def test_failed_run_on_gs_then_rerun_gives_the_tables_of_one_clean_run(
+    buckets: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run that dies after writing its first shard to the bucket (``pipeline.faults``)."""
     source, warehouse = buckets
-    bucket = gcs_client().bucket(source[len("gs://") :].split("/")[0])
-    for index in range(6, 60):
-        put_instance(bucket, f"series/i{index}.dcm", "v1")
-    command = [sys.executable, "-m", "dicomwarehouse", "ingest", source, "--warehouse", warehouse]
     store = store_for(warehouse)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if any(s.url.endswith(".parquet") for s in store.list(warehouse + "/")):
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    monkeypatch.setenv(FAULT_ENV, "after_shard")
+    with pytest.raises(Exception, match="fault injected at after_shard"):
+        ingest([source], warehouse)
+    monkeypatch.delenv(FAULT_ENV)
     assert committed_runs(warehouse) == []
-    store.delete(join(warehouse, ".lock"))  # a killed Dataflow launch leaves it until it expires
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
+    assert any(s.url.endswith(".parquet") for s in store.list(warehouse + "/"))  # left behind
+    assert store.stat(join(warehouse, ".lock")) is None  # the launcher lived: it let go
+    rerun = ingest([source], warehouse)
+    assert (rerun.instances, rerun.errors) == (6, 1)
     local = tmp_path / "local"
     ingest([source], local)
     assert_same_tables(warehouse, local, tmp_path / "copy")
@@ -254,4 +245,4 @@ def test_publish_at_the_end_loads_the_gs_warehouse_in_place(
     ],
 )
 def test_unusable_warehouses_fail_in_one_line(arguments: list[str], message: str) -> None:
-    assert_one_line_error(run_cli(*arguments), message)
+    assert_one_line_error(run_main(*arguments), message)

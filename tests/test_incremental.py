@@ -1,20 +1,25 @@
-"""Incremental ingestion: each object version once, deletions, retries, crashes, growth."""
+"""Incremental ingestion: each object version once, deletions, retries, crashes, growth.
+
+Crashes are made at named points of the run (``pipeline.faults``), not by killing a process
+at a random moment, so each test always tests the crash it names.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import run_cli
 from dicom_samples import base_dataset, dicom_bytes
 
+from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import committed_runs
+from dicomwarehouse.warehouse.layout import PLANS_FOLDER, committed_runs
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 
@@ -53,20 +58,52 @@ def scalar(root: Path, query: str):
         con.close()
 
 
-@pytest.fixture
-def bucket(tmp_path: Path) -> Path:
-    folder = tmp_path / "bucket"
+def fill_bucket(folder: Path) -> Path:
     folder.mkdir()
     for index in range(6):
         write_instance(folder, f"i{index}.dcm", "v1")
     return folder
 
 
-def test_second_run_reads_only_new_and_changed_objects(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    first = ingest([str(bucket)], warehouse, options=INCREMENTAL)
-    assert (first.objects_read, first.actions["new"]) == (6, 6)
+@pytest.fixture
+def bucket(tmp_path: Path) -> Path:
+    """A local "bucket" of 6 instances, with no run yet."""
+    return fill_bucket(tmp_path / "bucket")
 
+
+@pytest.fixture(scope="module")
+def first_run_saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(where, saved copy) of the bucket and the warehouse after one incremental run of it.
+
+    Most tests start from that state: it is ingested once per module and restored for each.
+    """
+    where = tmp_path_factory.mktemp("incremental")
+    first = ingest([str(fill_bucket(where / "bucket"))], where / "w", options=INCREMENTAL)
+    assert (first.objects_read, first.actions["new"]) == (6, 6)
+    saved = where / "saved"
+    for name in ("bucket", "w"):
+        shutil.copytree(where / name, saved / name)
+    return where, saved
+
+
+@pytest.fixture
+def first_run(first_run_saved: tuple[Path, Path]) -> tuple[Path, Path]:
+    """(bucket, warehouse) after one incremental run, as the run left them.
+
+    Restored at the paths the run saw (the ledger and the views hold absolute paths), with
+    the files' modification times (a local file's generation), so it is that run's state.
+    """
+    where, saved = first_run_saved
+    for name in ("bucket", "w"):
+        shutil.rmtree(where / name, ignore_errors=True)
+        shutil.copytree(saved / name, where / name)
+    return where / "bucket", where / "w"
+
+
+def test_second_run_reads_only_new_and_changed_objects(
+    first_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bucket, warehouse = first_run
     for index in range(6, 9):  # add 3
         write_instance(bucket, f"i{index}.dcm", "v1")
     for index in (0, 1):  # replace 2
@@ -105,9 +142,8 @@ def test_second_run_reads_only_new_and_changed_objects(bucket: Path, tmp_path: P
     assert runs == [(6, 6, 6, 0, 0, 0), (8, 5, 3, 2, 3, 1)]
 
 
-def test_a_rerun_of_an_unchanged_listing_reads_nothing(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_a_rerun_of_an_unchanged_listing_reads_nothing(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     before = table_rows(warehouse, "dicom_metadata")
     again = ingest([str(bucket)], warehouse, options=INCREMENTAL)
     assert (again.objects_read, again.header_bytes_read) == (0, 0)
@@ -131,9 +167,10 @@ def test_failed_objects_are_retried_on_request(bucket: Path, tmp_path: Path) -> 
     assert scalar(warehouse, "SELECT count(*) FROM ingest_errors") == 1
 
 
-def test_deleted_object_that_comes_back_is_current_again(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_deleted_object_that_comes_back_is_current_again(
+    first_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bucket, warehouse = first_run
     (bucket / "i0.dcm").rename(tmp_path / "i0.dcm")
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
     assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 5
@@ -143,9 +180,8 @@ def test_deleted_object_that_comes_back_is_current_again(bucket: Path, tmp_path:
     assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 6
 
 
-def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+def test_schema_grows_across_runs(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     write_instance(bucket, "new.dcm", "v1", ContrastBolusAgent="iodine", BodyPartExamined="LUNG")
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
     con = connect(warehouse)
@@ -153,27 +189,6 @@ def test_schema_grows_across_runs(bucket: Path, tmp_path: Path) -> None:
         "SELECT ContrastBolusAgent, count(*) FROM dicom_metadata GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert rows == [("iodine", 1), (None, 6)]
-
-
-def ingest_command(bucket: Path, warehouse: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "dicomwarehouse", "ingest", str(bucket), "--warehouse",
-        str(warehouse), "--incremental", "--full-listing",
-    ]  # fmt: skip
-
-
-def kill_once_writing(command: list[str], warehouse: Path) -> None:
-    """Start an ingest and SIGKILL it as soon as its first shard is on disk."""
-    before = {p.parent for p in warehouse.glob("*/run-*/*.parquet")}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if {p.parent for p in warehouse.glob("*/run-*/*.parquet")} - before:
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
 
 
 def assert_same_tables(warehouse: Path, clean: Path) -> None:
@@ -185,47 +200,81 @@ def assert_same_tables(warehouse: Path, clean: Path) -> None:
     assert run_folders == {f"run-{run}" for run in committed_runs(warehouse)}  # leftovers gone
 
 
-def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
-    bucket: Path, tmp_path: Path
-) -> None:
-    for index in range(6, 60):
-        write_instance(bucket, f"i{index}.dcm", "v1")
-    warehouse = tmp_path / "w"
-    command = ingest_command(bucket, warehouse)
-    kill_once_writing(command, warehouse)
-    assert committed_runs(warehouse) == []
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
-    clean = tmp_path / "clean"
-    ingest([str(bucket)], clean, options=INCREMENTAL)
-    assert_same_tables(warehouse, clean)
+def uncommitted_folders(warehouse: Path) -> set[str]:
+    """Run folders (with a shard in them) of runs that have no run record."""
+    committed = {f"run-{run}" for run in committed_runs(warehouse)}
+    return {p.parent.name for p in warehouse.glob("*/run-*/*.parquet")} - committed
 
 
-def test_killed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
-    bucket: Path, tmp_path: Path
-) -> None:
-    warehouse = tmp_path / "w"
-    clean = tmp_path / "clean"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
-    ingest([str(bucket)], clean, options=INCREMENTAL)
-    for index in range(6, 60):  # add many, replace 2, delete 1
+def change_bucket(bucket: Path) -> None:
+    """Add 3 objects, replace 2, delete 1: a second run reads 5 (3 new, 2 changed)."""
+    for index in range(6, 9):
         write_instance(bucket, f"i{index}.dcm", "v1")
     for index in (0, 1):
         write_instance(bucket, f"i{index}.dcm", "v2")
     (bucket / "i5.dcm").unlink()
-    command = ingest_command(bucket, warehouse)
-    kill_once_writing(command, warehouse)
-    assert len(committed_runs(warehouse)) == 1
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "56 read" in rerun.stdout  # 54 new + 2 changed, nothing else
+
+
+def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
+    bucket: Path, tmp_path: Path
+) -> None:
+    """A real SIGKILL of the command (at a named point, so without a race).
+
+    What the in-process faults below cannot show: no ``finally`` of the dead process runs,
+    so its local lock is freed only by the kernel's release of the flock, and its half-done
+    run folders and plan files stay for the next writer to remove.
+    """
+    warehouse = tmp_path / "w"
+    command = ["ingest", str(bucket), "--warehouse", str(warehouse), "--incremental",
+               "--full-listing"]  # fmt: skip
+    killed = run_cli(*command, env={FAULT_ENV: "after_shard:kill"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert committed_runs(warehouse) == []
+    assert uncommitted_folders(warehouse)  # it died with a shard written
+    assert list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # and its plan
+    rerun = ingest([str(bucket)], warehouse, options=INCREMENTAL)  # takes the lock at once
+    assert (rerun.objects_read, rerun.actions["new"]) == (6, 6)
+    assert not list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # the dead run's plan removed
+    clean = tmp_path / "clean"
     ingest([str(bucket)], clean, options=INCREMENTAL)
     assert_same_tables(warehouse, clean)
 
 
-def test_interrupted_commit_is_rolled_back(bucket: Path, tmp_path: Path) -> None:
-    warehouse = tmp_path / "w"
-    ingest([str(bucket)], warehouse, options=INCREMENTAL)
+@pytest.mark.parametrize(
+    ("point", "committed", "reread"),
+    [
+        ("after_shard", 1, 5),  # dies while writing: only the first run is committed
+        ("before_commit", 1, 5),  # every shard written, no run record
+        ("after_commit", 2, 0),  # committed, DuckDB views not rebuilt: the rerun reads nothing
+    ],
+)
+def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
+    first_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    point: str, committed: int, reread: int,
+) -> None:  # fmt: skip
+    bucket, warehouse = first_run
+    clean = tmp_path / "clean"
+    shutil.copytree(warehouse, clean)  # the same first run
+    change_bucket(bucket)
+    monkeypatch.setenv(FAULT_ENV, point)
+    with pytest.raises(Exception, match=f"fault injected at {point}"):
+        ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    monkeypatch.delenv(FAULT_ENV)
+    assert len(committed_runs(warehouse)) == committed
+    if committed == 1:
+        assert uncommitted_folders(warehouse)  # the failed run left shards behind
+    rerun = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert rerun.objects_read == reread
+    if reread:
+        assert {k: v for k, v in rerun.actions.items() if v} == {
+            "new": 3, "changed": 2, "unchanged": 3, "deleted": 1,
+        }  # fmt: skip
+    ingest([str(bucket)], clean, options=INCREMENTAL)
+    assert_same_tables(warehouse, clean)
+
+
+def test_interrupted_commit_is_rolled_back(first_run: tuple[Path, Path]) -> None:
+    bucket, warehouse = first_run
     before = table_rows(warehouse, "dicom_metadata")
     # a commit that moved one table into place and died before writing its run record
     orphan = warehouse / "dicom_metadata" / "run-29990101T000000000000Z-0rphan00"

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
+from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.tables.parquet import read_parquet, write_parquet
 from dicomwarehouse.warehouse.commit import commit_run, staged_urls
 from dicomwarehouse.warehouse.duckdb_file import build_duckdb
@@ -154,7 +155,9 @@ class RunFinish:
         lock.check()
         try:
             if self.run_id not in committed_runs(self.warehouse):
+                fault_point("before_commit")
                 self._commit(shards, header_bytes_read, read_requests)
+            fault_point("after_commit")
             if not is_gs_url(self.warehouse):
                 build_duckdb(self.warehouse)
             if self.publish is not None:

@@ -40,6 +40,7 @@ from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
+from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
@@ -276,7 +277,9 @@ class WriteParquetShards(_BundleBuffer):
             table = pa.Table.from_pylist(buffer, schema=ERRORS_SCHEMA)
         else:
             table = pa.Table.from_batches(buffer, schema=ELEMENTS_SCHEMA)
-        return write_shard(table, self.directory)
+        written = write_shard(table, self.directory)
+        fault_point("after_shard")
+        return written
 
 
 class StageMetadataRows(_BundleBuffer):
