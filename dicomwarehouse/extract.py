@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dicomwarehouse.budgets import ReadBudget, metering
 from dicomwarehouse.flatten import flatten_dataset
 from dicomwarehouse.ranged import (
     OpenedObject,
@@ -28,6 +29,7 @@ from dicomwarehouse.ranged import (
 from dicomwarehouse.read import (
     DEFAULT_DEFER_SIZE,
     IngestError,
+    budget_problem,
     collect_pydicom_problems,
     read_header,
     unique,
@@ -104,13 +106,16 @@ def extract_object(
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
     opened: OpenedObject | IngestError | None = None,
+    budget: ReadBudget | None = None,
 ) -> Extracted:
     """Read, parse and flatten one object; every failure becomes its ingest_errors row.
 
     ``opened`` is the object already opened (or the error opening it gave) by a
-    ``ranged.Prefetcher``; without it the object is opened here.
+    ``ranged.Prefetcher``; without it the object is opened here. ``budget`` bounds what the
+    object may cost (``budgets``): read and flatten share it, since sequences are parsed
+    when the flatten opens them.
     """
-    with _cyclic_gc_paused():
+    with _cyclic_gc_paused(), metering(budget):
         return _extract(ref, run, defer_size, storage, opened)
 
 
@@ -138,6 +143,9 @@ def _extract(
                     load_deferred_values(header, defer_size)
                 with collect_pydicom_problems() as flatten_problems:
                     flat = flatten_dataset(header.dataset, header.read_range)
+                exceeded = header.reader.meter_exceeded()
+                if exceeded is not None:  # met while the flatten opened sequences
+                    flatten_problems.append(budget_problem(exceeded))
             except (Exception, RecursionError) as exc:
                 failure = opened.failure()
                 if failure is not None:  # a failed request, whatever the parser made of it
@@ -145,9 +153,9 @@ def _extract(
                 if isinstance(exc, IngestError):
                     raise
                 bytes_read = header.bytes_read if header is not None else 0
-                raise IngestError(
-                    "flatten", type(exc).__name__, "flatten failed", bytes_read
-                ) from exc
+                exceeded = header.reader.meter_exceeded() if header is not None else None
+                error_type = type(exceeded or exc).__name__
+                raise IngestError("flatten", error_type, "flatten failed", bytes_read) from exc
             failure = opened.failure()
             if failure is not None:  # the parser swallowed a failed request
                 raise failure

@@ -58,7 +58,12 @@ from dicomwarehouse.objectstore import (
     write_json,
 )
 from dicomwarehouse.parquet import read_parquet, write_shard
-from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
+from dicomwarehouse.schema import (
+    ELEMENTS_SCHEMA,
+    ERRORS_SCHEMA,
+    column_path_problem,
+    metadata_schema,
+)
 
 __all__ = [
     "COLUMN_PATHS_FILE",
@@ -373,7 +378,13 @@ def commit_run(
             f"run {run_id} wrote rows for {counts.instances + counts.errors} of "
             f"{expected_objects} objects; not committed"
         )
-    record = {"run_id": run_id, **asdict(counts), **(summary or {})}
+    record = {
+        "run_id": run_id,
+        **asdict(counts),
+        # columns typed STRING because their path has no type of its own (schema._leaf_type)
+        "columns_of_unknown_type": sum(column_path_problem(tuple(p)) is not None for p in paths),
+        **(summary or {}),
+    }
     write_json(_run_record_url(location, run_id), record, indent=2)  # the commit point
     return counts
 
