@@ -89,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="values longer than this are skipped, not loaded (default 262144)",
     )
+    _add_budget_arguments(ingest)
 
     _add_bucket_arguments(ingest)
 
@@ -109,6 +110,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_bigquery_commands(commands)
     return parser
+
+
+def _add_budget_arguments(ingest: argparse.ArgumentParser) -> None:
+    from dicomwarehouse.budgets import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES
+
+    ingest.add_argument(
+        "--max-elements",
+        type=int,
+        default=DEFAULT_MAX_ELEMENTS,
+        metavar="N",
+        help="an object whose header holds more elements and items than this is cut short "
+        f"(an anomaly, or an error row) (default {DEFAULT_MAX_ELEMENTS})",
+    )
+    ingest.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        metavar="BYTES",
+        help="an object whose header needs more bytes read than this is cut short "
+        f"(default {DEFAULT_MAX_HEADER_BYTES})",
+    )
 
 
 def _add_bucket_arguments(ingest: argparse.ArgumentParser) -> None:
@@ -186,6 +208,7 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from dicomwarehouse.budgets import ReadBudget
     from dicomwarehouse.ingest import IngestOptions, ingest
     from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 
@@ -193,6 +216,8 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise _UsageError("ingest needs a SOURCE or --manifest")
     if args.defer_size is not None and args.defer_size < 0:
         raise _UsageError("--defer-size must be zero or more")
+    if args.max_elements < 1 or args.max_header_bytes < 1:
+        raise _UsageError("--max-elements and --max-header-bytes must be at least 1")
     summary = ingest(
         args.sources,
         args.warehouse,
@@ -205,6 +230,7 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
             retry_errors=args.retry_errors,
         ),
         storage=_storage_options(args),
+        budget=ReadBudget(max_elements=args.max_elements, max_header_bytes=args.max_header_bytes),
     )
     print(summary.describe())
     return 0

@@ -12,6 +12,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from dicomwarehouse.budgets import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, ReadBudget
 from dicomwarehouse.ingest import IngestOptions, IngestSummary, ingest
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DEFER_SIZE,
         help="values longer than this many bytes are skipped, not loaded",
     )
+    parser.add_argument(
+        "--max_elements",
+        type=int,
+        default=DEFAULT_MAX_ELEMENTS,
+        help="elements and items one object's header may hold before it is cut short",
+    )
+    parser.add_argument(
+        "--max_header_bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help="bytes one object's header may need read before it is cut short",
+    )
     return parser  # fmt: skip
 
 
@@ -82,6 +95,7 @@ def run(argv: Sequence[str] | None = None) -> IngestSummary:
         manifests=known.manifests,
         beam_args=beam_args,
         defer_size=known.defer_size,
+        budget=ReadBudget(max_elements=known.max_elements, max_header_bytes=known.max_header_bytes),
         options=IngestOptions(
             incremental=known.incremental,
             full_listing=known.full_listing,
