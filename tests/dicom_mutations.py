@@ -335,10 +335,12 @@ class Recipe:
         return f"{self.mutation}:{self.seed}:{self.source}:{self.donor}"
 
 
-def make_recipe(rng: random.Random, sources: list[str]) -> Recipe:
-    """A random recipe over the given source names."""
+def make_recipe(
+    rng: random.Random, sources: list[str], mutations: list[str] | None = None
+) -> Recipe:
+    """A random recipe over the given source names (and mutations, by default all)."""
     return Recipe(
-        rng.choice(sorted(MUTATIONS)), rng.randrange(2**32), rng.choice(sources),
+        rng.choice(mutations or sorted(MUTATIONS)), rng.randrange(2**32), rng.choice(sources),
         rng.choice(sources),
     )  # fmt: skip
 
@@ -419,6 +421,7 @@ def fuzz_extract(
     count: int | None = None,
     seconds: float | None = None,
     max_seconds_per_object: float = 10.0,
+    mutations: list[str] | None = None,
 ) -> FuzzReport:
     """Mutate seeds and extract each result; report every property an input broke.
 
@@ -430,18 +433,22 @@ def fuzz_extract(
     import time
 
     from dicomwarehouse.extract import extract_object, new_run
+    from dicomwarehouse.schema import metadata_schema
     from dicomwarehouse.sources import ObjectRef
 
     run = new_run()
     rng = random.Random(seed)
     names = sorted(seeds)
     report = FuzzReport(findings=[], slowest_by_mutation={})
-    started = time.monotonic()
     path = os.path.join(folder, "mutated.dcm")
+    with open(path, "wb") as handle:  # warm up: the first object pays one-time imports
+        handle.write(seeds[names[0]])
+    extract_object(ObjectRef(path), run)
+    started = time.monotonic()
     while (count is None or report.inputs < count) and (
         seconds is None or time.monotonic() - started < seconds
     ):
-        recipe = make_recipe(rng, names)
+        recipe = make_recipe(rng, names, mutations)
         data = mutate(recipe, seeds[recipe.source], seeds[recipe.donor])
         with open(path, "wb") as handle:
             handle.write(data)
@@ -461,6 +468,10 @@ def fuzz_extract(
             report.findings.append(FuzzFinding(recipe, f"took {elapsed:.1f} s"))
         if (extracted.metadata is None) == (extracted.error is None):
             report.findings.append(FuzzFinding(recipe, "not exactly one row"))
+        try:  # the run-level step an object's column paths feed
+            metadata_schema(extracted.column_paths)
+        except Exception as exc:
+            report.findings.append(FuzzFinding(recipe, f"schema failed: {type(exc).__name__}"))
         if extracted.error is not None:
             report.errors += 1
             leaked = canary_in(extracted.error)
@@ -474,3 +485,93 @@ def parse_recipe(text: str) -> Recipe:
     mutation, seed, rest = text.split(":", 2)
     source, donor = rest.rsplit(":", 1) if rest.count(":") else (rest, rest)
     return Recipe(mutation, int(seed), source, donor)
+
+
+# --- a batch of mutated files, ingested end to end -----------------------------------------
+
+
+def write_batch(
+    folder: str, seeds: dict[str, bytes], *, count: int, seed: int, special: bool = True
+) -> dict[str, str]:
+    """Write ``count`` mutated files into ``folder`` (and, with ``special``, the files no
+    reader may open or hang on); returns each file name with its recipe or kind.
+
+    The special files: a FIFO, 64 MiB of zeros after a DICM preamble (sparse), an empty file,
+    a symbolic link to itself, and real files with a stray item or delimitation tag.
+    """
+    import os
+
+    rng = random.Random(seed)
+    names = sorted(seeds)
+    made: dict[str, str] = {}
+    for index in range(count):
+        recipe = make_recipe(rng, names)
+        name = f"{index:05d}_{recipe.mutation}.dcm"
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(mutate(recipe, seeds[recipe.source], seeds[recipe.donor]))
+        made[name] = str(recipe)
+    if not special:
+        return made
+    os.mkfifo(os.path.join(folder, "fifo"))
+    made["fifo"] = "FIFO"
+    with open(os.path.join(folder, "zeros.dcm"), "wb") as handle:
+        handle.write(b"\x00" * 128 + b"DICM")
+        handle.truncate(64 * 1024 * 1024)
+    made["zeros.dcm"] = "64 MiB of zeros after a DICM preamble"
+    open(os.path.join(folder, "empty.dcm"), "wb").close()
+    made["empty.dcm"] = "empty file"
+    os.symlink(os.path.join(folder, "loop.dcm"), os.path.join(folder, "loop.dcm"))
+    made["loop.dcm"] = "symbolic link loop"
+    for index, name in enumerate(names[:: max(1, len(names) // 8)][:8]):
+        recipe = Recipe("stray_delimiter", seed + index, name, name)
+        stray_name = f"stray_{index}.dcm"
+        with open(os.path.join(folder, stray_name), "wb") as handle:
+            handle.write(mutate(recipe, seeds[name], seeds[name]))
+        made[stray_name] = str(recipe)
+    return made
+
+
+def check_ingested(warehouse: str, folder: str, made: dict[str, str], output: str) -> list[str]:
+    """What an ingest of ``write_batch``'s folder broke: each problem as one line.
+
+    Every file must be in exactly one of dicom_metadata and ingest_errors (special files in
+    ingest_errors), and no canary may be in an error row, the run record or ``output``.
+    """
+    import glob
+    import json
+    import os
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    def urls(table: str, columns: list[str]) -> list[dict]:
+        rows: list[dict] = []
+        for shard in glob.glob(os.path.join(warehouse, table, "run-*", "*.parquet")):
+            rows.extend(pq.read_table(shard, columns=columns).to_pylist())
+        return rows
+
+    metadata = Counter(row["source_url"] for row in urls("dicom_metadata", ["source_url"]))
+    errors = urls("ingest_errors", ["source_url", "stage", "error_type", "message"])
+    failed = Counter(row["source_url"] for row in errors)
+    problems = []
+    for name, what in sorted(made.items()):
+        url = os.path.abspath(os.path.join(folder, name))
+        seen = metadata[url] + failed[url]
+        if seen != 1:
+            problems.append(f"{name} ({what}): in {metadata[url]} metadata, {failed[url]} errors")
+        elif what in ("FIFO", "symbolic link loop", "empty file") and not failed[url]:
+            problems.append(f"{name} ({what}): not an error row")
+    extra = (set(metadata) | set(failed)) - {
+        os.path.abspath(os.path.join(folder, name)) for name in made
+    }
+    problems.extend(f"row for an object not in the batch: {url}" for url in sorted(extra))
+    for row in errors:
+        if canary_in(row):
+            problems.append(f"canary in the error row of {row['source_url']}")
+    for record in glob.glob(os.path.join(warehouse, "_runs", "*.json")):
+        with open(record, encoding="utf-8") as handle:
+            if canary_in(json.load(handle)):
+                problems.append(f"canary in the run record {record}")
+    if canary_in(output):
+        problems.append("canary in the command's output")
+    return problems
