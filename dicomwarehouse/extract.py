@@ -116,7 +116,14 @@ def extract_object(
     when the flatten opens them.
     """
     with _cyclic_gc_paused(), metering(budget):
-        return _extract(ref, run, defer_size, storage, opened)
+        try:
+            return _extract(ref, run, defer_size, storage, opened)
+        except (Exception, RecursionError) as exc:
+            # a defect, or a path no file system takes (an embedded NUL): still this object's
+            # row, never a failed job; the exception's text is not logged (it may hold values)
+            logger.warning("unexpected %s while extracting %s", type(exc).__name__, ref.url)
+            error = IngestError("read", type(exc).__name__, "unexpected failure while extracting")
+            return Extracted(ref.url, error=_error_row(ref, run, error))
 
 
 def _extract(
@@ -172,12 +179,17 @@ def _extract(
     anomalies.extend(flat.anomalies)
     row = flat.metadata
     row.update(ref.provenance())
+    row_bytes = header.bytes_read
     row.update(
-        header_bytes_read=header.bytes_read,
+        header_bytes_read=row_bytes,
         ingest_run_id=run.run_id,
         ingested_at=run.started_at,
         ingest_anomalies=anomalies,
     )
     row.update(ref.extras)
-    elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)
+    try:
+        elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)
+    except (Exception, RecursionError) as exc:  # one object's rows, never the job
+        error = IngestError("flatten", type(exc).__name__, "element rows not built", row_bytes)
+        return Extracted(ref.url, error=_error_row(ref, run, error), requests=opened.requests)
     return Extracted(ref.url, row, frozenset(flat.column_paths), elements, requests=opened.requests)

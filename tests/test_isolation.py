@@ -105,3 +105,19 @@ def test_ingest_with_stray_delimiter_tags_commits(tmp_path: Path) -> None:
     record = json.loads(record_path.read_text())
     assert record["instances"] + record["errors"] == 4
     assert record["columns_of_unknown_type"] == 0
+
+
+def test_no_exception_escapes_extract_object(tmp_path: Path, monkeypatch) -> None:
+    from dicomwarehouse.flatten import ElementRows
+
+    extracted = extract_object(ObjectRef(str(tmp_path / "nul\x00byte.dcm")), RUN)
+    assert extracted.error is not None and extracted.error["error_type"] == "ValueError"
+
+    def broken(*args, **kwargs):
+        raise ValueError("a value that must not be logged")
+
+    monkeypatch.setattr(ElementRows, "to_record_batch", broken)
+    extracted = extract_bytes(tmp_path, dicom_bytes(every_vr_dataset()))
+    assert extracted.metadata is None and extracted.error is not None
+    assert (extracted.error["stage"], extracted.error["error_type"]) == ("flatten", "ValueError")
+    assert "must not" not in extracted.error["message"]
