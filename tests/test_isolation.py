@@ -121,3 +121,17 @@ def test_no_exception_escapes_extract_object(tmp_path: Path, monkeypatch) -> Non
     assert extracted.metadata is None and extracted.error is not None
     assert (extracted.error["stage"], extracted.error["error_type"]) == ("flatten", "ValueError")
     assert "must not" not in extracted.error["message"]
+
+
+def test_commit_counts_columns_without_a_type_of_their_own(tmp_path: Path) -> None:
+    from dicomwarehouse.objectstore import write_json
+    from dicomwarehouse.warehouse import COLUMN_PATHS_FILE, commit_run, read_run_record, run_dir
+
+    run_id = new_run().run_id
+    folder = run_dir(str(tmp_path), "dicom_metadata", run_id)
+    Path(folder).mkdir(parents=True)
+    paths = [[0x00100010], [0xFFFEE000], [0x300A00B0, 0xFFFEE0DD]]
+    write_json(f"{folder}/{COLUMN_PATHS_FILE}", paths)
+    commit_run(str(tmp_path), run_id, expected_objects=0)
+    record = read_run_record(str(tmp_path), run_id)
+    assert record is not None and record["columns_of_unknown_type"] == 2
