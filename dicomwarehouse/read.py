@@ -343,9 +343,49 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
             salvaged.problems[:0] = problems
             salvaged.problems = unique(salvaged.problems)
             return _within_budget(salvaged, meter)
+        _read_past_stray_delimiters(dataset, reader, defer_size, problems)
     if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
     return _within_budget(HeaderRead(dataset, reader, unique(problems)), meter)
+
+
+#: (FFFE,E00D) Item Delimitation Item, as little and as big endian bytes
+_ITEM_DELIMITATION = {True: b"\xfe\xff\x0d\xe0", False: b"\xff\xfe\xe0\x0d"}
+
+
+def _read_past_stray_delimiters(
+    dataset: Dataset, reader: CountingReader, defer_size: int, problems: list[str]
+) -> None:
+    """Go on reading the top-level data set after a stray Item Delimitation tag.
+
+    pydicom ends any data set at (FFFE,E00D), which only closes sequence items: at the top
+    level a stray one would drop every element after it without a word. Each one met is an
+    anomaly; the elements after it are read as the salvage reads them (bounded by the
+    object's budget, and by a few delimiters).
+    """
+    implicit, little = dataset.original_encoding
+    syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
+    if implicit is None or little is None or (syntax is not None and syntax.is_deflated):
+        return  # a deflated data set was parsed from an inflated copy, not from the reader
+    for _ in range(16):
+        position = reader.tell()
+        if position < 8:
+            return
+        reader.seek(position - 8)
+        stray = reader.read(4) == _ITEM_DELIMITATION[little]
+        reader.seek(position)
+        if not stray or not reader.peek(1):
+            return
+        problems.append(f"item delimitation tag at the top level (byte {position - 8}): skipped")
+        try:
+            for element in filereader.data_element_generator(
+                reader, implicit, little, stop_when=_stop_at_pixel_data, defer_size=defer_size
+            ):
+                if element.tag not in dataset._dict:
+                    dataset[element.tag] = element
+        except (Exception, RecursionError) as exc:
+            problems.append(f"element parse failed after that tag: {type(exc).__name__}")
+            return
 
 
 def _within_budget(header: HeaderRead, meter: BudgetMeter) -> HeaderRead:
