@@ -9,13 +9,8 @@ from __future__ import annotations
 import pytest
 
 from dicomwarehouse.errors import UsageError
-from dicomwarehouse.io.buckets import (
-    BucketURL,
-    StorageError,
-    glob_regex,
-    is_bucket_url,
-    parse_bucket_url,
-)
+from dicomwarehouse.io.buckets import glob_regex
+from dicomwarehouse.io.urls import BucketURL, StorageError, is_bucket_url, parse_bucket_url
 
 
 @pytest.mark.parametrize(

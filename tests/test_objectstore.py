@@ -26,14 +26,13 @@ from dicomwarehouse.io.objectstore import (
     LocalStore,
     PreconditionFailed,
     file_md5,
-    join,
     read_json,
     read_json_if_present,
-    split_gs_url,
     store_for,
     warehouse_location,
     write_json,
 )
+from dicomwarehouse.io.urls import BucketURL, gs_object, join
 
 # --- locations --------------------------------------------------------------------------------
 
@@ -47,9 +46,9 @@ def test_warehouse_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(UsageError, match="needs a bucket"):
         warehouse_location("gs:///w")
     assert join("gs://b/w/", "t", "run-1") == "gs://b/w/t/run-1"
-    assert split_gs_url("gs://b/w/x.json") == ("b", "w/x.json")
+    assert gs_object("gs://b/w/x.json") == BucketURL("gs", "b", "w/x.json")
     with pytest.raises(ValueError):
-        split_gs_url("/local/path")
+        gs_object("/local/path")
     assert isinstance(store_for(str(tmp_path)), LocalStore)
 
 

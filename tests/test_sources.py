@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,78 @@ def test_missing_manifest(tmp_path: Path) -> None:
 def test_other_url_schemes_are_refused_clearly() -> None:
     with pytest.raises(SourceError, match="unsupported source"):
         expand_sources(["https://example.org/x.dcm"])
+
+
+@pytest.fixture
+def special_files(tmp_path: Path) -> Path:
+    """A folder of things that are not regular files, beside one that is."""
+    import socket
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "broken").symlink_to(tmp_path / "missing")
+    (tmp_path / "regular.dcm").write_bytes(b"DICM")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket"))
+    server.close()
+    return tmp_path
+
+
+def test_special_files_are_error_rows_never_opened(special_files: Path) -> None:
+    from dicomwarehouse.extract import extract_object, new_run
+    from dicomwarehouse.listing import ListingFailure
+
+    refs = {Path(ref.url).name: ref for ref in expand_sources([str(special_files)])}
+    assert sorted(refs) == ["broken", "fifo", "loop", "regular.dcm", "socket"]
+    expected = {
+        "fifo": "NotARegularFile",
+        "socket": "NotARegularFile",
+        "loop": "SymlinkLoop",
+        "broken": "BrokenSymlink",
+    }
+    for name, error_type in expected.items():
+        assert isinstance(refs[name], ListingFailure)
+        # extracting the FIFO would block forever if it were opened
+        error = extract_object(refs[name], new_run()).error
+        assert error is not None
+        assert (error["stage"], error["error_type"]) == ("list", error_type)
+        assert error["source_url"] == str(special_files / name)
+    assert "FIFO" in refs["fifo"].message and "socket" in refs["socket"].message
+    assert not isinstance(refs["regular.dcm"], ListingFailure)
+
+
+def test_a_fifo_named_directly_is_an_error_row(special_files: Path) -> None:
+    from dicomwarehouse.listing import ListingFailure
+
+    (ref,) = expand_sources([str(special_files / "fifo")])
+    assert isinstance(ref, ListingFailure) and ref.error_type == "NotARegularFile"
+
+
+def test_a_path_that_became_a_fifo_after_listing_is_not_opened(special_files: Path) -> None:
+    from dicomwarehouse.extract import extract_object, new_run
+
+    from dicomwarehouse.sources import ObjectRef
+
+    error = extract_object(ObjectRef(str(special_files / "fifo")), new_run()).error
+    assert error is not None
+    assert (error["stage"], error["error_type"]) == ("read", "NotARegularFile")
+
+
+def test_unreadable_subfolder_is_an_error_row(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permissions cannot hide a folder from root, so the refusal is simulated at scandir."""
+    from dicomwarehouse.listing import ListingFailure
+
+    refused = str(tree / "a" / "b")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == refused:
+            raise PermissionError(13, "Permission denied", refused)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    refs = expand_sources([str(tree)])
+    failures = [ref for ref in refs if isinstance(ref, ListingFailure)]
+    assert [(f.url, f.error_type) for f in failures] == [(refused, "UnreadableFolder")]
+    assert "Permission denied" in failures[0].message
+    assert str(tree / "a" / "1.dcm") in [ref.url for ref in refs]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dicomwarehouse.dicom.budgets import ReadBudget, metering
 from dicomwarehouse.dicom.flatten import flatten_dataset
 from dicomwarehouse.dicom.pydicom_boundary import deferring_items
 from dicomwarehouse.dicom.ranged import (
@@ -27,6 +28,7 @@ from dicomwarehouse.dicom.ranged import (
 )
 from dicomwarehouse.dicom.read import (
     DEFAULT_DEFER_SIZE,
+    budget_problem,
     collect_pydicom_problems,
     read_header,
     unique,
@@ -104,14 +106,24 @@ def extract_object(
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
     opened: OpenedObject | IngestError | None = None,
+    budget: ReadBudget | None = None,
 ) -> Extracted:
     """Read, parse and flatten one object; every failure becomes its ingest_errors row.
 
     ``opened`` is the object already opened (or the error opening it gave) by a
-    ``ranged.Prefetcher``; without it the object is opened here.
+    ``ranged.Prefetcher``; without it the object is opened here. ``budget`` bounds what the
+    object may cost (``budgets``): read and flatten share it, since sequences are parsed
+    when the flatten opens them.
     """
-    with _cyclic_gc_paused():
-        return _extract(ref, run, defer_size, storage, opened)
+    with _cyclic_gc_paused(), metering(budget):
+        try:
+            return _extract(ref, run, defer_size, storage, opened)
+        except (Exception, RecursionError) as exc:
+            # a defect, or a path no file system takes (an embedded NUL): still this object's
+            # row, never a failed job; the exception's text is not logged (it may hold values)
+            logger.warning("unexpected %s while extracting %s", type(exc).__name__, ref.url)
+            error = IngestError("read", type(exc).__name__, "unexpected failure while extracting")
+            return Extracted(ref.url, error=_error_row(ref, run, error))
 
 
 def _extract(
@@ -138,6 +150,9 @@ def _extract(
                     load_deferred_values(header, defer_size)
                 with collect_pydicom_problems() as flatten_problems:
                     flat = flatten_dataset(header.dataset, header.read_range)
+                exceeded = header.reader.meter_exceeded()
+                if exceeded is not None:  # met while the flatten opened sequences
+                    flatten_problems.append(budget_problem(exceeded))
             except (Exception, RecursionError) as exc:
                 failure = opened.failure()
                 if failure is not None:  # a failed request, whatever the parser made of it
@@ -145,9 +160,9 @@ def _extract(
                 if isinstance(exc, IngestError):
                     raise
                 bytes_read = header.bytes_read if header is not None else 0
-                raise IngestError(
-                    "flatten", type(exc).__name__, "flatten failed", bytes_read
-                ) from exc
+                exceeded = header.reader.meter_exceeded() if header is not None else None
+                error_type = type(exceeded or exc).__name__
+                raise IngestError("flatten", error_type, "flatten failed", bytes_read) from exc
             failure = opened.failure()
             if failure is not None:  # the parser swallowed a failed request
                 raise failure
@@ -164,12 +179,17 @@ def _extract(
     anomalies.extend(flat.anomalies)
     row = flat.metadata
     row.update(ref.provenance())
+    row_bytes = header.bytes_read
     row.update(
-        header_bytes_read=header.bytes_read,
+        header_bytes_read=row_bytes,
         ingest_run_id=run.run_id,
         ingested_at=run.started_at,
         ingest_anomalies=anomalies,
     )
     row.update(ref.extras)
-    elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)
+    try:
+        elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)
+    except (Exception, RecursionError) as exc:  # one object's rows, never the job
+        error = IngestError("flatten", type(exc).__name__, "element rows not built", row_bytes)
+        return Extracted(ref.url, error=_error_row(ref, run, error), requests=opened.requests)
     return Extracted(ref.url, row, frozenset(flat.column_paths), elements, requests=opened.requests)

@@ -25,7 +25,12 @@ from dicomwarehouse.dicom.values import (
     decode_converted_value,
     decode_raw_value,
 )
-from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, MAX_SEQUENCE_COLUMN_DEPTH, ColumnPath
+from dicomwarehouse.tables.schema import (
+    ELEMENTS_SCHEMA,
+    MAX_SEQUENCE_COLUMN_DEPTH,
+    ColumnPath,
+    column_path_problem,
+)
 from dicomwarehouse.tables.vr import (
     BINARY_VRS,
     STRUCT_PACK_FORMAT,
@@ -131,6 +136,7 @@ class _TagInfo:
     private: bool
     creator_slot: bool  # a private creator element (gggg,0010-00FF)
     creator_key: int | None  # the creator element of a private block element
+    delimiter: bool  # an item or delimitation tag (group FFFE) read as an element
 
 
 _TAG_INFO: dict[int, _TagInfo] = {}
@@ -152,6 +158,7 @@ def _tag_info(tag: int) -> _TagInfo:
             private=private,
             creator_slot=private and 0x0010 <= block <= 0x00FF,
             creator_key=(tag & 0xFFFF0000) | (block >> 8) if private and block >= 0x1000 else None,
+            delimiter=tag >> 16 == 0xFFFE,
         )
         _TAG_INFO[tag] = info
     return info
@@ -277,6 +284,9 @@ class _Flattener:
             return
         column = info.column
         if column is None:
+            if info.delimiter:
+                self.anomaly(tag_path, keyword, _DELIMITER_AS_ELEMENT)
+                return
             if strings is not None:
                 out["OtherElements"].append(
                     {"Tag": f"Tag_{info.hex}", "PrivateCreator": creator, "Data": strings}
@@ -315,7 +325,9 @@ class _Flattener:
         column = info.column
         item_prefix: ColumnPath | None = None
         if column_prefix is not None:
-            if column is not None and column[1] != "SQ":
+            if info.delimiter:
+                self.anomaly(tag_path, info.keyword, _DELIMITER_AS_ELEMENT)
+            elif column is not None and column[1] != "SQ":
                 self.anomaly(tag_path, info.keyword, f"sequence value for a {column[1]} attribute")
             elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
                 self.anomaly(
@@ -350,6 +362,7 @@ class _Flattener:
 
 
 _DEFERRED = DecodedValue(None)
+_DELIMITER_AS_ELEMENT = "item or delimitation tag where an element should be: dicom_elements only"
 
 
 def _pixel_representation(dataset: Dataset) -> int | None:
@@ -379,4 +392,18 @@ def flatten_dataset(
         encodings = None
         flattener.anomaly("00080005", "SpecificCharacterSet", "unusable character set")
     flattener.walk(dataset, "", "", (), 0, encodings, metadata)
-    return FlatObject(metadata, flattener.paths, flattener.rows, flattener.anomalies)
+    return FlatObject(metadata, _checked_paths(flattener), flattener.rows, flattener.anomalies)
+
+
+def _checked_paths(flattener: _Flattener) -> set[ColumnPath]:
+    """The walk's column paths less any that cannot be a column (each recorded as an anomaly).
+
+    The walk already keeps such tags out; this check is what guarantees that nothing one
+    object holds can reach the run's schema, whatever a later change to the walk does.
+    """
+    paths = flattener.paths
+    for path in [p for p in paths if column_path_problem(p) is not None]:
+        paths.discard(path)
+        tag_path = ".".join(f"{tag:08X}" for tag in path)
+        flattener.anomaly(tag_path, None, f"not a column: {column_path_problem(path)}")
+    return paths

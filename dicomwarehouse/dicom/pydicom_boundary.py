@@ -20,7 +20,7 @@ tests/test_pydicom_boundary.py fails when pydicom changes under them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -35,6 +35,7 @@ __all__ = [
     "install_item_deferral",
     "raw_elements",
     "read_file_meta",
+    "wrap_filereader",
 ]
 
 #: pydicom releases whose internals this module was checked against (major, minor).
@@ -71,23 +72,40 @@ def read_file_meta(fp: BinaryIO) -> FileMetaDataset:
 
 _nested = threading.local()
 _install_lock = threading.Lock()
-_original_read_dataset: Any = None
+_wrapped: set[str] = set()
 
 
-def _read_dataset_deferring_items(*args: Any, **kwargs: Any) -> Dataset:
-    """pydicom's ``read_dataset``, with the defer size also inside sequence items.
+def wrap_filereader(name: str, attribute: str, make_wrapper: Callable[[Any], Any]) -> None:
+    """Replace ``pydicom.filereader.<attribute>`` by ``make_wrapper(current)``, once per
+    ``name`` and process, when first needed (never at import).
 
-    Within ``deferring_items`` on this thread, items skip long values too; their offsets are
-    offsets in the object, so they can be fetched later.
+    pydicom looks these functions up as module attributes at each call, so a wrapper sees
+    every element or data set it reads; the read budgets count through this.
     """
-    size = getattr(_nested, "defer_size", None)
-    if (
-        size is not None
-        and not kwargs.get("at_top_level", True)
-        and kwargs.get("defer_size") is None
-    ):
-        kwargs["defer_size"] = size
-    return _original_read_dataset(*args, **kwargs)
+    with _install_lock:
+        if name in _wrapped:
+            return
+        setattr(filereader, attribute, make_wrapper(getattr(filereader, attribute)))
+        _wrapped.add(name)
+
+
+def _deferring_items(read_dataset: Any) -> Any:
+    def read_dataset_deferring_items(*args: Any, **kwargs: Any) -> Dataset:
+        """pydicom's ``read_dataset``, with the defer size also inside sequence items.
+
+        Within ``deferring_items`` on this thread, items skip long values too; their offsets
+        are offsets in the object, so they can be fetched later.
+        """
+        size = getattr(_nested, "defer_size", None)
+        if (
+            size is not None
+            and not kwargs.get("at_top_level", True)
+            and kwargs.get("defer_size") is None
+        ):
+            kwargs["defer_size"] = size
+        return read_dataset(*args, **kwargs)
+
+    return read_dataset_deferring_items
 
 
 def install_item_deferral() -> None:
@@ -96,12 +114,7 @@ def install_item_deferral() -> None:
     Outside ``deferring_items`` the wrapper changes nothing, so other users of pydicom in the
     process read as before.
     """
-    global _original_read_dataset
-    with _install_lock:
-        if _original_read_dataset is not None:
-            return
-        _original_read_dataset = filereader.read_dataset
-        filereader.read_dataset = _read_dataset_deferring_items
+    wrap_filereader("item-deferral", "read_dataset", _deferring_items)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -357,6 +358,23 @@ def load_deferred_values(header: HeaderRead, limit: int) -> None:
         elements[tag] = element._replace(value=header.read_range(offset, element.length))
 
 
+def _open_regular_file(path: str) -> BinaryIO:
+    """Open a local file for reading, refusing what is not a regular file.
+
+    The listing already turns special files into error rows; this holds for paths that
+    changed since (a file replaced by a FIFO): opening without blocking, then checking what
+    was opened, can never wait for a writer.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise IngestError("read", "NotARegularFile", "not a regular file: never read")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def open_object(ref: ObjectRef, options: StorageOptions | None = None) -> OpenedObject:
     """Open one object for parsing; raises ``IngestError`` (stage ``read``) when it cannot be.
 
@@ -367,7 +385,7 @@ def open_object(ref: ObjectRef, options: StorageOptions | None = None) -> Opened
         raise ref.error()
     if not is_bucket_url(ref.url):
         try:
-            return OpenedObject(ref, open(ref.url, "rb"))
+            return OpenedObject(ref, _open_regular_file(ref.url))
         except OSError as exc:
             raise IngestError(
                 "read", type(exc).__name__, exc.strerror or type(exc).__name__

@@ -17,14 +17,21 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from pydicom import dcmread
+from pydicom import dcmread, filereader
 from pydicom.datadict import dictionary_has_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import data_element_generator, read_preamble
+from pydicom.filereader import read_preamble
 from pydicom.uid import UID
 
+from dicomwarehouse.dicom.budgets import (
+    BudgetExceeded,
+    BudgetMeter,
+    ReadBudget,
+    current_meter,
+    metering,
+)
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements, read_file_meta
 from dicomwarehouse.errors import IngestError
 
@@ -32,6 +39,7 @@ __all__ = [
     "DEFAULT_DEFER_SIZE",
     "CountingReader",
     "HeaderRead",
+    "budget_problem",
     "collect_pydicom_problems",
     "read_header",
     "unique",
@@ -71,9 +79,10 @@ class HeaderRead:
 class _CountingRaw(io.RawIOBase):
     """The unbuffered layer under the parser's buffer: counts each byte fetched once."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, meter: BudgetMeter | None = None) -> None:
         super().__init__()
         self._raw = raw
+        self._meter = meter
         self.ranges: list[list[int]] = []
         #: offset at which a read came back short: the end of the object
         self.end: int | None = None
@@ -86,8 +95,12 @@ class _CountingRaw(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         start = self._raw.tell()
+        if self._meter is not None:  # refused before it is made: a 4 GiB length costs nothing
+            self._meter.charge_bytes(len(buffer), start)
         data = self._raw.read(len(buffer))
         count = len(data)
+        if self._meter is not None:
+            self._meter.record_bytes(count)
         buffer[:count] = data
         if count < len(buffer) and self._at_end(start + count):
             self.end = start + count
@@ -121,7 +134,7 @@ class CountingReader(io.BufferedReader):
     """
 
     def __init__(self, raw: BinaryIO, buffer_size: int = 8192) -> None:
-        self._counting = _CountingRaw(raw)
+        self._counting = _CountingRaw(raw, current_meter())
         super().__init__(self._counting, buffer_size)
         self._label = getattr(raw, "name", "<object>")
 
@@ -143,6 +156,11 @@ class CountingReader(io.BufferedReader):
     def end(self) -> int | None:
         """Size of the object, once a read has reached its end."""
         return self._counting.end
+
+    def meter_exceeded(self) -> BudgetExceeded | None:
+        """The budget this object's reads and parse ran out of, if any."""
+        meter = self._counting._meter
+        return meter.exceeded if meter is not None else None
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -222,14 +240,14 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
         file_meta = read_file_meta(reader)
     except Exception as exc:  # nothing before the data set is readable
         raise IngestError(
-            "parse", type(exc).__name__, _safe_message(exc), reader.bytes_read
+            "parse", type(exc).__name__, _safe_message(exc, reader), reader.bytes_read
         ) from exc
     dataset.file_meta = file_meta
     syntax = UID(file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
     little = syntax.is_little_endian if syntax.is_transfer_syntax else True
     try:
-        for element in data_element_generator(
+        for element in filereader.data_element_generator(
             reader, implicit, little, stop_when=_stop_at_pixel_data, defer_size=defer_size
         ):
             dataset[element.tag] = element
@@ -260,18 +278,34 @@ def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
     return last.value_tell + last.length < end
 
 
-def _safe_message(exc: BaseException) -> str:
-    """Exception text without values that may hold patient data: type plus a short message."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+def _safe_message(exc: BaseException, reader: CountingReader) -> str:
+    """What went wrong, from structural facts only: the exception type and where it happened.
+
+    Never ``str(exc)``: a parser's exception text may quote the bytes it choked on (pydicom's
+    length errors embed the raw value), and those bytes can be a patient's name.
+    """
+    try:
+        offset = reader.tell()
+    except (OSError, ValueError):
+        return type(exc).__name__
+    return f"{type(exc).__name__} near byte {offset}"
 
 
-def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> HeaderRead:
+def read_header(
+    raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE, budget: ReadBudget | None = None
+) -> HeaderRead:
     """Parse the header of the object open in ``raw``, stopping before Pixel Data.
 
     Files without a preamble or file meta group are read as raw data sets when they look like
-    DICOM. Raises ``IngestError`` when nothing DICOM can be read.
+    DICOM. Raises ``IngestError`` when nothing DICOM can be read. The parse is held to
+    ``budget`` (see ``budgets``), or to the budget of the object being extracted on this
+    thread: a header cut short by it keeps what came before, with the reason.
     """
+    with metering(budget) as meter:
+        return _read_header(raw, defer_size, meter)
+
+
+def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRead:
     reader = CountingReader(raw)
     with _collector.collect() as problems:
         try:
@@ -283,9 +317,10 @@ def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> Heade
                     reader, stop_before_pixels=True, defer_size=defer_size, force=True
                 )
             except (Exception, RecursionError) as exc:
-                raise IngestError(
-                    "parse", "NotDicom", _safe_message(exc), reader.bytes_read
-                ) from exc
+                message = _safe_message(exc, reader)
+                if meter.exceeded is not None:
+                    message = f"no DICM prefix; {meter.exceeded.message}"
+                raise IngestError("parse", "NotDicom", message, reader.bytes_read) from exc
             if not _looks_like_raw_dataset(dataset):
                 raise IngestError(
                     "parse",
@@ -295,10 +330,76 @@ def read_header(raw: BinaryIO, *, defer_size: int = DEFAULT_DEFER_SIZE) -> Heade
                 ) from None
             problems.append("no preamble or file meta header: read as a raw data set")
         except (Exception, RecursionError) as exc:
-            salvaged = _salvage(reader, defer_size, type(exc).__name__)
+            reason = type(exc).__name__
+            if meter.exceeded is not None:
+                reason = type(meter.exceeded).__name__
+                meter.restart()  # the salvage pass gets a budget of its own
+            salvaged = _salvage(reader, defer_size, reason)
             salvaged.problems[:0] = problems
             salvaged.problems = unique(salvaged.problems)
-            return salvaged
+            return _within_budget(salvaged, meter)
+        _read_past_stray_delimiters(dataset, reader, defer_size, problems)
     if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
-    return HeaderRead(dataset, reader, unique(problems))
+    return _within_budget(HeaderRead(dataset, reader, unique(problems)), meter)
+
+
+#: (FFFE,E00D) Item Delimitation Item, as little and as big endian bytes
+_ITEM_DELIMITATION = {True: b"\xfe\xff\x0d\xe0", False: b"\xff\xfe\xe0\x0d"}
+
+
+def _read_past_stray_delimiters(
+    dataset: Dataset, reader: CountingReader, defer_size: int, problems: list[str]
+) -> None:
+    """Go on reading the top-level data set after a stray Item Delimitation tag.
+
+    pydicom ends any data set at (FFFE,E00D), which only closes sequence items: at the top
+    level a stray one would drop every element after it without a word. Each one met is an
+    anomaly; the elements after it are read as the salvage reads them (bounded by the
+    object's budget, and by a few delimiters).
+    """
+    implicit, little = dataset.original_encoding
+    syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
+    if implicit is None or little is None or (syntax is not None and syntax.is_deflated):
+        return  # a deflated data set was parsed from an inflated copy, not from the reader
+    for _ in range(16):
+        position = reader.tell()
+        if position < 8:
+            return
+        reader.seek(position - 8)
+        stray = reader.read(4) == _ITEM_DELIMITATION[little]
+        reader.seek(position)
+        if not stray or not reader.peek(1):
+            return
+        problems.append(f"item delimitation tag at the top level (byte {position - 8}): skipped")
+        try:
+            for element in filereader.data_element_generator(
+                reader, implicit, little, stop_when=_stop_at_pixel_data, defer_size=defer_size
+            ):
+                if element.tag not in raw_elements(dataset):
+                    dataset[element.tag] = element
+        except (Exception, RecursionError) as exc:
+            problems.append(f"element parse failed after that tag: {type(exc).__name__}")
+            return
+
+
+def _within_budget(header: HeaderRead, meter: BudgetMeter) -> HeaderRead:
+    """The header, noting a budget it ran out of; an error if nothing of a data set came first.
+
+    Zeros or padding after a file meta group parse as group 0000 elements: a header that is
+    only that (and the meta) is not a header, whatever the budget let through.
+    """
+    exceeded = meter.exceeded
+    if exceeded is None:
+        return header
+    if not any(tag >> 16 not in (0x0000, 0xFFFE) for tag in raw_elements(header.dataset)):
+        raise IngestError(
+            "parse", type(exceeded).__name__, exceeded.message, header.bytes_read
+        ) from None
+    header.problems.append(budget_problem(exceeded))
+    return header
+
+
+def budget_problem(exceeded: BudgetExceeded) -> str:
+    """The anomaly of a header cut short by a budget (its elements before are kept)."""
+    return f"header read stopped by a budget ({type(exceeded).__name__}): {exceeded.message}"

@@ -179,6 +179,26 @@ OPTIONS: tuple[IngestOption, ...] = (
         minimum=0,
     ),
     IngestOption(
+        "max_elements",
+        "int",
+        help="an object whose header holds more elements and items than this is cut short "
+        "(an anomaly, or an error row) (default 200000)",
+        template_help="Elements and items one object's header may hold before it is cut short "
+        "(default 200000).",
+        metavar="N",
+        minimum=1,
+    ),
+    IngestOption(
+        "max_header_bytes",
+        "int",
+        help="an object whose header needs more bytes read than this is cut short "
+        "(default 67108864)",
+        template_help="Bytes one object's header may need read before it is cut short "
+        "(default 67108864).",
+        metavar="BYTES",
+        minimum=1,
+    ),
+    IngestOption(
         "manifest_format",
         "text",
         help="format of the manifests (default: detected from their content)",
@@ -422,6 +442,11 @@ def ingest_from_arguments(
     used), of ``StorageOptions`` (how buckets are reached; unset ones keep their defaults), or
     an argument of ``ingest``.
     """
+    from dicomwarehouse.dicom.budgets import (
+        DEFAULT_MAX_ELEMENTS,
+        DEFAULT_MAX_HEADER_BYTES,
+        ReadBudget,
+    )
     from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
     from dicomwarehouse.pipeline.run import IngestOptions, ingest
 
@@ -443,6 +468,10 @@ def ingest_from_arguments(
         defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
         options=IngestOptions(**given(IngestOptions)),
         storage=StorageOptions(**given(StorageOptions)),
+        budget=ReadBudget(
+            max_elements=args.max_elements or DEFAULT_MAX_ELEMENTS,
+            max_header_bytes=args.max_header_bytes or DEFAULT_MAX_HEADER_BYTES,
+        ),
     )
 
 

@@ -6,6 +6,7 @@ may ask for a BigQuery publish at the end (``pipeline.publish_options``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import new_run
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.errors import SourceError
@@ -140,12 +142,14 @@ def ingest(
     defer_size: int = DEFAULT_DEFER_SIZE,
     options: IngestOptions | None = None,
     storage: StorageOptions | None = None,
+    budget: ReadBudget | None = None,
 ) -> IngestSummary:
     """Ingest every object the sources and manifests name into the warehouse.
 
     ``warehouse`` is a local folder (queried with DuckDB: warehouse.duckdb is rebuilt at the
     end) or a gs:// prefix (the Dataflow case, queried in BigQuery). ``storage`` says how to
-    reach gs:// and s3:// buckets and how to read their objects.
+    reach gs:// and s3:// buckets and how to read their objects. ``budget`` bounds what one
+    object may cost to parse (``budgets``); it is kept in the run record.
     """
     from dicomwarehouse.pipeline.publish_options import publish_request
     from dicomwarehouse.pipeline.transforms import check_runner, run_pipeline
@@ -194,6 +198,7 @@ def ingest(
                 "objects_read": len(plan.to_read),
                 **actions,
                 "list_requests": lister.requests,
+                "read_budget": dataclasses.asdict(budget or ReadBudget()),
                 "pipeline_options": redact_arguments(beam_args),
             },
             publish=publish,
@@ -212,6 +217,7 @@ def ingest(
                 extra_columns=extra_columns,
                 defer_size=defer_size,
                 storage=lister.options,
+                budget=budget,
             )
         else:
             finish(None)

@@ -32,6 +32,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import RunInfo, extract_object
 from dicomwarehouse.dicom.ranged import Prefetcher
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
@@ -120,11 +121,13 @@ class ExtractObjects(beam.DoFn):
         defer_size: int,
         total: int,
         storage: StorageOptions | None = None,
+        budget: ReadBudget | None = None,
     ) -> None:
         self.run = run
         self.defer_size = defer_size
         self.total = total
         self.storage = storage
+        self.budget = budget
         # live progress in the runner's monitoring (Dataflow's job page); the run record's
         # numbers come from the stats output instead, which the Finish step can see
         self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
@@ -148,7 +151,12 @@ class ExtractObjects(beam.DoFn):
 
     def _extract(self, ref: ObjectRef, opened: Any) -> Iterator[Any]:
         extracted = extract_object(
-            ref, self.run, defer_size=self.defer_size, storage=self.storage, opened=opened
+            ref,
+            self.run,
+            defer_size=self.defer_size,
+            storage=self.storage,
+            opened=opened,
+            budget=self.budget,
         )
         self.progress.update(extracted.error is not None)
         self.objects.inc()
@@ -357,6 +365,7 @@ class IngestTransform(beam.PTransform):
         defer_size: int = DEFAULT_DEFER_SIZE,
         shard_rows: dict[str, int] | None = None,
         storage: StorageOptions | None = None,
+        budget: ReadBudget | None = None,
     ) -> None:
         super().__init__()
         self.output = output
@@ -369,10 +378,11 @@ class IngestTransform(beam.PTransform):
         self.shard_rows = {"metadata": 2000, "elements": 500_000, "errors": 10_000}
         self.shard_rows.update(shard_rows or {})
         self.storage = storage
+        self.budget = budget
 
     def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
         results = refs | "Extract" >> beam.ParDo(
-            ExtractObjects(self.run, self.defer_size, self.total, self.storage)
+            ExtractObjects(self.run, self.defer_size, self.total, self.storage, self.budget)
         ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
@@ -436,6 +446,7 @@ def run_pipeline(
     extra_columns: Sequence[str] = (),
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
+    budget: ReadBudget | None = None,
 ) -> bool:
     """Run the ingest pipeline, ending with ``finish(shards, header_bytes, read_requests)``.
 
@@ -465,6 +476,7 @@ def run_pipeline(
             extra_columns=extra_columns,
             defer_size=defer_size,
             storage=storage,
+            budget=budget,
         )
     )
     stats = written.pop("stats")

@@ -6,8 +6,10 @@ the list is made once, up front, de-duplicated by URL, and handed to the pipelin
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -33,22 +35,67 @@ def sample_files_dir() -> str:
     return os.path.dirname(get_testdata_file("CT_small.dcm"))
 
 
+def _listing_failure(url: str, error_type: str, message: str) -> ObjectRef:
+    from dicomwarehouse.listing import ListingFailure  # listing builds on this module
+
+    return ListingFailure(url, error_type=error_type, message=message)
+
+
+_SPECIAL_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
 def _local_ref(path: str) -> ObjectRef:
+    """The object of one local path; what is not a regular file is an error row, unopened.
+
+    Opening a FIFO blocks until a writer comes, a device can stream forever: such paths
+    become ``ListingFailure`` rows (stage ``list``) naming what they are, as do symbolic
+    links that lead nowhere or to themselves.
+    """
     absolute = os.path.abspath(path)
     try:
         status = os.stat(absolute)
-    except OSError:
+    except OSError as exc:
+        if os.path.islink(absolute):
+            looping = exc.errno == errno.ELOOP
+            return _listing_failure(
+                absolute,
+                "SymlinkLoop" if looping else "BrokenSymlink",
+                "symbolic link loops" if looping else "symbolic link to nothing",
+            )
         return ObjectRef(absolute)  # reported by the read stage as an ingest_errors row
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _SPECIAL_FILE_KINDS if test(status.st_mode)), None)
+        return _listing_failure(
+            absolute, "NotARegularFile", f"{kind or 'not a regular file'}: never opened"
+        )
     return ObjectRef(absolute, status.st_size, generation=str(status.st_mtime_ns))
 
 
 def _walk_directory(directory: str) -> Iterator[ObjectRef]:
     """Every file below the folder, hidden ones too: a file skipped silently is a file lost
-    (one that is not DICOM costs one ingest_errors row)."""
-    for root, dirs, files in os.walk(directory):
+    (one that is not DICOM costs one ingest_errors row). A subfolder that cannot be listed
+    is an error row naming it, not silence."""
+    unreadable: list[OSError] = []
+    for root, dirs, files in os.walk(directory, onerror=unreadable.append):
         dirs.sort()
+        yield from _unreadable_folders(unreadable)
         for name in sorted(files):
             yield _local_ref(os.path.join(root, name))
+    yield from _unreadable_folders(unreadable)
+
+
+def _unreadable_folders(errors: list[OSError]) -> Iterator[ObjectRef]:
+    while errors:
+        error = errors.pop(0)
+        folder = os.path.abspath(error.filename) if error.filename else "<folder>"
+        reason = error.strerror or type(error).__name__
+        yield _listing_failure(folder, "UnreadableFolder", f"folder not listed: {reason}")
 
 
 def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:

@@ -21,9 +21,46 @@ from dicomwarehouse.io.urls import join
 __all__ = ["metadata_table", "read_parquet", "write_parquet", "write_shard"]
 
 
+_CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
 def metadata_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """dicom_metadata rows (nested dicts) as an Arrow table of the run's schema."""
-    return pa.Table.from_pylist(list(rows), schema=schema)
+    """dicom_metadata rows (nested dicts) as an Arrow table of the run's schema.
+
+    A shard holds thousands of objects: if one row's value does not convert to its column
+    (a defect upstream, or a column an earlier run typed differently), that value alone is
+    left NULL and named in the row's anomalies, rather than failing the shard and the run.
+    """
+    try:
+        return pa.Table.from_pylist(list(rows), schema=schema)
+    except _CONVERSION_ERRORS:
+        return pa.Table.from_pylist([_fitted_row(row, schema) for row in rows], schema=schema)
+
+
+def _fitted_row(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    """The row with each top-level value that does not fit its field set to NULL."""
+    fitted = dict(row)
+    dropped = []
+    for field in schema:
+        if field.name not in row or field.name == "ingest_anomalies":
+            continue
+        try:
+            pa.array([row[field.name]], field.type)
+        except _CONVERSION_ERRORS:
+            fitted[field.name] = None
+            dropped.append(field.name)
+    anomalies = list(row.get("ingest_anomalies") or [])
+    anomalies.extend(
+        {"tag_path": None, "keyword": name, "reason": "value does not fit the run's column: "
+         "left NULL (dicom_elements keeps it)"}
+        for name in dropped
+    )  # fmt: skip
+    fitted["ingest_anomalies"] = anomalies
+    try:
+        pa.array([anomalies], schema.field("ingest_anomalies").type)
+    except (KeyError, *_CONVERSION_ERRORS):
+        fitted["ingest_anomalies"] = None
+    return fitted
 
 
 def write_parquet(url: str, table: pa.Table) -> None:

@@ -10,6 +10,7 @@ the type of a column they share.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "SOURCE_FIELDS",
     "ColumnPath",
     "column_name",
+    "column_path_problem",
     "keyword_paths",
     "metadata_schema",
 ]
@@ -148,11 +150,43 @@ def _is_sequence_column(tag: int) -> bool:
 
 
 def _leaf_type(tag: int) -> pa.DataType:
+    """Arrow type of a leaf column; STRING for a VR with no type of its own.
+
+    The flattener never reports such a path (``column_path_problem``); the fallback keeps the
+    run-level steps (column choice, schema, writers) total whatever a path holds, so one odd
+    object can never fail a run. ``commit_run`` counts such columns in the run record.
+    """
     column = dictionary_column(tag)
-    assert column is not None, f"{tag:08X} is not a column"
+    if column is None:
+        return pa.string()
     _name, vr, repeated = column
-    arrow_type = _ARROW_TYPE_BY_BIGQUERY_TYPE[BIGQUERY_TYPE_BY_VR[vr]]
+    arrow_type = _ARROW_TYPE_BY_BIGQUERY_TYPE.get(BIGQUERY_TYPE_BY_VR.get(vr, ""), pa.string())
     return pa.list_(arrow_type) if repeated else arrow_type
+
+
+@functools.lru_cache(maxsize=65536)
+def column_path_problem(path: ColumnPath) -> str | None:
+    """Why a column path cannot be a typed column of dicom_metadata; None when it can.
+
+    Checked for every path an object reports, where it is flattened, so that a stray item or
+    delimitation tag (group FFFE), or a VR without a warehouse type, stays in dicom_elements
+    instead of reaching the run's schema.
+    """
+    if not path:
+        return "empty column path"
+    if any(tag >> 16 == 0xFFFE for tag in path):
+        return "item or delimitation tag used as an attribute"
+    if len(path) > MAX_SEQUENCE_COLUMN_DEPTH + 1:
+        return "column nested deeper than the record limit"
+    if not all(_is_sequence_column(tag) for tag in path[:-1]):
+        return "attribute that is not a sequence holds columns"
+    last = path[-1]
+    if _is_sequence_column(last):
+        return None
+    column = dictionary_column(last)
+    if column is None or BIGQUERY_TYPE_BY_VR.get(column[1]) in (None, "RECORD"):
+        return "attribute VR has no column type"
+    return None
 
 
 def _level_fields(tree: Mapping[int, dict]) -> list[pa.Field]:

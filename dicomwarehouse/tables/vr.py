@@ -118,7 +118,9 @@ def dictionary_column(tag: int) -> tuple[str, str, bool] | None:
     if entry is not None:
         keyword, vr, vm = entry
         vr = resolve_ambiguous_vr(vr, None)
-        if vr not in BINARY_VRS:
+        # only a VR with a warehouse type is a column: binary VRs are not, and neither are the
+        # item and delimitation tags of group FFFE (VR "NONE") when a file holds one as an element
+        if vr in BIGQUERY_TYPE_BY_VR:
             column = (keyword, vr, vm != "1")
     _COLUMN_CACHE[tag] = column
     return column

@@ -23,7 +23,12 @@ from dicomwarehouse.io.objectstore import (
 )
 from dicomwarehouse.io.urls import Location, join
 from dicomwarehouse.tables.parquet import read_parquet, write_shard
-from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
+from dicomwarehouse.tables.schema import (
+    ELEMENTS_SCHEMA,
+    ERRORS_SCHEMA,
+    column_path_problem,
+    metadata_schema,
+)
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     COLUMN_PATHS_FILE,
@@ -163,6 +168,12 @@ def commit_run(
             f"run {run_id} wrote rows for {counts.instances + counts.errors} of "
             f"{expected_objects} objects; not committed"
         )
-    record = {"run_id": run_id, **asdict(counts), **(summary or {})}
+    record = {
+        "run_id": run_id,
+        **asdict(counts),
+        # columns typed STRING because their path has no type of its own (schema._leaf_type)
+        "columns_of_unknown_type": sum(column_path_problem(tuple(p)) is not None for p in paths),
+        **(summary or {}),
+    }
     write_json(run_record_url(location, run_id), record, indent=2)  # the commit point
     return counts

@@ -1,0 +1,147 @@
+"""Per-object budgets: no object stalls a run, takes unbounded time or memory, or fails it."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from dicom_mutations import CANARIES, canary_in, element_spans
+from dicom_samples import base_dataset, dicom_bytes, every_vr_dataset
+
+from dicomwarehouse.dicom.budgets import (
+    DEFAULT_MAX_ELEMENTS,
+    DEFAULT_MAX_HEADER_BYTES,
+    ReadBudget,
+    metering,
+)
+from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
+from dicomwarehouse.io.refs import ObjectRef
+
+RUN = new_run()
+PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
+def extract_path(path: Path, **kwargs) -> Extracted:
+    return extract_object(ObjectRef(str(path), path.stat().st_size), RUN, **kwargs)
+
+
+def extract_bytes(tmp_path: Path, data: bytes, **kwargs) -> Extracted:
+    path = tmp_path / "object.dcm"
+    path.write_bytes(data)
+    return extract_path(path, **kwargs)
+
+
+def reasons(extracted: Extracted) -> list[str]:
+    assert extracted.metadata is not None, extracted.error
+    return [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+
+
+def test_zeros_after_a_dicm_preamble_stop_at_once_whatever_the_size(tmp_path: Path) -> None:
+    """pydicom reads zeros as (0000,0000) elements of length 0, one per 8 bytes, forever."""
+    path = tmp_path / "zeros.dcm"
+    with path.open("wb") as handle:
+        handle.write(PREAMBLE)
+        handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zeros
+    started = time.perf_counter()
+    extracted = extract_path(path)
+    assert time.perf_counter() - started < 5
+    assert extracted.error is not None
+    assert (extracted.error["stage"], extracted.error["error_type"]) == ("parse", "NoProgress")
+    assert extracted.error["bytes_read"] < 1024 * 1024
+
+
+def test_zeros_after_a_header_keep_the_header_with_an_anomaly(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset()) + b"\x00" * (1 << 20)
+    extracted = extract_bytes(tmp_path, data)
+    assert any("NoProgress" in reason for reason in reasons(extracted))
+    assert extracted.metadata["PatientID"] == "PAT-1"
+
+
+def test_element_budget_cuts_a_header_short(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset())
+    whole = extract_bytes(tmp_path, data)
+    assert not any("budget" in reason for reason in reasons(whole))
+    budget = ReadBudget(max_elements=20)
+    cut = extract_bytes(tmp_path, data, budget=budget)
+    if cut.error is not None:
+        assert cut.error["error_type"] == "ElementBudgetExceeded"
+    else:
+        assert any("ElementBudgetExceeded" in reason for reason in reasons(cut))
+        assert cut.elements.num_rows < whole.elements.num_rows
+
+
+def test_header_bytes_budget_refuses_a_huge_value_before_reading_it(tmp_path: Path) -> None:
+    """A length of almost 4 GiB inside a sequence item (where values are read, not skipped)."""
+    ds = base_dataset()
+    item = base_dataset()
+    item.TextValue = "x" * 64  # UT: a 4-byte length
+    ds.ReferencedSeriesSequence = [item]
+    data = bytearray(dicom_bytes(ds))
+    spans = {span.tag: span for span in element_spans(bytes(data))}
+    struct.pack_into("<I", data, spans[0x0040A160].length_offset, 0xFFFFFFF0)
+    # undefined lengths: the item is parsed from the object, not from a value read whole
+    for tag in (0x00081115, 0xFFFEE000):
+        struct.pack_into("<I", data, spans[tag].length_offset, 0xFFFFFFFF)
+    started = time.perf_counter()
+    extracted = extract_bytes(tmp_path, bytes(data), budget=ReadBudget(max_header_bytes=1 << 20))
+    assert time.perf_counter() - started < 5
+    text = str(extracted.error) if extracted.error else " ".join(reasons(extracted))
+    assert "HeaderBytesBudgetExceeded" in text
+
+
+def test_a_sequence_of_empty_items_is_stopped(tmp_path: Path) -> None:
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0)
+    opening = struct.pack("<HH", 0x0040, 0xA730) + b"SQ\x00\x00" + b"\xff" * 4
+    data = dicom_bytes(base_dataset()) + opening + item * 100_000
+    started = time.perf_counter()
+    extracted = extract_bytes(tmp_path, data)
+    assert time.perf_counter() - started < 5
+    assert any("NoProgress" in reason for reason in reasons(extracted))
+
+
+def test_meter_counts_elements_and_bytes_of_one_object(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset())
+    path = tmp_path / "object.dcm"
+    path.write_bytes(data)
+    with metering() as meter:
+        extracted = extract_path(path)
+    assert meter.elements >= extracted.elements.num_rows
+    assert 0 < meter.bytes_read <= len(data) + 8192
+
+
+def _files_within_budget(folder: Path) -> None:
+    """Every DICOM file's parse stays well inside the default budgets (the measured margin).
+
+    Files that are not DICOM are left out: a forced parse of an ICC profile asks for a 1.9 GB
+    value, which is what the byte budget is for.
+    """
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with metering() as meter:
+            extracted = extract_path(path)
+        if extracted.error is not None and extracted.error["error_type"] == "NotDicom":
+            continue
+        assert meter.exceeded is None, path
+        assert meter.elements * 4 < DEFAULT_MAX_ELEMENTS, path
+        assert meter.bytes_read * 8 < DEFAULT_MAX_HEADER_BYTES, path
+
+
+def test_pydicom_files_are_well_inside_the_default_budgets(pydicom_files_dir: Path) -> None:
+    _files_within_budget(pydicom_files_dir)
+
+
+@pytest.mark.slow
+def test_corpus_files_are_well_inside_the_default_budgets(shared_corpus: Path) -> None:
+    _files_within_budget(shared_corpus)
+
+
+def test_parser_text_never_reaches_an_error_message(tmp_path: Path) -> None:
+    """pydicom's length errors quote the bytes they choke on: here a patient ID."""
+    value = CANARIES["PatientID"].encode() + b"\x00\x00\x00"  # 14 bytes: not a multiple of 4
+    group_length = struct.pack("<HH", 0x0002, 0x0000) + b"UL" + struct.pack("<H", len(value))
+    data = PREAMBLE + group_length + value + dicom_bytes(base_dataset(), preamble=False)
+    extracted = extract_bytes(tmp_path, data)
+    assert extracted.error is not None
+    assert canary_in(extracted.error) is None
+    assert extracted.error["message"].startswith(extracted.error["error_type"])
