@@ -9,7 +9,8 @@ Layout of a warehouse ``DIR`` (a folder, or ``gs://bucket/prefix``)::
     DIR/ingest_object_events/run-<run id>/part-*.parquet   the ledger (see ``ledger``)
     (each run folder also holds _bigquery_schema.json: the BigQuery schema of its shards)
     DIR/_runs/<run id>.json                                 the commit record of a run
-    DIR/warehouse.duckdb                                    (local warehouses only)
+    DIR/warehouse.duckdb                                    (local warehouses only; built
+                                                              aside, then swapped in whole)
 
 A run writes its shards straight into its own ``run-<run id>`` folders (nothing is renamed:
 object stores cannot rename atomically, see ``objectstore``). Its commit is the last write, the
@@ -58,6 +59,7 @@ from dicomwarehouse.objectstore import (
     write_json,
 )
 from dicomwarehouse.parquet import read_parquet, write_shard
+from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, metadata_schema
 
 __all__ = [
@@ -274,7 +276,8 @@ def exclusive_writer(root: Location) -> Iterator[WriterLock]:
 def remove_uncommitted(root: Location) -> list[str]:
     """Delete what runs that never committed left behind; returns their ids.
 
-    Call only while holding ``exclusive_writer``: then no run is in progress.
+    Also removes the files of DuckDB builds that were cut short. Call only while holding
+    ``exclusive_writer``: then no run, and no build, is in progress.
     """
     location = warehouse_location(root)
     store = store_for(location)
@@ -294,6 +297,9 @@ def remove_uncommitted(root: Location) -> list[str]:
         if run_id not in committed:
             leftovers.add((PLANS_FOLDER, run_id))
             store.delete(stored.url)
+    if not is_gs_url(location):  # DuckDB builds cut short (only lock holders build)
+        for leftover in _duckdb_build_files(Path(location)):
+            leftover.unlink(missing_ok=True)
     removed = sorted({run_id for _, run_id in leftovers})
     if removed:
         logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)
@@ -505,78 +511,157 @@ def _local_root(root: Location) -> str:
     return location
 
 
-def build_duckdb(root: Location) -> Path:
-    """(Re)create warehouse.duckdb over the committed runs: history, current, ledger, views.
+def _create_warehouse_objects(
+    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
+) -> None:
+    """Create the tables and views of a warehouse over its committed ``runs`` in ``con``.
 
     The views read the Parquet in place (nothing is copied); ``_current_objects`` is the one
     table materialized here: for each current source URL, the latest run that read it.
     """
     from dicomwarehouse.views import create_duckdb_views
 
+    for table in _ALL_TABLES:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
+            f"{_committed_files(location, table, runs)}, union_by_name = true, "
+            "hive_partitioning = false)"
+        )
+    con.execute(
+        "CREATE OR REPLACE VIEW ingest_object_events_history AS "
+        "SELECT * FROM ingest_object_events_raw"
+    )
+    con.execute(_CURRENT_OBJECTS)
+    for table in TABLES:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {table}_history AS SELECT h.*, "
+            "(c.source_url IS NOT NULL) AS is_current FROM {table}_raw AS h "
+            "LEFT JOIN _current_objects AS c "
+            "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id".format(
+                table=table
+            )
+        )
+        con.execute(
+            f"CREATE OR REPLACE VIEW {table} AS SELECT h.* FROM {table}_raw AS h "
+            "SEMI JOIN _current_objects AS c "
+            "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
+        )
+    con.execute(_INGEST_OBJECTS)
+    run_files = [_sql_string(_run_record_url(location, run)) for run in runs]
+    con.execute(
+        "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
+        f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root, ? AS runs",
+        [location, len(runs)],
+    )
+    create_duckdb_views(con)
+
+
+def _duckdb_build_files(folder: Path) -> list[Path]:
+    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs)."""
+    return sorted(folder.glob(f".{DUCKDB_FILE}.*.tmp*"))
+
+
+def build_duckdb(root: Location) -> Path:
+    """(Re)create warehouse.duckdb over the committed runs: history, current, ledger, views.
+
+    Call while holding the writer lock (an ingest, or ``connect`` when no ingest runs): the new
+    file is built aside under a temporary name in the same folder and then replaces the old one
+    with one ``os.replace``. DuckDB locks a file for as long as a read-write connection is open
+    on it, so building in place would make every reader fail with a lock error for the length
+    of the build; built aside, a reader opens either the previous file or the new one, whole,
+    and a reader still open on the previous file keeps reading it until it closes.
+    """
     location = _local_root(root)
     runs = committed_runs(location)
     if not runs:
         raise WarehouseError(f"no committed run in {location}")
     path = Path(location) / DUCKDB_FILE
-    con = duckdb.connect(str(path))
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        for table in _ALL_TABLES:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
-                f"{_committed_files(location, table, runs)}, union_by_name = true, "
-                "hive_partitioning = false)"
-            )
-        con.execute(
-            "CREATE OR REPLACE VIEW ingest_object_events_history AS "
-            "SELECT * FROM ingest_object_events_raw"
-        )
-        con.execute(_CURRENT_OBJECTS)
-        for table in TABLES:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_history AS SELECT h.*, "
-                "(c.source_url IS NOT NULL) AS is_current FROM {table}_raw AS h "
-                "LEFT JOIN _current_objects AS c "
-                "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id".format(
-                    table=table
-                )
-            )
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table} AS SELECT h.* FROM {table}_raw AS h "
-                "SEMI JOIN _current_objects AS c "
-                "ON h.source_url = c.source_url AND h.ingest_run_id = c.ingest_run_id"
-            )
-        con.execute(_INGEST_OBJECTS)
-        run_files = [_sql_string(_run_record_url(location, run)) for run in runs]
-        con.execute(
-            "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
-            f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"
-        )
-        con.execute(
-            "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root, ? AS runs",
-            [location, len(runs)],
-        )
-        create_duckdb_views(con)
+        con = duckdb.connect(str(aside))
+        try:
+            _create_warehouse_objects(con, location, runs)
+            pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
+        finally:
+            con.close()  # checkpoints: the file is complete, without a write-ahead log
+        os.replace(aside, path)
     finally:
-        con.close()
+        for leftover in (aside, aside.with_name(aside.name + ".wal")):
+            leftover.unlink(missing_ok=True)
     return path
 
 
-def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse's DuckDB file, rebuilding its views if the folder moved or grew.
+def _open_current(location: str, *, read_only: bool) -> duckdb.DuckDBPyConnection | None:
+    """The warehouse's DuckDB file, opened, if it exists and describes this folder as it is.
 
-    A folder of committed runs without the file (a gs:// warehouse copied down) gets one.
+    None when it is missing, or was built elsewhere (the folder moved) or before the latest
+    committed run.
     """
-    location = _local_root(root)
     path = Path(location) / DUCKDB_FILE
     if not path.is_file():
-        if not committed_runs(location):
-            raise WarehouseError(f"no warehouse at {root} (no committed run); run ingest first")
-        build_duckdb(location)
+        return None
     con = duckdb.connect(str(path), read_only=read_only)
-    ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
-    if stored_root != location or stored_runs != len(committed_runs(location)):
+    try:
+        ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
+    except BaseException:
         con.close()
-        logger.info("warehouse moved or changed since its views were built; rebuilding them")
-        build_duckdb(location)
-        con = duckdb.connect(str(path), read_only=read_only)
+        raise
+    if stored_root == location and stored_runs == len(committed_runs(location)):
+        return con
+    con.close()
+    return None
+
+
+def _lock_if_free(location: str) -> WriterLock | None:
+    """The writer lock, if it can be had at once: None while an ingest writes, or when the
+    folder cannot be written (a read-only copy or mount)."""
+    lock = WriterLock(location)
+    try:
+        lock.acquire()
+    except (WarehouseError, OSError):
+        return None
+    return lock
+
+
+def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to a warehouse, which never waits for nor fails on a writer.
+
+    The warehouse's file is opened read-only when it is current. When it is missing (a gs://
+    warehouse copied down) or stale (the folder moved, or a run committed since it was built),
+    it is rebuilt in place if the writer lock is free at once; while an ingest holds the lock
+    (between its commit and its own rebuild), and on a warehouse that cannot be written, the
+    same tables and views are built in memory for this connection instead, and nothing in the
+    folder is written. ``read_only=False`` opens the file read-write (an in-memory build is
+    always writable, and is lost on close).
+    """
+    location = _local_root(root)
+    runs = committed_runs(location)
+    if not runs:
+        raise WarehouseError(f"no warehouse at {root} (no committed run); run ingest first")
+    con = _open_current(location, read_only=read_only)
+    if con is not None:
+        return con
+    lock = _lock_if_free(location)
+    if lock is not None:
+        try:
+            logger.info("warehouse moved or changed since its views were built; rebuilding them")
+            build_duckdb(location)
+        except OSError as exc:
+            logger.info("could not rebuild %s (%s); building in memory", DUCKDB_FILE, exc)
+        finally:
+            lock.release()
+        # still stale when a connection of this process holds the previous file open (DuckDB
+        # then serves the database it has open under that path) or an ingest committed since
+        con = _open_current(location, read_only=read_only)
+        if con is not None:
+            return con
+    con = duckdb.connect(":memory:")
+    try:
+        _create_warehouse_objects(con, location, committed_runs(location))
+    except BaseException:
+        con.close()
+        raise
     return con
