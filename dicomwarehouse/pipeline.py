@@ -33,6 +33,7 @@ from dicomwarehouse.finish import read_objects
 from dicomwarehouse.limits import ColumnChoice, choose_columns
 from dicomwarehouse.objectstore import is_gs_url, join, write_json
 from dicomwarehouse.parquet import metadata_table, write_shard
+from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.ranged import Prefetcher
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
@@ -128,6 +129,7 @@ class ExtractObjects(beam.DoFn):
         self.prefetcher.close()
 
     def process(self, ref: ObjectRef) -> Iterator[Any]:
+        pause_point("extract")  # tests hold a running ingest here (pausepoints)
         for due, opened in self.prefetcher.push(ref):
             yield from self._extract(due, opened)
 
