@@ -18,7 +18,7 @@ from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.ingest import ingest
 from dicomwarehouse.pausepoints import PAUSE_ENV
-from dicomwarehouse.warehouse import DUCKDB_FILE, connect
+from dicomwarehouse.warehouse import DUCKDB_FILE, connect, exclusive_writer, remove_uncommitted
 
 COUNT_QUERY = (
     "SELECT (SELECT count(*) FROM dicom_metadata) AS instances, "
@@ -152,3 +152,17 @@ def test_read_only_warehouse_is_queried_without_writing(
         assert snapshot(warehouse) == before
     finally:
         make_read_only(warehouse, writable=True)  # let pytest clean up
+
+
+def test_the_next_writer_removes_builds_cut_short(tmp_path: Path) -> None:
+    source, warehouse = tmp_path / "in", tmp_path / "w"
+    write_files(source, 1)
+    ingest([str(source)], warehouse)
+    # what a build killed before its os.replace leaves: its file and write-ahead log
+    leftovers = [warehouse / f".{DUCKDB_FILE}.dead.tmp", warehouse / f".{DUCKDB_FILE}.dead.tmp.wal"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a database")
+    with exclusive_writer(warehouse):
+        remove_uncommitted(warehouse)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert sql_counts(warehouse) == (1, 1)  # the warehouse's own file is untouched
