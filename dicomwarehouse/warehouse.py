@@ -658,6 +658,7 @@ def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnect
         con = _open_current(location, read_only=read_only)
         if con is not None:
             return con
+    logger.info("%s is being written or cannot be; views built in memory", location)
     con = duckdb.connect(":memory:")
     try:
         _create_warehouse_objects(con, location, committed_runs(location))
