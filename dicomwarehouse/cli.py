@@ -149,7 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         if args.command == "ingest":
-            return _run_ingest(args, beam_args)
+            from dicomwarehouse.interrupts import one_line_interrupt
+
+            # Ctrl-C: one line and status 130, also from Beam's threads and worker processes
+            with one_line_interrupt(quiet_descriptor=not args.verbose):
+                return _run_ingest(args, beam_args)
         if beam_args:
             raise _UsageError("arguments after '--' are only for ingest")
         if args.command == "samples":

@@ -41,6 +41,7 @@ from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
+from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
@@ -141,6 +142,7 @@ class ExtractObjects(beam.DoFn):
         self.prefetcher.close()
 
     def process(self, ref: ObjectRef) -> Iterator[Any]:
+        pause_point("extract")  # tests hold a running ingest here (pausepoints)
         for due, opened in self.prefetcher.push(ref):
             yield from self._extract(due, opened)
 

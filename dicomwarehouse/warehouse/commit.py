@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ from dicomwarehouse.io.objectstore import (
     warehouse_location,
     write_json,
 )
-from dicomwarehouse.io.urls import Location, join
+from dicomwarehouse.io.urls import Location, is_gs_url, join
 from dicomwarehouse.tables.parquet import read_parquet, write_shard
 from dicomwarehouse.tables.schema import (
     ELEMENTS_SCHEMA,
@@ -29,6 +30,7 @@ from dicomwarehouse.tables.schema import (
     column_path_problem,
     metadata_schema,
 )
+from dicomwarehouse.warehouse.duckdb_file import duckdb_build_files
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     COLUMN_PATHS_FILE,
@@ -69,7 +71,8 @@ class RunCounts:
 def remove_uncommitted(root: Location) -> list[str]:
     """Delete what runs that never committed left behind; returns their ids.
 
-    Call only while holding ``exclusive_writer``: then no run is in progress.
+    Also removes the files of DuckDB builds that were cut short. Call only while holding
+    ``exclusive_writer``: then no run, and no build, is in progress.
     """
     location = warehouse_location(root)
     store = store_for(location)
@@ -89,6 +92,9 @@ def remove_uncommitted(root: Location) -> list[str]:
         if run_id not in committed:
             leftovers.add((PLANS_FOLDER, run_id))
             store.delete(stored.url)
+    if not is_gs_url(location):  # DuckDB builds cut short (only lock holders build)
+        for leftover in duckdb_build_files(Path(location)):
+            leftover.unlink(missing_ok=True)
     removed = sorted({run_id for _, run_id in leftovers})
     if removed:
         logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)

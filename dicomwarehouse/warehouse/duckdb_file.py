@@ -8,6 +8,8 @@ of each source URL are current.
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import duckdb
 
 from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.urls import Location, is_gs_url, join
+from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,
@@ -23,10 +26,12 @@ from dicomwarehouse.warehouse.layout import (
     committed_runs,
     run_record_url,
 )
+from dicomwarehouse.warehouse.lock import WriterLock
 
 __all__ = [
     "build_duckdb",
     "connect",
+    "duckdb_build_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,8 +59,10 @@ def _local_root(root: Location) -> str:
     return location
 
 
-def build_duckdb(root: Location) -> Path:
-    """(Re)create warehouse.duckdb over the committed runs: history, current, ledger, views.
+def _create_warehouse_objects(
+    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
+) -> None:
+    """Create the tables and views of a warehouse over its committed ``runs`` in ``con``.
 
     The views read the Parquet in place (nothing is copied); ``_current_objects`` is the one
     table materialized here: for each current source URL, the latest run that read it.
@@ -63,60 +70,138 @@ def build_duckdb(root: Location) -> Path:
     from dicomwarehouse.warehouse.internal_sql import duckdb_sql
     from dicomwarehouse.warehouse.views import create_duckdb_views
 
+    for table in ALL_TABLES:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
+            f"{_committed_files(location, table, runs)}, union_by_name = true, "
+            "hive_partitioning = false)"
+        )
+    con.execute(
+        "CREATE OR REPLACE VIEW ingest_object_events_history AS "
+        "SELECT * FROM ingest_object_events_raw"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {duckdb_sql('current_objects')}")
+    for table in TABLES:
+        history = duckdb_sql("history_rows", table)
+        con.execute(f"CREATE OR REPLACE VIEW {table}_history AS {history}")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {duckdb_sql('current_rows', table)}")
+    con.execute(f"CREATE OR REPLACE VIEW ingest_objects AS {duckdb_sql('ingest_objects')}")
+    run_files = [_sql_string(run_record_url(location, run)) for run in runs]
+    con.execute(
+        "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
+        f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root, ? AS runs",
+        [location, len(runs)],
+    )
+    create_duckdb_views(con)
+
+
+def duckdb_build_files(folder: Path) -> list[Path]:
+    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs)."""
+    return sorted(folder.glob(f".{DUCKDB_FILE}.*.tmp*"))
+
+
+def build_duckdb(root: Location) -> Path:
+    """(Re)create warehouse.duckdb over the committed runs: history, current, ledger, views.
+
+    Call while holding the writer lock (an ingest, or ``connect`` when no ingest runs): the new
+    file is built aside under a temporary name in the same folder and then replaces the old one
+    with one ``os.replace``. DuckDB locks a file for as long as a read-write connection is open
+    on it, so building in place would make every reader fail with a lock error for the length
+    of the build; built aside, a reader opens either the previous file or the new one, whole,
+    and a reader still open on the previous file keeps reading it until it closes.
+    """
     location = _local_root(root)
     runs = committed_runs(location)
     if not runs:
         raise WarehouseError(f"no committed run in {location}")
     path = Path(location) / DUCKDB_FILE
-    con = duckdb.connect(str(path))
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        for table in ALL_TABLES:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
-                f"{_committed_files(location, table, runs)}, union_by_name = true, "
-                "hive_partitioning = false)"
-            )
-        con.execute(
-            "CREATE OR REPLACE VIEW ingest_object_events_history AS "
-            "SELECT * FROM ingest_object_events_raw"
-        )
-        con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {duckdb_sql('current_objects')}")
-        for table in TABLES:
-            history = duckdb_sql("history_rows", table)
-            con.execute(f"CREATE OR REPLACE VIEW {table}_history AS {history}")
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS {duckdb_sql('current_rows', table)}")
-        con.execute(f"CREATE OR REPLACE VIEW ingest_objects AS {duckdb_sql('ingest_objects')}")
-        run_files = [_sql_string(run_record_url(location, run)) for run in runs]
-        con.execute(
-            "CREATE OR REPLACE VIEW ingest_runs AS SELECT * FROM read_json_auto("
-            f"[{', '.join(run_files)}], union_by_name = true) ORDER BY run_id"
-        )
-        con.execute(
-            "CREATE OR REPLACE TABLE _warehouse AS SELECT ? AS root, ? AS runs",
-            [location, len(runs)],
-        )
-        create_duckdb_views(con)
+        con = duckdb.connect(str(aside))
+        try:
+            _create_warehouse_objects(con, location, runs)
+            pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
+        finally:
+            con.close()  # checkpoints: the file is complete, without a write-ahead log
+        os.replace(aside, path)
     finally:
-        con.close()
+        for leftover in (aside, aside.with_name(aside.name + ".wal")):
+            leftover.unlink(missing_ok=True)
     return path
 
 
-def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse's DuckDB file, rebuilding its views if the folder moved or grew.
+def _open_current(location: str, *, read_only: bool) -> duckdb.DuckDBPyConnection | None:
+    """The warehouse's DuckDB file, opened, if it exists and describes this folder as it is.
 
-    A folder of committed runs without the file (a gs:// warehouse copied down) gets one.
+    None when it is missing, or was built elsewhere (the folder moved) or before the latest
+    committed run.
     """
-    location = _local_root(root)
     path = Path(location) / DUCKDB_FILE
     if not path.is_file():
-        if not committed_runs(location):
-            raise WarehouseError(f"no warehouse at {root} (no committed run); run ingest first")
-        build_duckdb(location)
+        return None
     con = duckdb.connect(str(path), read_only=read_only)
-    ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
-    if stored_root != location or stored_runs != len(committed_runs(location)):
+    try:
+        ((stored_root, stored_runs),) = con.execute("SELECT root, runs FROM _warehouse").fetchall()
+    except BaseException:
         con.close()
-        logger.info("warehouse moved or changed since its views were built; rebuilding them")
-        build_duckdb(location)
-        con = duckdb.connect(str(path), read_only=read_only)
+        raise
+    if stored_root == location and stored_runs == len(committed_runs(location)):
+        return con
+    con.close()
+    return None
+
+
+def _lock_if_free(location: str) -> WriterLock | None:
+    """The writer lock, if it can be had at once: None while an ingest writes, or when the
+    folder cannot be written (a read-only copy or mount)."""
+    lock = WriterLock(location)
+    try:
+        lock.acquire()
+    except (WarehouseError, OSError):
+        return None
+    return lock
+
+
+def connect(root: Location, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to a warehouse, which never waits for nor fails on a writer.
+
+    The warehouse's file is opened read-only when it is current. When it is missing (a gs://
+    warehouse copied down) or stale (the folder moved, or a run committed since it was built),
+    it is rebuilt in place if the writer lock is free at once; while an ingest holds the lock
+    (between its commit and its own rebuild), and on a warehouse that cannot be written, the
+    same tables and views are built in memory for this connection instead, and nothing in the
+    folder is written. ``read_only=False`` opens the file read-write (an in-memory build is
+    always writable, and is lost on close).
+    """
+    location = _local_root(root)
+    runs = committed_runs(location)
+    if not runs:
+        raise WarehouseError(f"no warehouse at {root} (no committed run); run ingest first")
+    con = _open_current(location, read_only=read_only)
+    if con is not None:
+        return con
+    lock = _lock_if_free(location)
+    if lock is not None:
+        try:
+            logger.info("warehouse moved or changed since its views were built; rebuilding them")
+            build_duckdb(location)
+        except OSError as exc:
+            logger.info("could not rebuild %s (%s); building in memory", DUCKDB_FILE, exc)
+        finally:
+            lock.release()
+        # still stale when a connection of this process holds the previous file open (DuckDB
+        # then serves the database it has open under that path) or an ingest committed since
+        con = _open_current(location, read_only=read_only)
+        if con is not None:
+            return con
+    logger.info("%s is being written or cannot be; views built in memory", location)
+    con = duckdb.connect(":memory:")
+    try:
+        _create_warehouse_objects(con, location, committed_runs(location))
+    except BaseException:
+        con.close()
+        raise
     return con
