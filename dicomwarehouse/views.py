@@ -23,6 +23,7 @@ import functools
 import graphlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ import sqlglot
 from pydicom.datadict import keyword_dict
 from pydicom.uid import UID_dictionary
 from sqlglot import exp
+
+from dicomwarehouse.googlesql import translate
 
 if TYPE_CHECKING:
     import duckdb
@@ -185,27 +188,13 @@ def load_views() -> list[ViewDefinition]:
     return list(_load_views())
 
 
-def _fix_for_duckdb(tree: exp.Expression) -> exp.Expression:
-    """The one place for corrections to sqlglot's BigQuery -> DuckDB translation of the text.
+def to_duckdb(bigquery_sql: str, *, table_map: Mapping[str, str] | None = None) -> str:
+    """Translate GoogleSQL (a view body or a user query) to DuckDB SQL.
 
-    - Comments are dropped: DuckDB would keep them in the view's SQL text, and the
-      descriptions reach DuckDB as COMMENT ON statements instead (:func:`create_duckdb_views`).
-
-    Nothing else in the views of ``sql/`` or in the IDC-style queries the tests run (``x IN
-    UNNEST(array)``, ``array[SAFE_OFFSET(i)]``, ``FROM t, UNNEST(sequence) AS item``, PN struct
-    field access, ``ARRAY_AGG(DISTINCT ... IGNORE NULLS ORDER BY ...)``, SAFE_CAST) needs a
-    correction with sqlglot 30. One difference is a matter of result types, which the text alone
-    cannot tell, and is mended on the created view instead: :func:`_narrow_sums`.
+    The translation and its corrections of sqlglot live in :mod:`dicomwarehouse.googlesql`;
+    this name stays for the callers that create views and run user queries.
     """
-    for node in tree.walk():
-        node.comments = None
-    return tree
-
-
-def to_duckdb(bigquery_sql: str) -> str:
-    """Translate one GoogleSQL statement (a view body or a user query) to DuckDB SQL."""
-    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
-    return _fix_for_duckdb(tree).sql(dialect="duckdb")
+    return translate(bigquery_sql, table_map=table_map)
 
 
 def uid_names_table() -> pa.Table:
