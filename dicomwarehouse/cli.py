@@ -83,6 +83,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="read again objects whose last read failed, even when unchanged",
     )
     ingest.add_argument(
+        "--required-columns",
+        metavar="FILE",
+        help="dicom_metadata columns every row has, present in the files or not (NULL): one "
+        "keyword path a line, such as SegmentSequence.AnatomicRegionSequence.CodeValue, so "
+        "that SQL naming attributes absent from this data still binds",
+    )
+    ingest.add_argument(
         "--defer-size",
         type=int,
         default=None,
@@ -207,6 +214,14 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise _UsageError("ingest needs a SOURCE or --manifest")
     if args.defer_size is not None and args.defer_size < 0:
         raise _UsageError("--defer-size must be zero or more")
+    required_columns = set()
+    if args.required_columns is not None:
+        from dicomwarehouse.required_columns import RequiredColumnsError, read_required_columns
+
+        try:
+            required_columns = read_required_columns(args.required_columns)
+        except RequiredColumnsError as error:
+            raise _UsageError(f"--required-columns: {error}") from None
     summary = ingest(
         args.sources,
         args.warehouse,
@@ -219,6 +234,7 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
             retry_errors=args.retry_errors,
         ),
         storage=_storage_options(args),
+        required_columns=required_columns,
     )
     print(summary.describe())
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ from dicomwarehouse.ledger import plan_run
 from dicomwarehouse.limits import committed_column_paths
 from dicomwarehouse.objectstore import Location, read_json, warehouse_location
 from dicomwarehouse.read import DEFAULT_DEFER_SIZE
-from dicomwarehouse.schema import keyword_paths
+from dicomwarehouse.required_columns import COLLECTION_COLUMN, with_prefixes
+from dicomwarehouse.schema import ColumnPath
 from dicomwarehouse.sources import SourceError, expand_sources
 from dicomwarehouse.storage import StorageOptions
 from dicomwarehouse.warehouse import (
@@ -144,17 +145,20 @@ def ingest(
     defer_size: int = DEFAULT_DEFER_SIZE,
     options: IngestOptions | None = None,
     storage: StorageOptions | None = None,
+    required_columns: Iterable[ColumnPath] = (),
 ) -> IngestSummary:
     """Ingest every object the sources and manifests name into the warehouse.
 
     ``warehouse`` is a local folder (queried with DuckDB: warehouse.duckdb is rebuilt at the
     end) or a gs:// prefix (the Dataflow case, queried in BigQuery). ``storage`` says how to
-    reach gs:// and s3:// buckets and how to read their objects.
+    reach gs:// and s3:// buckets and how to read their objects. ``required_columns`` are
+    column paths the run's dicom_metadata has even when no object has the attribute, besides
+    those the views read (``required_columns.read_required_columns`` reads them from a file).
     """
     from dicomwarehouse.bigquery.options import publish_request
     from dicomwarehouse.listing import Lister
     from dicomwarehouse.pipeline import check_runner, run_pipeline
-    from dicomwarehouse.views import referenced_keywords
+    from dicomwarehouse.views import referenced_column_paths
 
     options = options or IngestOptions()
     started = time.monotonic()
@@ -163,8 +167,11 @@ def ingest(
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
-    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
-    extra_columns = list(dict.fromkeys(name for ref in refs for name, _ in ref.extras))
+    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
+    # collection_id always, so that IDC queries filtering on it bind without a manifest
+    extra_columns = list(
+        dict.fromkeys([*(name for ref in refs for name, _ in ref.extras), COLLECTION_COLUMN])
+    )
     if not refs:
         raise SourceError("the sources name no files")
     with exclusive_writer(warehouse) as lock:
@@ -211,7 +218,9 @@ def ingest(
                 run,
                 finish,
                 beam_args=beam_args,
-                required_paths=keyword_paths(referenced_keywords()),
+                required_paths=with_prefixes(
+                    referenced_column_paths() | set(map(tuple, required_columns))
+                ),
                 existing_paths=committed_column_paths(warehouse),
                 extra_columns=extra_columns,
                 defer_size=defer_size,

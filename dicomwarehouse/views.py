@@ -35,6 +35,8 @@ from pydicom.uid import UID_dictionary
 from sqlglot import exp
 
 from dicomwarehouse.googlesql import translate
+from dicomwarehouse.required_columns import sql_column_paths
+from dicomwarehouse.schema import ColumnPath, keyword_paths
 
 if TYPE_CHECKING:
     import duckdb
@@ -44,6 +46,7 @@ __all__ = [
     "ViewDefinition",
     "create_duckdb_views",
     "load_views",
+    "referenced_column_paths",
     "referenced_keywords",
     "to_duckdb",
     "uid_names_table",
@@ -303,3 +306,18 @@ def referenced_keywords() -> frozenset[str]:
             if name in keyword_dict:
                 keywords.add(name)
     return frozenset(keywords)
+
+
+@functools.cache
+def referenced_column_paths() -> frozenset[ColumnPath]:
+    """The column paths of dicom_metadata that the views read, nested ones included.
+
+    :func:`referenced_keywords` as top-level paths, and the paths inside sequences that the
+    views name (``UNNEST(SegmentSequence) AS segment`` ... ``segment.SegmentLabel``), found by
+    ``required_columns.sql_column_paths``. The ingest makes each a column of every run, so
+    that a view reading an attribute absent from the data still binds.
+    """
+    paths = set(keyword_paths(referenced_keywords()))
+    for view in load_views():
+        paths |= sql_column_paths(view.bigquery_sql)
+    return frozenset(paths)
