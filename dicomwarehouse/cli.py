@@ -248,7 +248,8 @@ def _run_sql(args: argparse.Namespace) -> int:
         raise _UsageError("--table-map is for --dialect bigquery")
     query = args.query
     if args.dialect == "bigquery":
-        query = translate(args.query, table_map=parse_table_map(args.table_map))
+        table_map = parse_table_map(args.table_map)
+        query = translate(args.query, table_map=table_map, pretty=args.show_sql)
     if args.show_sql:
         print(query)
         return 0
