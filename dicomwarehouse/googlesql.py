@@ -367,6 +367,9 @@ def _resolve_columns(node: exp.Expression, visible: Mapping[str, str], names: _N
             _rewrite_query(child, visible, names)
         elif isinstance(child, exp.Column) and not isinstance(child.this, exp.Star):
             head = child.parts[0].name.lower() if child.parts else ""
+            bare = len(child.parts) == 1 and isinstance(child.parent, exp.Ordered | exp.Order)
+            if bare and head in getattr(visible, "aliases", ()):
+                continue
             if head in visible:
                 child.replace(_qualify(child, visible[head]))
 
@@ -421,7 +424,23 @@ def _rewrite_query(query: exp.Expression, visible: Mapping[str, str], names: _Na
                 if on is not None:
                     _resolve_columns(on, local, names)
                 continue
+            if key == "order":
+                # ORDER BY names a SELECT-list alias before a range variable (BigQuery)
+                aliases = {e.alias.lower() for e in query.expressions if isinstance(e, exp.Alias)}
+                _resolve_columns(child, _Shadowed(local, aliases), names)
+                continue
             _resolve_columns(child, local, names)
+
+
+class _Shadowed(dict):
+    """Range variables minus the names that SELECT-list aliases take in ORDER BY.
+
+    Only a bare name is an alias (``x``); ``x.field`` still reads the range variable.
+    """
+
+    def __init__(self, visible: Mapping[str, str], aliases: set[str]) -> None:
+        super().__init__(visible)
+        self.aliases = aliases
 
 
 # --- the translation ------------------------------------------------------------------------
