@@ -28,9 +28,11 @@ sqlglot's DuckDB generator writes the text. What a transform does, and why:
   subquery inside an expression, so the alias is replaced by a copy of the subquery there.
 - ``project.dataset.table`` names (``bigquery-public-data.idc_current.dicom_all``) become the
   warehouse's table of the same name, or what a table map says (:func:`parse_table_map`).
-- Scripting (DECLARE, SET, BEGIN ... END, IF, LOOP, CALL, EXECUTE IMMEDIATE) and CREATE
-  FUNCTION/PROCEDURE have no DuckDB translation: they fail with one line naming the construct
-  (:class:`GoogleSQLError`), as do parse errors (with line and column).
+- ``DECLARE name TYPE DEFAULT constant`` (IDC's scripts set tolerances so) is inlined: later
+  statements read ``CAST(constant AS TYPE)`` where they name the variable. Other scripting (SET,
+  DECLARE without a constant default, BEGIN ... END, IF, LOOP, CALL, EXECUTE IMMEDIATE) and
+  CREATE FUNCTION/PROCEDURE have no DuckDB translation: they fail with one line naming the
+  construct (:class:`GoogleSQLError`), as do parse errors (with line and column).
 - Comments are dropped: DuckDB would keep them in a view's SQL text.
 """
 
@@ -64,7 +66,7 @@ BIGNUMERIC_TYPE = "DECIMAL(38, 18)"
 #: DuckDB schemas that a two-part name may address on purpose; other prefixes are BigQuery's.
 _DUCKDB_SCHEMAS = frozenset({"main", "information_schema", "pg_catalog", "temp"})
 
-_SCRIPTING = (exp.Declare, exp.Set, exp.Command)
+_SCRIPTING = (exp.Set, exp.Command)
 
 #: How sqlglot's parse errors show a token; the one-line message shows its text only.
 _TOKEN = re.compile(r"<Token token_type: [^,]*, text: (?P<text>.*?), line: \d+.*?>")
@@ -147,6 +149,34 @@ def _check_supported(statement: exp.Expression) -> None:
             + (" ... LANGUAGE js" if js else "")
             + " is not translated to DuckDB: inline the function's body in the query"
         )
+
+
+def _declared(statement: exp.Declare) -> dict[str, exp.Expression]:
+    """The variables of ``DECLARE a, b TYPE DEFAULT constant``, each as ``CAST(constant AS
+    TYPE)``; a DECLARE without a constant default is refused (one line)."""
+    variables: dict[str, exp.Expression] = {}
+    for item in statement.expressions:
+        default = item.args.get("default")
+        names = item.this if isinstance(item.this, list) else [item.this]
+        if not isinstance(default, exp.Expression) or default.find(exp.Column, exp.Query):
+            raise GoogleSQLError(
+                f"BigQuery scripting (DECLARE {', '.join(n.name for n in names)} without a "
+                "constant DEFAULT) is not translated to DuckDB: put the value in the query"
+            )
+        kind = item.args.get("kind")
+        value = exp.cast(default.copy(), kind.copy()) if kind is not None else default.copy()
+        for name in names:
+            variables[name.name.lower()] = value
+    return variables
+
+
+def _inline_variables(tree: exp.Expression, variables: Mapping[str, exp.Expression]) -> None:
+    """Replace each bare name of a declared variable with its value (see the module text)."""
+    if not variables:
+        return
+    for column in list(tree.find_all(exp.Column)):
+        if len(column.parts) == 1 and column.name.lower() in variables:
+            column.replace(exp.Paren(this=variables[column.name.lower()].copy()))
 
 
 # --- table names ----------------------------------------------------------------------------
@@ -469,8 +499,13 @@ def translate(sql: str, *, table_map: Mapping[str, str] | None = None, pretty: b
     if not statements:
         raise GoogleSQLError("no GoogleSQL statement to translate")
     texts = []
+    variables: dict[str, exp.Expression] = {}
     for statement in statements:
+        if isinstance(statement, exp.Declare):
+            variables.update(_declared(statement))
+            continue
         _check_supported(statement)
+        _inline_variables(statement, variables)
         tree = _transform(statement, table_map or {})
         with _quiet_sqlglot():
             try:
@@ -480,4 +515,6 @@ def translate(sql: str, *, table_map: Mapping[str, str] | None = None, pretty: b
             except UnsupportedError as error:
                 message = str(error).splitlines()[0] if str(error) else "unsupported construct"
                 raise GoogleSQLError(f"not translated to DuckDB: {message}") from None
+    if not texts:
+        raise GoogleSQLError("no query to translate after the DECLARE statements")
     return ";\n".join(texts)

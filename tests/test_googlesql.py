@@ -130,7 +130,9 @@ def test_cte_named_like_a_mapped_table_is_kept() -> None:
 @pytest.mark.parametrize(
     ("sql", "words"),
     [
-        ("DECLARE x INT64 DEFAULT 1; SELECT x", "scripting (DECLARE)"),
+        ("DECLARE x INT64; SELECT x", "scripting (DECLARE x without a constant DEFAULT)"),
+        ("DECLARE x INT64 DEFAULT (SELECT 1); SELECT x", "scripting (DECLARE x without"),
+        ("DECLARE x INT64 DEFAULT 1", "no query to translate"),
         ("SET x = 1", "scripting (SET)"),
         ("BEGIN SELECT 1; END", "scripting (BEGIN)"),
         ("EXECUTE IMMEDIATE 'SELECT 1'", "scripting (EXECUTE IMMEDIATE)"),
