@@ -22,6 +22,7 @@ sqlglot's DuckDB generator writes the text. What a transform does, and why:
   12 characters) and fails loudly, not silently, past 20 integer digits.
 - ``ARRAY_AGG(... ORDER BY ... LIMIT n)``: DuckDB aggregates take no LIMIT; the aggregate is
   sliced to its first n elements instead (``LIST_SLICE(ARRAY_AGG(...), 1, n)``).
+- ``FORMAT(fmt, ...)`` is printf-style in BigQuery but not in DuckDB: it becomes PRINTF.
 - ``ROUND(x, n)`` with n not a literal: DuckDB's ROUND takes an INTEGER, not the BIGINT that an
   INT64 expression becomes, so n is cast to INTEGER.
 - ``ORDER BY f(alias)`` where the alias names a subquery: DuckDB cannot bind an alias of a
@@ -258,6 +259,42 @@ def _aggregate_limits(tree: exp.Expression) -> None:
         )
 
 
+_SPECIFIER = re.compile(r"%[-+ #0']*(\*|\d+)?(\.\d+)?([a-zA-Z%])")
+
+
+def _format_printf(tree: exp.Expression) -> None:
+    """``FORMAT(fmt, ...)`` -> ``PRINTF(fmt, ...)``.
+
+    BigQuery's FORMAT is printf-style (%d, %s, %f, %x, ...); sqlglot keeps the name, and
+    DuckDB's FORMAT is the fmt library's ``{}`` style, which returns '%d-%s' unchanged (silently
+    wrong). DuckDB's PRINTF takes the same specifiers, except BigQuery's %t and %T (any value as
+    text): those become %s of the value cast to VARCHAR (%T's quoting of strings is not kept).
+    """
+    for node in list(tree.find_all(exp.Format)):
+        template = node.this
+        arguments = [argument.copy() for argument in node.expressions]
+        if isinstance(template, exp.Literal) and template.is_string:
+            text = template.this
+            position = 0
+            pieces: list[str] = []
+            last = 0
+            for match in _SPECIFIER.finditer(text):
+                conversion = match.group(3)
+                if conversion == "%":
+                    continue
+                pieces.append(text[last : match.start()])
+                spec = match.group(0)
+                if conversion in "tT" and position < len(arguments):
+                    spec = spec[:-1] + "s"
+                    arguments[position] = exp.cast(arguments[position], exp.DataType.build("TEXT"))
+                pieces.append(spec)
+                last = match.end()
+                position += 1 + (match.group(1) == "*")
+            pieces.append(text[last:])
+            template = exp.Literal.string("".join(pieces))
+        node.replace(exp.Anonymous(this="PRINTF", expressions=[template.copy(), *arguments]))
+
+
 def _round_precision(tree: exp.Expression) -> None:
     """``ROUND(x, n)``: n cast to INTEGER unless it is a literal (DuckDB's ROUND wants one)."""
     for node in list(tree.find_all(exp.Round)):
@@ -483,6 +520,7 @@ def _transform(statement: exp.Expression, table_map: Mapping[str, str]) -> exp.E
     _numeric_types(statement)
     _aggregate_limits(statement)
     _round_precision(statement)
+    _format_printf(statement)
     _order_by_subquery_aliases(statement)
     _rewrite_query(statement, {}, _Names(statement))
     return statement
