@@ -22,6 +22,9 @@ sqlglot's DuckDB generator writes the text. What a transform does, and why:
   12 characters) and fails loudly, not silently, past 20 integer digits.
 - ``ARRAY_AGG(... ORDER BY ... LIMIT n)``: DuckDB aggregates take no LIMIT; the aggregate is
   sliced to its first n elements instead (``LIST_SLICE(ARRAY_AGG(...), 1, n)``).
+- ``SAFE_CAST(x AS INT64)``: DuckDB rounds the STRING '1.5' to 2 where BigQuery gives NULL
+  (only integer literals convert), and rounds the FLOAT64 2.5 to 2 where BigQuery rounds
+  halfway cases away from zero (3); the cast is guarded by the operand's type.
 - ``FORMAT(fmt, ...)`` is printf-style in BigQuery but not in DuckDB: it becomes PRINTF.
 - ``ROUND(x, n)`` with n not a literal: DuckDB's ROUND takes an INTEGER, not the BIGINT that an
   INT64 expression becomes, so n is cast to INTEGER.
@@ -255,6 +258,78 @@ def _aggregate_limits(tree: exp.Expression) -> None:
             exp.Anonymous(
                 this="LIST_SLICE",
                 expressions=[outer, exp.Literal.number(1), limit.expression],
+            )
+        )
+
+
+_INTEGER_TYPES = {
+    exp.DataType.Type.BIGINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.SMALLINT,
+    exp.DataType.Type.TINYINT,
+}
+#: A STRING that BigQuery casts to INT64: an integer literal, decimal or hexadecimal.
+_INT64_TEXT = r"\s*[+-]?([0-9]+|0[xX][0-9a-fA-F]+)\s*"
+
+
+def _integer_casts(tree: exp.Expression) -> None:
+    """CAST and SAFE_CAST to INT64 convert as BigQuery documents (Conversion rules).
+
+    - A STRING converts only when it is an integer literal (decimal or 0x hexadecimal): DuckDB
+      rounds '1.5' to 2 and reads '1e3' as 1000, where BigQuery's SAFE_CAST gives NULL and
+      CAST fails.
+    - A FLOAT64 rounds halfway cases away from zero (2.5 -> 3, -0.5 -> -1); DuckDB's cast
+      rounds them to even (2.5 -> 2), so the value goes through ROUND, which rounds away.
+    The operand's type is not known from the text, so the cases ask DuckDB (``typeof``). Every
+    integer type is INT64 in BigQuery, so the target is BIGINT.
+    """
+    for node in list(tree.find_all(exp.Cast, exp.TryCast)):
+        if node.to.this not in _INTEGER_TYPES:
+            continue
+        operand = node.this
+        node.set("to", exp.DataType.build("BIGINT"))
+        if isinstance(operand, exp.Literal) and not operand.is_string:
+            continue
+        safe = isinstance(node, exp.TryCast) or bool(node.args.get("safe"))
+
+        def convert(value: exp.Expression, safe: bool = safe) -> exp.Expression:
+            kind = exp.TryCast if safe else exp.Cast
+            return kind(this=value, to=exp.DataType.build("BIGINT"))
+
+        def typeof_in(*names: str, operand: exp.Expression = operand) -> exp.Expression:
+            return exp.In(
+                this=exp.Anonymous(this="TYPEOF", expressions=[operand.copy()]),
+                expressions=[exp.Literal.string(name) for name in names],
+            )
+
+        as_text = exp.cast(operand.copy(), exp.DataType.build("TEXT"))
+        integer_text = exp.Anonymous(
+            this="REGEXP_FULL_MATCH", expressions=[as_text, exp.Literal.string(_INT64_TEXT)]
+        )
+        bad_text: exp.Expression = exp.Null()
+        if not safe:
+            bad_text = exp.Anonymous(
+                this="ERROR",
+                expressions=[
+                    exp.DPipe(
+                        this=exp.Literal.string("Bad int64 value: "), expression=as_text.copy()
+                    )
+                ],
+            )
+        rounded = exp.Round(this=exp.TryCast(this=operand.copy(), to=exp.DataType.build("DOUBLE")))
+        node.replace(
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=typeof_in("VARCHAR"),
+                        true=exp.Case(
+                            ifs=[exp.If(this=integer_text, true=convert(operand.copy()))],
+                            default=bad_text,
+                        ),
+                    ),
+                    exp.If(this=typeof_in("DOUBLE", "FLOAT"), true=convert(rounded)),
+                ],
+                default=convert(operand.copy()),
             )
         )
 
@@ -519,6 +594,7 @@ def _transform(statement: exp.Expression, table_map: Mapping[str, str]) -> exp.E
     _map_tables(statement, table_map)
     _numeric_types(statement)
     _aggregate_limits(statement)
+    _integer_casts(statement)  # before ROUND's digits get their INTEGER cast
     _round_precision(statement)
     _format_printf(statement)
     _order_by_subquery_aliases(statement)
