@@ -26,6 +26,9 @@ sqlglot's DuckDB generator writes the text. What a transform does, and why:
   (only integer literals convert), and rounds the FLOAT64 2.5 to 2 where BigQuery rounds
   halfway cases away from zero (3); the cast is guarded by the operand's type.
 - ``FORMAT(fmt, ...)`` is printf-style in BigQuery but not in DuckDB: it becomes PRINTF.
+- ``EXTRACT(DAYOFWEEK | WEEK | WEEK(MONDAY) | ISOWEEK ...)``: BigQuery numbers days of the
+  week from 1 (Sunday) and weeks from the first Sunday (week 0 before it); DuckDB from 0 and
+  by ISO week. The parts are computed as BigQuery numbers them.
 - ``ROUND(x, n)`` with n not a literal: DuckDB's ROUND takes an INTEGER, not the BIGINT that an
   INT64 expression becomes, so n is cast to INTEGER.
 - ``ORDER BY f(alias)`` where the alias names a subquery: DuckDB cannot bind an alias of a
@@ -334,6 +337,54 @@ def _integer_casts(tree: exp.Expression) -> None:
         )
 
 
+#: BigQuery's WEEK(<weekday>) parts that strftime numbers the same way (week 0 holds the
+#: days before the year's first such weekday).
+_WEEK_FORMATS = {"SUNDAY": "%U", "MONDAY": "%W"}
+
+
+def _date_parts(tree: exp.Expression) -> None:
+    """EXTRACT parts that BigQuery numbers differently from DuckDB (Date functions, EXTRACT).
+
+    - DAYOFWEEK is 1 (Sunday) to 7 in BigQuery, 0 to 6 in DuckDB.
+    - WEEK is the week of the year starting on Sunday (WEEK(MONDAY): on Monday), with the days
+      before the first such day in week 0; DuckDB's WEEK is the ISO week. strftime's %U and
+      %W count so; WEEK on other weekdays is refused (one line).
+    - ISOWEEK is DuckDB's WEEK.
+    """
+    for node in list(tree.find_all(exp.Extract)):
+        part = node.this
+        value = node.expression.copy()
+        if isinstance(part, exp.WeekStart):
+            day = part.this.name.upper()
+        elif isinstance(part, exp.Var) and part.name.upper() == "WEEK":
+            day = "SUNDAY"
+        elif isinstance(part, exp.Var) and part.name.upper() == "DAYOFWEEK":
+            node.replace(
+                exp.Paren(
+                    this=exp.Add(
+                        this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]),
+                        expression=exp.Literal.number(1),
+                    )
+                )
+            )
+            continue
+        elif isinstance(part, exp.Var) and part.name.upper() == "ISOWEEK":
+            node.replace(exp.Anonymous(this="WEEK", expressions=[value]))
+            continue
+        else:
+            continue
+        if day not in _WEEK_FORMATS:
+            raise GoogleSQLError(f"EXTRACT(WEEK({day}) ...) is not translated to DuckDB")
+        node.replace(
+            exp.cast(
+                exp.Anonymous(
+                    this="STRFTIME", expressions=[value, exp.Literal.string(_WEEK_FORMATS[day])]
+                ),
+                exp.DataType.build("BIGINT"),
+            )
+        )
+
+
 _SPECIFIER = re.compile(r"%[-+ #0']*(\*|\d+)?(\.\d+)?([a-zA-Z%])")
 
 
@@ -597,6 +648,7 @@ def _transform(statement: exp.Expression, table_map: Mapping[str, str]) -> exp.E
     _integer_casts(statement)  # before ROUND's digits get their INTEGER cast
     _round_precision(statement)
     _format_printf(statement)
+    _date_parts(statement)
     _order_by_subquery_aliases(statement)
     _rewrite_query(statement, {}, _Names(statement))
     return statement
