@@ -1,8 +1,9 @@
 """The curated SQL views of the warehouse (``sql/*.sql``), for BigQuery and DuckDB.
 
 Each view is one GoogleSQL file, written once for BigQuery (the dialect IDC users already
-write) and translated to DuckDB with sqlglot, so that both engines answer the same questions
-from the same text. A file starts with a comment block that documents the view: a description,
+write) and translated to DuckDB by :mod:`dicomwarehouse.googlesql` (sqlglot, corrected where
+BigQuery's documented semantics differ), so that both engines answer the same questions from
+the same text. A file starts with a comment block that documents the view: a description,
 then a ``Columns:`` line and one ``-- column_name: description`` line per output column
 (continuation lines indented). That block is the single source of the descriptions that the
 engines attach to the views.
