@@ -59,13 +59,27 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sql = commands.add_parser("sql", help="run a query on a warehouse")
     sql.add_argument("query", metavar="QUERY")
-    sql.add_argument("--warehouse", required=True, metavar="DIR")
+    sql.add_argument("--warehouse", metavar="DIR", help="the warehouse to query (a folder)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument(
         "--dialect",
         choices=("duckdb", "bigquery"),
         default="duckdb",
         help="write the query in BigQuery's GoogleSQL to run console SQL unchanged",
+    )
+    sql.add_argument(
+        "--show-sql",
+        action="store_true",
+        help="print the DuckDB SQL the query runs as, instead of running it",
+    )
+    sql.add_argument(
+        "--table-map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="with --dialect bigquery (repeatable): read table OLD, as the query names it "
+        "(project.dataset.table), from the warehouse's NEW; without an entry, any "
+        "project.dataset prefix (such as bigquery-public-data.idc_current) is dropped",
     )
     add_bigquery_commands(commands)
     return parser
@@ -87,9 +101,19 @@ def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _run_sql(args: argparse.Namespace) -> int:
     from dicomwarehouse.warehouse.duckdb_file import connect
-    from dicomwarehouse.warehouse.views import to_duckdb
+    from dicomwarehouse.warehouse.googlesql import parse_table_map, translate
 
-    query = to_duckdb(args.query) if args.dialect == "bigquery" else args.query
+    if args.table_map and args.dialect != "bigquery":
+        raise _UsageError("--table-map is for --dialect bigquery")
+    query = args.query
+    if args.dialect == "bigquery":
+        table_map = parse_table_map(args.table_map)
+        query = translate(args.query, table_map=table_map, pretty=args.show_sql)
+    if args.show_sql:
+        print(query)
+        return 0
+    if args.warehouse is None:
+        raise _UsageError("sql needs --warehouse DIR to run the query (or --show-sql)")
     con = connect(args.warehouse)
     try:
         relation = con.sql(query)

@@ -101,9 +101,9 @@ def test_history_tables_hold_the_union_of_runs(plan: PublishPlan) -> None:
         names
     )
     # a table made from several runs has the order of one run's schema: keywords in tag
-    # order, then OtherElements and the provenance columns
+    # order, then OtherElements, the provenance columns and collection_id (every run has it)
     assert names.index("SeriesDescription") < names.index("ReferencedSeriesSequence")
-    assert names[-11:] == ["OtherElements", *(f.name for f in PROVENANCE_FIELDS)]
+    assert names[-12:] == ["OtherElements", *(f.name for f in PROVENANCE_FIELDS), "collection_id"]
     rich = next(r for r in plan.runs if "Tag_00091003" in str(r.tables["dicom_metadata"].schema))
     assert [
         f

@@ -194,3 +194,16 @@ def test_pydicom_warnings_stay_on_the_row_and_out_of_the_process_log(tmp_path: P
         root.removeHandler(seen)
     assert any("ISO_IR 999" in reason for reason in reasons(extracted))
     assert not [record for record in seen.records if record.name.startswith("pydicom")]
+
+
+def test_a_transfer_syntax_pydicom_does_not_know_still_gives_rows(tmp_path: Path) -> None:
+    """A transfer syntax newer than pydicom's dictionary (JPEG XL, 1.2.840.10008.1.2.4.110, in
+    the shared corpus) is explicit VR little endian in its data set; not knowing its UID must
+    not turn the object into an error row. Here a UID of the same length as the one written
+    (so no length field changes) that pydicom does not know stands in for it."""
+    path = tmp_path / "newer-syntax.dcm"
+    data = dicom_bytes(base_dataset())
+    path.write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.9\x00", 1))
+    extracted = extract_object(ObjectRef(str(path), path.stat().st_size), new_run())
+    assert extracted.error is None
+    assert extracted.metadata["Modality"] == "CT"

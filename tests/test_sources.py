@@ -80,8 +80,8 @@ def special_files(tmp_path: Path) -> Path:
 
 
 def test_special_files_are_error_rows_never_opened(special_files: Path) -> None:
-    from dicomwarehouse.extract import extract_object, new_run
-    from dicomwarehouse.listing import ListingFailure
+    from dicomwarehouse.dicom.extract import extract_object, new_run
+    from dicomwarehouse.io.refs import ListingFailure
 
     refs = {Path(ref.url).name: ref for ref in expand_sources([str(special_files)])}
     assert sorted(refs) == ["broken", "fifo", "loop", "regular.dcm", "socket"]
@@ -103,15 +103,14 @@ def test_special_files_are_error_rows_never_opened(special_files: Path) -> None:
 
 
 def test_a_fifo_named_directly_is_an_error_row(special_files: Path) -> None:
-    from dicomwarehouse.listing import ListingFailure
+    from dicomwarehouse.io.refs import ListingFailure
 
     (ref,) = expand_sources([str(special_files / "fifo")])
     assert isinstance(ref, ListingFailure) and ref.error_type == "NotARegularFile"
 
 
 def test_a_path_that_became_a_fifo_after_listing_is_not_opened(special_files: Path) -> None:
-    from dicomwarehouse.extract import extract_object, new_run
-
+    from dicomwarehouse.dicom.extract import extract_object, new_run
     from dicomwarehouse.sources import ObjectRef
 
     error = extract_object(ObjectRef(str(special_files / "fifo")), new_run()).error
@@ -121,7 +120,7 @@ def test_a_path_that_became_a_fifo_after_listing_is_not_opened(special_files: Pa
 
 def test_unreadable_subfolder_is_an_error_row(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Permissions cannot hide a folder from root, so the refusal is simulated at scandir."""
-    from dicomwarehouse.listing import ListingFailure
+    from dicomwarehouse.io.refs import ListingFailure
 
     refused = str(tree / "a" / "b")
     real_scandir = os.scandir

@@ -33,6 +33,7 @@ from pydicom.uid import (
 )
 from sqlglot import exp
 
+from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS
 from dicomwarehouse.warehouse import views
 from dicomwarehouse.warehouse.views import (
     ViewDefinition,
@@ -501,7 +502,7 @@ def test_views_are_created_in_order_and_documented(con: duckdb.DuckDBPyConnectio
             [name],
         ).fetchall()
         if name == "dicom_all":
-            assert [c for c, _, _ in described] == list(_schema().names)
+            assert [c for c, _, _ in described] == [*_schema().names, *DICOM_ALL_COLUMNS]
             continue
         assert [c for c, _, _ in described] == list(view.column_descriptions), name
         assert [comment for _, _, comment in described] == list(view.column_descriptions.values())
@@ -689,9 +690,15 @@ def test_patients(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_dicom_all_is_dicom_metadata(con: duckdb.DuckDBPyConnection) -> None:
-    assert _rows(con, "SELECT * FROM dicom_all ORDER BY source_url") == _rows(
+    added = ", ".join(DICOM_ALL_COLUMNS)
+    assert _rows(con, f"SELECT * EXCLUDE ({added}) FROM dicom_all ORDER BY source_url") == _rows(
         con, "SELECT * FROM dicom_metadata ORDER BY source_url"
     )
+    compatible = _rows(con, f"SELECT source_url, source_size, {added} FROM dicom_all")
+    assert compatible  # every fixture object is on gs://
+    for row in compatible:
+        assert row["gcs_url"] == row["source_url"] and row["aws_url"] is None
+        assert row["instance_size"] == row["source_size"]
 
 
 def test_uid_names_table() -> None:

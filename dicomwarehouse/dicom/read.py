@@ -269,7 +269,7 @@ def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
     if end is None or reader.tell() != end:
         return False  # stopped before Pixel Data, or never reached the end
     syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
-    if syntax is not None and syntax.is_deflated:
+    if syntax is not None and syntax.is_transfer_syntax and syntax.is_deflated:
         return False  # offsets are in the inflated stream, not the object
     elements = raw_elements(dataset)
     last = next(reversed(elements.values()), None) if elements else None
@@ -360,8 +360,11 @@ def _read_past_stray_delimiters(
     """
     implicit, little = dataset.original_encoding
     syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None) if dataset.file_meta else None
-    if implicit is None or little is None or (syntax is not None and syntax.is_deflated):
-        return  # a deflated data set was parsed from an inflated copy, not from the reader
+    deflated = syntax is not None and syntax.is_transfer_syntax and syntax.is_deflated
+    if implicit is None or little is None or deflated:
+        # a deflated data set was parsed from an inflated copy, not from the reader; a UID
+        # pydicom does not know as a transfer syntax (JPEG XL, say) is read as it was
+        return
     for _ in range(16):
         position = reader.tell()
         if position < 8:

@@ -179,6 +179,16 @@ OPTIONS: tuple[IngestOption, ...] = (
         minimum=0,
     ),
     IngestOption(
+        "required_columns",
+        "text",
+        help="dicom_metadata columns every row has, present in the files or not (NULL): one "
+        "keyword path a line, such as SegmentSequence.AnatomicRegionSequence.CodeValue, so "
+        "that SQL naming attributes absent from this data still binds",
+        template_help="A file of dicom_metadata columns every row has, present in the files or "
+        "not: one keyword path a line.",
+        metavar="FILE",
+    ),
+    IngestOption(
         "max_elements",
         "int",
         help="an object whose header holds more elements and items than this is cut short "
@@ -449,6 +459,7 @@ def ingest_from_arguments(
     )
     from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
     from dicomwarehouse.pipeline.run import IngestOptions, ingest
+    from dicomwarehouse.tables.required_columns import read_required_columns
 
     _check(args, spelling)
 
@@ -468,6 +479,9 @@ def ingest_from_arguments(
         defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
         options=IngestOptions(**given(IngestOptions)),
         storage=StorageOptions(**given(StorageOptions)),
+        required_columns=(
+            read_required_columns(args.required_columns) if args.required_columns else set()
+        ),
         budget=ReadBudget(
             max_elements=args.max_elements or DEFAULT_MAX_ELEMENTS,
             max_header_bytes=args.max_header_bytes or DEFAULT_MAX_HEADER_BYTES,

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,8 @@ from dicomwarehouse.io.objectstore import read_json, warehouse_location
 from dicomwarehouse.io.urls import Location
 from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url, write_objects, write_plan
 from dicomwarehouse.sources.expand import expand_sources
-from dicomwarehouse.tables.schema import keyword_paths
+from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN, with_prefixes
+from dicomwarehouse.tables.schema import ColumnPath
 from dicomwarehouse.warehouse.commit import remove_uncommitted
 from dicomwarehouse.warehouse.layout import (
     WarehouseError,
@@ -143,18 +144,21 @@ def ingest(
     options: IngestOptions | None = None,
     storage: StorageOptions | None = None,
     budget: ReadBudget | None = None,
+    required_columns: Iterable[ColumnPath] = (),
 ) -> IngestSummary:
     """Ingest every object the sources and manifests name into the warehouse.
 
     ``warehouse`` is a local folder (queried with DuckDB: warehouse.duckdb is rebuilt at the
     end) or a gs:// prefix (the Dataflow case, queried in BigQuery). ``storage`` says how to
     reach gs:// and s3:// buckets and how to read their objects. ``budget`` bounds what one
-    object may cost to parse (``budgets``); it is kept in the run record.
+    object may cost to parse (``budgets``); it is kept in the run record. ``required_columns``
+    are column paths the run's dicom_metadata has even when no object has the attribute,
+    besides those the views read (``required_columns.read_required_columns``).
     """
     from dicomwarehouse.pipeline.publish_options import publish_request
     from dicomwarehouse.pipeline.transforms import check_runner, run_pipeline
     from dicomwarehouse.sources.listing import Lister
-    from dicomwarehouse.warehouse.views import referenced_keywords
+    from dicomwarehouse.warehouse.views import referenced_column_paths
 
     options = options or IngestOptions()
     started = time.monotonic()
@@ -163,8 +167,11 @@ def ingest(
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
-    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata
-    extra_columns = list(dict.fromkeys(name for ref in refs for name, _ in ref.extras))
+    # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
+    # collection_id always, so that IDC queries filtering on it bind without a manifest
+    extra_columns = list(
+        dict.fromkeys([*(name for ref in refs for name, _ in ref.extras), COLLECTION_COLUMN])
+    )
     if not refs:
         raise SourceError("the sources name no files")
     with exclusive_writer(warehouse) as lock:
@@ -212,7 +219,9 @@ def ingest(
                 run,
                 finish,
                 beam_args=beam_args,
-                required_paths=keyword_paths(referenced_keywords()),
+                required_paths=with_prefixes(
+                    referenced_column_paths() | set(map(tuple, required_columns))
+                ),
                 existing_paths=committed_column_paths(warehouse),
                 extra_columns=extra_columns,
                 defer_size=defer_size,

@@ -36,7 +36,7 @@ def sample_files_dir() -> str:
 
 
 def _listing_failure(url: str, error_type: str, message: str) -> ObjectRef:
-    from dicomwarehouse.listing import ListingFailure  # listing builds on this module
+    from dicomwarehouse.io.refs import ListingFailure
 
     return ListingFailure(url, error_type=error_type, message=message)
 

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from pydicom.datadict import keyword_dict
 
 from dicomwarehouse.errors import UsageError
+from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS
 from dicomwarehouse.tables.schema import PROVENANCE_FIELDS
 
 __all__ = [
@@ -64,9 +65,14 @@ _METADATA_COLUMNS = {
     "source_md5": "md5",
     "crc32c": "crc32c",
     "source_crc32c": "crc32c",
+    "instance_size": "size",  # IDC's name for the object's size (dicom_all, idc-index)
 }
 _URL_COLUMN_NAMES = ("url", "source_url", "uri", "gcs_url", "aws_url", "s3_url", "path")
-_FIXED_COLUMNS = frozenset(field.name for field in PROVENANCE_FIELDS) | {"OtherElements"}
+_FIXED_COLUMNS = (
+    frozenset(field.name for field in PROVENANCE_FIELDS)
+    | {"OtherElements"}
+    | set(DICOM_ALL_COLUMNS)  # names the dicom_all view adds
+)
 _GCS_HOSTS = ("storage.googleapis.com", "storage.cloud.google.com")
 
 
@@ -137,8 +143,8 @@ def detect_format(data: bytes) -> str:
 
 
 def _column_name(name: str) -> str:
-    """A manifest column as a dicom_metadata column: snake case, never a DICOM keyword or a
-    provenance column (those get a ``manifest_`` prefix)."""
+    """A manifest column as a dicom_metadata column: snake case, never a DICOM keyword, a
+    provenance column or a column the dicom_all view adds (those get a ``manifest_`` prefix)."""
     cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", name.strip()).strip("_") or "column"
     if cleaned[0].isdigit():
         cleaned = f"c_{cleaned}"

@@ -1,8 +1,10 @@
 """The curated SQL views of the warehouse (``sql/*.sql``), for BigQuery and DuckDB.
 
 Each view is one GoogleSQL file, written once for BigQuery (the dialect IDC users already
-write) and translated to DuckDB with sqlglot, so that both engines answer the same questions
-from the same text. A file starts with a comment block that documents the view: a description,
+write) and translated to DuckDB by :mod:`dicomwarehouse.warehouse.googlesql` (sqlglot,
+corrected where
+BigQuery's documented semantics differ), so that both engines answer the same questions from
+the same text. A file starts with a comment block that documents the view: a description,
 then a ``Columns:`` line and one ``-- column_name: description`` line per output column
 (continuation lines indented). That block is the single source of the descriptions that the
 engines attach to the views.
@@ -23,6 +25,7 @@ import functools
 import graphlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +36,10 @@ from pydicom.datadict import keyword_dict
 from pydicom.uid import UID_dictionary
 from sqlglot import exp
 
+from dicomwarehouse.tables.required_columns import sql_column_paths
+from dicomwarehouse.tables.schema import ColumnPath, keyword_paths
+from dicomwarehouse.warehouse.googlesql import translate
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -41,6 +48,7 @@ __all__ = [
     "ViewDefinition",
     "create_duckdb_views",
     "load_views",
+    "referenced_column_paths",
     "referenced_keywords",
     "to_duckdb",
     "uid_names_table",
@@ -186,27 +194,14 @@ def load_views() -> list[ViewDefinition]:
     return list(_load_views())
 
 
-def _fix_for_duckdb(tree: exp.Expression) -> exp.Expression:
-    """The one place for corrections to sqlglot's BigQuery -> DuckDB translation of the text.
+def to_duckdb(bigquery_sql: str, *, table_map: Mapping[str, str] | None = None) -> str:
+    """Translate GoogleSQL (a view body or a user query) to DuckDB SQL.
 
-    - Comments are dropped: DuckDB would keep them in the view's SQL text, and the
-      descriptions reach DuckDB as COMMENT ON statements instead (:func:`create_duckdb_views`).
-
-    Nothing else in the views of ``sql/`` or in the IDC-style queries the tests run (``x IN
-    UNNEST(array)``, ``array[SAFE_OFFSET(i)]``, ``FROM t, UNNEST(sequence) AS item``, PN struct
-    field access, ``ARRAY_AGG(DISTINCT ... IGNORE NULLS ORDER BY ...)``, SAFE_CAST) needs a
-    correction with sqlglot 30. One difference is a matter of result types, which the text alone
-    cannot tell, and is mended on the created view instead: :func:`_narrow_sums`.
+    The translation and its corrections of sqlglot live in
+    :mod:`dicomwarehouse.warehouse.googlesql`;
+    this name stays for the callers that create views and run user queries.
     """
-    for node in tree.walk():
-        node.comments = None
-    return tree
-
-
-def to_duckdb(bigquery_sql: str) -> str:
-    """Translate one GoogleSQL statement (a view body or a user query) to DuckDB SQL."""
-    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
-    return _fix_for_duckdb(tree).sql(dialect="duckdb")
+    return translate(bigquery_sql, table_map=table_map)
 
 
 def uid_names_table() -> pa.Table:
@@ -315,3 +310,18 @@ def referenced_keywords() -> frozenset[str]:
             if name in keyword_dict:
                 keywords.add(name)
     return frozenset(keywords)
+
+
+@functools.cache
+def referenced_column_paths() -> frozenset[ColumnPath]:
+    """The column paths of dicom_metadata that the views read, nested ones included.
+
+    :func:`referenced_keywords` as top-level paths, and the paths inside sequences that the
+    views name (``UNNEST(SegmentSequence) AS segment`` ... ``segment.SegmentLabel``), found by
+    ``required_columns.sql_column_paths``. The ingest makes each a column of every run, so
+    that a view reading an attribute absent from the data still binds.
+    """
+    paths = set(keyword_paths(referenced_keywords()))
+    for view in load_views():
+        paths |= sql_column_paths(view.bigquery_sql)
+    return frozenset(paths)
