@@ -12,6 +12,7 @@ from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
 from dicomwarehouse.cli import _build_parser
 from dicomwarehouse.cli import main as cli_main
+from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.pipeline import run as run_module
 from dicomwarehouse.pipeline.job import run as run_job
@@ -38,6 +39,9 @@ def test_command_line_flags_are_those_users_know() -> None:
         (("--full-listing",), False, None, "StoreTrueAction"),
         (("--retry-errors",), False, None, "StoreTrueAction"),
         (("--defer-size",), None, "BYTES", "StoreAction"),
+        (("--required-columns",), None, "FILE", "StoreAction"),
+        (("--max-elements",), None, "N", "StoreAction"),
+        (("--max-header-bytes",), None, "BYTES", "StoreAction"),
         (("--manifest-format",), None, None, "StoreAction"),
         (("--s5cmd-endpoint-url",), None, "URL", "StoreAction"),
         (("--s3-endpoint-url",), None, "URL", "StoreAction"),
@@ -102,6 +106,8 @@ def test_command_line_and_template_make_the_same_ingest(calls: list[dict[str, An
             manifest_format="s5cmd",
             s5cmd_endpoint_url="https://s5",
         ),
+        "required_columns": set(),
+        "budget": ReadBudget(),
     }
     assert calls == [expected, expected]
     with pytest.raises(Stop):

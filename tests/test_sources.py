@@ -111,7 +111,7 @@ def test_a_fifo_named_directly_is_an_error_row(special_files: Path) -> None:
 
 def test_a_path_that_became_a_fifo_after_listing_is_not_opened(special_files: Path) -> None:
     from dicomwarehouse.dicom.extract import extract_object, new_run
-    from dicomwarehouse.sources import ObjectRef
+    from dicomwarehouse.io.refs import ObjectRef
 
     error = extract_object(ObjectRef(str(special_files / "fifo")), new_run()).error
     assert error is not None

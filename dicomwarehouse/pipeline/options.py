@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.sources.manifests import MANIFEST_FORMATS
+from dicomwarehouse.tables.schema import ColumnPath
 
 if TYPE_CHECKING:
     from dicomwarehouse.pipeline.run import IngestSummary
@@ -459,7 +460,6 @@ def ingest_from_arguments(
     )
     from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
     from dicomwarehouse.pipeline.run import IngestOptions, ingest
-    from dicomwarehouse.tables.required_columns import read_required_columns
 
     _check(args, spelling)
 
@@ -479,14 +479,25 @@ def ingest_from_arguments(
         defer_size=DEFAULT_DEFER_SIZE if args.defer_size is None else args.defer_size,
         options=IngestOptions(**given(IngestOptions)),
         storage=StorageOptions(**given(StorageOptions)),
-        required_columns=(
-            read_required_columns(args.required_columns) if args.required_columns else set()
-        ),
+        required_columns=_required_columns(args.required_columns, spelling),
         budget=ReadBudget(
             max_elements=args.max_elements or DEFAULT_MAX_ELEMENTS,
             max_header_bytes=args.max_header_bytes or DEFAULT_MAX_HEADER_BYTES,
         ),
     )
+
+
+def _required_columns(path: str | None, spelling: Spelling) -> set[ColumnPath]:
+    """The column paths a --required-columns file names; a bad line is a one-line usage error."""
+    from dicomwarehouse.tables.required_columns import RequiredColumnsError, read_required_columns
+
+    if not path:
+        return set()
+    try:
+        return read_required_columns(path)
+    except RequiredColumnsError as error:
+        flag = "--required-columns" if spelling == "cli" else "--required_columns"
+        raise OptionError(f"{flag}: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
