@@ -33,6 +33,7 @@ from dicomwarehouse.dicom.read import (
     read_header,
     unique,
 )
+from dicomwarehouse.dicom.trailing import add_elements_after_pixel_data
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
@@ -146,6 +147,12 @@ def _extract(
                 read_defer = opened.read_defer_size(defer_size, storage)
                 with deferring_items(read_defer if opened.ranged is not None else None):
                     header = read_header(opened.raw, defer_size=read_defer)
+                    if header.reader.meter_exceeded() is None:
+                        header.problems.extend(
+                            add_elements_after_pixel_data(
+                                header.dataset, header.reader, header.stopped_at, read_defer
+                            )
+                        )
                 if opened.ranged is not None:
                     load_deferred_values(header, defer_size)
                 with collect_pydicom_problems() as flatten_problems:

@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.hooks import raw_element_vr
 
+from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.values import (
     DecodedValue,
@@ -342,9 +343,10 @@ class _Flattener:
         values: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             item_out: dict[str, Any] = {"OtherElements": []}
+            item_elements = raw_elements(item)
             item_encodings = (
-                item.original_character_set
-                if _SPECIFIC_CHARACTER_SET in raw_elements(item)
+                _character_sets(item_elements)
+                if _SPECIFIC_CHARACTER_SET in item_elements
                 else encodings
             )
             self.walk(
@@ -363,6 +365,12 @@ class _Flattener:
 
 _DEFERRED = DecodedValue(None)
 _DELIMITER_AS_ELEMENT = "item or delimitation tag where an element should be: dicom_elements only"
+
+
+def _character_sets(elements: Any) -> tuple[str, ...]:
+    """Specific Character Set of a data set as its defined terms (never pydicom's codecs)."""
+    element = elements.get(_SPECIFIC_CHARACTER_SET)
+    return character_sets(element.value if element is not None else None)
 
 
 def _pixel_representation(dataset: Dataset) -> int | None:
@@ -387,10 +395,13 @@ def flatten_dataset(
     if file_meta is not None:
         flattener.walk(file_meta, "", "", (), 0, None, metadata)
     try:
-        encodings = dataset.original_character_set
+        encodings = _character_sets(raw_elements(dataset))
     except (Exception, RecursionError):
         encodings = None
         flattener.anomaly("00080005", "SpecificCharacterSet", "unusable character set")
+    for term in unknown_character_sets(encodings or ()):
+        reason = f"unknown character set {term[:64]!r}: read as ISO-IR 6 and Latin-1"
+        flattener.anomaly("00080005", "SpecificCharacterSet", reason)
     flattener.walk(dataset, "", "", (), 0, encodings, metadata)
     return FlatObject(metadata, _checked_paths(flattener), flattener.rows, flattener.anomalies)
 

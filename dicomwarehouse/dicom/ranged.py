@@ -199,6 +199,21 @@ class RangedObject(io.RawIOBase):
         if size is None or have < size:
             self._fetch(have, size if size is not None else self.whole_object_budget + 1)
 
+    def prefetch(self, start: int, stop: int) -> None:
+        """Fetch [start, stop) in one request (less what is held), for a read known ahead:
+        the elements after Pixel Data (``trailing``). A failure is recorded like a read's."""
+        if self.failure is not None:
+            raise OSError(self.failure.message)
+        held = self._segment_at(start)
+        while held is not None:  # the end of the header's last block is often there already
+            start = held[0] + len(held[1])
+            held = self._segment_at(start)
+        try:
+            self._fetch(start, stop)
+        except IngestError as error:
+            self.failure = error
+            raise OSError(error.message) from None
+
     def _request_size(self, position: int) -> int:
         """How much to fetch at ``position``: double a run of bytes being read on, start small
         after a skip. A run of R needed bytes then costs at most about 2 x R fetched bytes

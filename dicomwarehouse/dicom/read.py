@@ -65,6 +65,8 @@ class HeaderRead:
     dataset: Dataset
     reader: CountingReader
     problems: list[str] = field(default_factory=list)
+    #: where the parse stopped: the offset of Pixel Data when it stopped there
+    stopped_at: int | None = None
 
     @property
     def bytes_read(self) -> int:
@@ -256,7 +258,7 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
     dataset.set_original_encoding(implicit, little)
     if not dataset and not dataset.file_meta:
         raise IngestError("parse", "NoElements", "no data element could be read", reader.bytes_read)
-    return HeaderRead(dataset, reader, problems)
+    return HeaderRead(dataset, reader, problems, stopped_at=reader.tell())
 
 
 def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
@@ -341,7 +343,8 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
         _read_past_stray_delimiters(dataset, reader, defer_size, problems)
     if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
-    return _within_budget(HeaderRead(dataset, reader, unique(problems)), meter)
+    header = HeaderRead(dataset, reader, unique(problems), stopped_at=reader.tell())
+    return _within_budget(header, meter)
 
 
 #: (FFFE,E00D) Item Delimitation Item, as little and as big endian bytes
