@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.hooks import raw_element_vr
 
 from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
+from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.values import (
     DecodedValue,
@@ -176,6 +177,8 @@ class _Flattener:
         self.paths: set[ColumnPath] = set()
         self.anomalies: list[dict[str, str | None]] = []
         self.pixel_representation = pixel_representation
+        #: private creators found in the dictionary only ignoring case (one anomaly each)
+        self.creators_matched: set[str] = set()
 
     def anomaly(self, tag_path: str, keyword: str | None, reason: str) -> None:
         self.anomalies.append({"tag_path": tag_path, "keyword": keyword, "reason": reason})
@@ -214,15 +217,47 @@ class _Flattener:
                          None, None, depth, None, None, None)
                     )  # fmt: skip
 
-    def _vr(self, element: RawDataElement | DataElement, dataset: Dataset, encodings) -> str:
+    def _vr(
+        self,
+        element: RawDataElement | DataElement,
+        dataset: Dataset,
+        encodings: Sequence[str] | None,
+        tag: int,
+        tag_path: str,
+        creator: str | None,
+    ) -> str:
         vr = element.VR
         if isinstance(element, RawDataElement) and (vr is None or vr == "UN"):
             # implicit VR (or UN in explicit VR): the dictionaries decide, as pydicom does
-            found: dict[str, Any] = {}
-            raw_element_vr(element, found, encoding=encodings, ds=dataset)
-            vr = found["VR"]
+            entry = private_entry(tag, creator) if creator is not None else None
+            if entry is not None:
+                vr = entry.vr
+                if not entry.exact and creator not in self.creators_matched:
+                    self.creators_matched.add(creator)
+                    self.anomaly(
+                        tag_path,
+                        None,
+                        f"private creator {creator[:64]!r} matched the private dictionary's "
+                        f"{entry.creator!r} ignoring case and spaces",
+                    )
+                if vr == "SQ":
+                    self._retype_as_sequence(dataset, tag, element)
+            else:
+                found: dict[str, Any] = {}
+                raw_element_vr(element, found, encoding=encodings, ds=dataset)
+                vr = found["VR"]
         vr = str(vr)
         return resolve_ambiguous_vr(vr, self.pixel_representation) if " or " in vr else vr
+
+    @staticmethod
+    def _retype_as_sequence(dataset: Dataset, tag: int, element: RawDataElement) -> None:
+        """Make pydicom parse a private sequence it read untyped: SQ, and a UN value's
+        content is implicit VR little endian whatever the transfer syntax (PS3.5 6.2.2)."""
+        if element.VR == "UN":
+            element = element._replace(VR="SQ", is_implicit_VR=True, is_little_endian=True)
+        else:
+            element = element._replace(VR="SQ")
+        raw_elements(dataset)[tag] = element
 
     def element(
         self,
@@ -238,12 +273,13 @@ class _Flattener:
         creators: dict[int, str],
         out: dict[str, Any],
     ) -> None:
-        vr = self._vr(element, dataset, encodings)
         creator = creators.get(info.creator_key) if info.creator_key is not None else None
+        vr = self._vr(element, dataset, encodings, tag, tag_path, creator)
         keyword = info.keyword
         is_raw = isinstance(element, RawDataElement)
 
         if vr == "SQ":
+            element = raw_elements(dataset)[tag]  # retyped when a private dictionary said SQ
             if is_raw and element.value is None and element.length and self.read_range:
                 # a sequence longer than the defer size: its items are header, read them
                 value = self.read_range(element.value_tell, element.length)
