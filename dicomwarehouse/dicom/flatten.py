@@ -21,6 +21,7 @@ from pydicom.hooks import raw_element_vr
 from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
 from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
+from dicomwarehouse.dicom.recovery import VALID_VRS
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     column_value,
@@ -227,6 +228,9 @@ class _Flattener:
         creator: str | None,
     ) -> str:
         vr = element.VR
+        if isinstance(element, RawDataElement) and vr not in VALID_VRS:
+            element = self._not_a_vr(element, tag_path)
+            vr = None
         if isinstance(element, RawDataElement) and (vr is None or vr == "UN"):
             # implicit VR (or UN in explicit VR): the dictionaries decide, as pydicom does
             entry = private_entry(tag, creator) if creator is not None else None
@@ -248,6 +252,19 @@ class _Flattener:
                 vr = found["VR"]
         vr = str(vr)
         return resolve_ambiguous_vr(vr, self.pixel_representation) if " or " in vr else vr
+
+    def _not_a_vr(self, element: RawDataElement, tag_path: str) -> RawDataElement:
+        """An element whose VR field was not a VR (``recovery``): its VR is the dictionary's."""
+        if element.VR is not None:
+            self.anomaly(
+                tag_path,
+                None,
+                "VR field is not a VR: read with its 2-byte length, VR from the dictionary",
+            )
+            return element._replace(VR=None)
+        if not element.is_implicit_VR:
+            self.anomaly(tag_path, None, "VR field is not a VR: read as implicit VR")
+        return element
 
     @staticmethod
     def _retype_as_sequence(dataset: Dataset, tag: int, element: RawDataElement) -> None:
@@ -292,7 +309,9 @@ class _Flattener:
 
         if is_raw:
             value = element.value
-            length = None if element.length == _UNDEFINED_LENGTH else element.length
+            length = element.length
+            if length == _UNDEFINED_LENGTH:  # the value as read, up to its delimiter
+                length = len(value) if isinstance(value, bytes) else None
             if value is None and not length:
                 value = b""  # pydicom keeps zero-length values of implicit VR as None
             if value is None:
@@ -305,7 +324,10 @@ class _Flattener:
                 decoded = decode_raw_value(vr, value, element.is_little_endian, encodings)
         else:
             decoded = decode_converted_value(vr, element.value)
-            length = _text_length(decoded, vr)
+            converted = element.value
+            # a binary value pydicom converted (file meta without group length): its bytes
+            binary = isinstance(converted, bytes | bytearray)
+            length = len(converted) if binary else _text_length(decoded, vr)
         if decoded.problem:
             self.anomaly(tag_path, keyword, decoded.problem)
         strings = decoded.strings

@@ -33,6 +33,7 @@ from dicomwarehouse.dicom.budgets import (
     metering,
 )
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements, read_file_meta
+from dicomwarehouse.dicom.recovery import LOGGER_NAME, install_recovery, recovering
 from dicomwarehouse.errors import IngestError
 
 __all__ = [
@@ -206,6 +207,9 @@ def unique(problems: list[str]) -> list[str]:
 
 _pydicom_logger = logging.getLogger("pydicom")
 _pydicom_logger.addHandler(_collector)
+_recovery_logger = logging.getLogger(LOGGER_NAME)  # recoveries: anomalies of the row too
+_recovery_logger.addHandler(_collector)
+_recovery_logger.propagate = False
 # Recorded on the object's row, under the data's own access control, and not passed on to the
 # process log: a Dataflow worker's goes to Cloud Logging, which more people read than the data
 # (`dicomwarehouse -v` passes them on, for debugging).
@@ -307,7 +311,59 @@ def read_header(
         return _read_header(raw, defer_size, meter)
 
 
+def _object_size(reader: CountingReader) -> int | None:
+    try:
+        position = reader.tell()
+        size = reader.seek(0, io.SEEK_END)
+        reader.seek(position)
+    except (OSError, ValueError):
+        return None
+    return size
+
+
+def _runs_past_the_end(dataset: Dataset, reader: CountingReader) -> bool:
+    """True if a top-level element of an explicit VR data set claims bytes past the end of
+    the object: the sign of a VR field that is not a VR read as an implicit VR length."""
+    implicit, _little = dataset.original_encoding
+    if implicit is not False:
+        return False
+    size = _object_size(reader)
+    if size is None:
+        return False
+    return any(
+        isinstance(element, RawDataElement)
+        and element.length != 0xFFFFFFFF
+        and element.value_tell + element.length > size
+        for element in raw_elements(dataset).values()
+    )
+
+
+def _reread_with_recovery(
+    dataset: Dataset,
+    reader: CountingReader,
+    defer_size: int,
+    meter: BudgetMeter,
+    problems: list[str],
+) -> Dataset:
+    """Read the header again with the recovery rules for VR fields that are not VRs; keep
+    the read that found more elements."""
+    position = reader.tell()
+    meter.restart()  # the second pass gets a budget of its own
+    reader.seek(0)
+    try:
+        with recovering():
+            again = dcmread(reader, stop_before_pixels=True, defer_size=defer_size, force=True)
+    except (Exception, RecursionError):
+        again = None
+    if again is None or len(raw_elements(again)) <= len(raw_elements(dataset)):
+        reader.seek(position)
+        return dataset
+    problems.append("an element runs past the end of the object: read again with recovery rules")
+    return again
+
+
 def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRead:
+    install_recovery()  # CP-246 sequences are read little endian on every read
     reader = CountingReader(raw)
     with _collector.collect() as problems:
         try:
@@ -341,6 +397,8 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
             salvaged.problems = unique(salvaged.problems)
             return _within_budget(salvaged, meter)
         _read_past_stray_delimiters(dataset, reader, defer_size, problems)
+        if _runs_past_the_end(dataset, reader):
+            dataset = _reread_with_recovery(dataset, reader, defer_size, meter, problems)
     if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
     header = HeaderRead(dataset, reader, unique(problems), stopped_at=reader.tell())

@@ -31,6 +31,7 @@ from pydicom.uid import UID
 
 from dicomwarehouse.dicom.budgets import BudgetExceeded, current_meter
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
+from dicomwarehouse.tables.vr import EXPLICIT_LONG_LENGTH_VRS
 
 __all__ = [
     "TRAILING_BLOCK",
@@ -48,9 +49,7 @@ TRAILING_BLOCK = 8192
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
-_LONG_LENGTH_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
+_LONG_LENGTH_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_LONG_LENGTH_VRS)
 
 
 @dataclass
