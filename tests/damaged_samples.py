@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import struct
 
+from dicom_samples import dicom_bytes
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
-
-from tests.dicom_samples import dicom_bytes
 
 __all__ = ["PLACEHOLDER", "after_damage_tags", "invalid_vr_file", "undefined_length_un_file"]
 

@@ -33,7 +33,7 @@ from dicomwarehouse.dicom.budgets import (
     metering,
 )
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements, read_file_meta
-from dicomwarehouse.dicom.recovery import LOGGER_NAME, install_recovery, recovering
+from dicomwarehouse.dicom.recovery import LOGGER_NAME, recovering
 from dicomwarehouse.errors import IngestError
 
 __all__ = [
@@ -307,7 +307,7 @@ def read_header(
     ``budget`` (see ``budgets``), or to the budget of the object being extracted on this
     thread: a header cut short by it keeps what came before, with the reason.
     """
-    with metering(budget) as meter:
+    with metering(budget) as meter, recovering():
         return _read_header(raw, defer_size, meter)
 
 
@@ -351,7 +351,7 @@ def _reread_with_recovery(
     meter.restart()  # the second pass gets a budget of its own
     reader.seek(0)
     try:
-        with recovering():
+        with recovering(vr_fields=True):
             again = dcmread(reader, stop_before_pixels=True, defer_size=defer_size, force=True)
     except (Exception, RecursionError):
         again = None
@@ -363,7 +363,6 @@ def _reread_with_recovery(
 
 
 def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRead:
-    install_recovery()  # CP-246 sequences are read little endian on every read
     reader = CountingReader(raw)
     with _collector.collect() as problems:
         try:

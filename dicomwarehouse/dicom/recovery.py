@@ -11,6 +11,8 @@
   is checked against what follows it (the object's end, or an element header in order) and
   the one that lands on an element is taken. The VR then comes from the data dictionaries.
 
+Both apply only within ``recovering`` (the reader's own reads), on the reading thread.
+
 Both are pydicom wrappers installed through ``pydicom_boundary.wrap_filereader`` on first
 use. Each recovery is logged on ``LOGGER_NAME``, whose records land on the object's row as
 anomalies (``read`` collects them like pydicom's own warnings).
@@ -65,7 +67,7 @@ def _little_endian_sequences(read_sequence: Any) -> Any:
     ) -> Any:
         """pydicom's ``read_sequence``; an undefined-length sequence of a big endian data set
         whose first item tag is little endian is read as implicit VR little endian."""
-        if not is_little_endian and bytelength == 0xFFFFFFFF:
+        if getattr(_local, "rules", False) and not is_little_endian and bytelength == 0xFFFFFFFF:
             position = fp.tell()
             first = fp.read(4)
             fp.seek(position)
@@ -166,7 +168,7 @@ def _recovering_generator(generate: Any) -> Any:
         fp: BinaryIO, is_implicit_VR: bool, is_little_endian: bool, *args: Any, **kwargs: Any
     ) -> Iterator[Any]:
         """pydicom's element generator; on the recovery pass, explicit VR headers checked."""
-        if getattr(_local, "on", False) and not is_implicit_VR:
+        if getattr(_local, "vr_fields", False) and not is_implicit_VR:
             # one checker per generator: nested sequences have headers of their own
             raw = fp._fp if isinstance(fp, _VRCheckingReader) else fp
             fp = _VRCheckingReader(raw, is_little_endian)  # type: ignore[assignment]
@@ -182,12 +184,15 @@ def install_recovery() -> None:
 
 
 @contextmanager
-def recovering() -> Iterator[None]:
-    """Within the block, on this thread, VR fields that are not VRs are read by the rule above."""
+def recovering(vr_fields: bool = False) -> Iterator[None]:
+    """Within the block, on this thread, pydicom reads by the rules above: CP-246 always,
+    VR fields that are not VRs when ``vr_fields`` (the second pass over a damaged header).
+    Outside it the wrappers step aside: other users of pydicom read as before."""
     install_recovery()
-    previous = getattr(_local, "on", False)
-    _local.on = True
+    previous = (getattr(_local, "rules", False), getattr(_local, "vr_fields", False))
+    _local.rules = True
+    _local.vr_fields = vr_fields or previous[1]
     try:
         yield
     finally:
-        _local.on = previous
+        _local.rules, _local.vr_fields = previous

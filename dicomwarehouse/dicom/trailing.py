@@ -31,6 +31,7 @@ from pydicom.uid import UID
 
 from dicomwarehouse.dicom.budgets import BudgetExceeded, current_meter
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
+from dicomwarehouse.dicom.recovery import recovering
 from dicomwarehouse.tables.vr import EXPLICIT_LONG_LENGTH_VRS
 
 __all__ = [
@@ -109,6 +110,7 @@ def _prefetch(fp: BinaryIO, start: int, stop: int) -> None:
 
 
 def _item_header(fp: BinaryIO, offset: int, little: bool) -> tuple[int, int] | None:
+    _prefetch(fp, offset, offset + 8)  # in a bucket: these 8 bytes, not a block of pixels
     fp.seek(offset)
     head = fp.read(8)
     if len(head) < 8:
@@ -235,17 +237,17 @@ def _read_after_pixel_data(
         return
     _prefetch(fp, end, min(end + TRAILING_BLOCK, size) if size is not None else end)
     fp.seek(end)
-    seen = PIXEL_DATA_TAGS
     try:
-        for element in filereader.data_element_generator(
-            fp, implicit, little, defer_size=defer_size
-        ):
-            if element.tag in seen or element.tag <= tag:
-                result.problems.append(
-                    f"element {int(element.tag):08X} after pixel data out of order: ignored"
-                )
-                continue
-            result.elements.append(element)
+        with recovering():  # a big endian file's undefined-length UN there too (CP-246)
+            for element in filereader.data_element_generator(
+                fp, implicit, little, defer_size=defer_size
+            ):
+                if element.tag in PIXEL_DATA_TAGS or element.tag <= tag:
+                    result.problems.append(
+                        f"element {int(element.tag):08X} after pixel data out of order: ignored"
+                    )
+                    continue
+                result.elements.append(element)
     except BudgetExceeded:
         raise
     except (Exception, RecursionError) as exc:
