@@ -217,6 +217,7 @@ def _read_after_pixel_data(
         length = struct.unpack("<H" if little else ">H", head[6:8])[0]
         value_offset = offset + 8
     if length == _UNDEFINED_LENGTH:
+        vr = vr or "OB"  # encapsulated: OB whatever the dictionary's "OB or OW" would say
         if size is not None:
             _prefetch(fp, max(value_offset, size - TRAILING_BLOCK), size)
         end, problem = _encapsulated_end(fp, value_offset, little, size, max_items)
