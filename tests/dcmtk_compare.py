@@ -216,6 +216,8 @@ class Comparison:
     #: text DCMTK printed unconverted (its iconv has no ISO 2022 code extensions)
     not_converted_by_dcmtk: Counter[str] = field(default_factory=Counter)
     examples: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: top-level elements after Pixel Data that DCMTK read and we did not: (file, tag)
+    missed_after_pixel_data: list[tuple[str, str]] = field(default_factory=list)
     files: int = 0
     unreadable: int = 0
 
@@ -223,6 +225,7 @@ class Comparison:
         for name in _OUTCOMES:
             getattr(self, name).update(getattr(other, name))
         self.examples.extend(other.examples)
+        self.missed_after_pixel_data.extend(other.missed_after_pixel_data)
         self.files += other.files
         self.unreadable += other.unreadable
 
@@ -247,6 +250,8 @@ def compare_file(path: str | os.PathLike[str]) -> Comparison:
         if mine is None:
             comparison.only_dcmtk[dumped.vr] += 1
             comparison._example("only_dcmtk", name, key, dumped.vr)
+            if "." not in key and key > "7FE00010":
+                comparison.missed_after_pixel_data.append((name, key))
             continue
         if mine.vr != dumped.vr:
             comparison.vr_differs[dumped.vr] += 1
