@@ -163,3 +163,13 @@ def test_a_vr_field_that_is_not_a_vr_is_read_past(tmp_path: Path, vr_bytes: byte
 def test_two_spaces_read_with_the_implicit_length_lose_the_rest_in_pydicom() -> None:
     """Why the rule exists: pydicom's reading of a blank VR swallows what follows."""
     assert not set(after_damage_tags()) & _pydicom_top_level(invalid_vr_file(b"  "))
+
+
+def test_a_private_group_length_is_ul_in_an_implicit_vr_file(tmp_path: Path) -> None:
+    ds = base_dataset()
+    ds.add_new(0x00090000, "UL", 20)
+    ds.add_new(0x00090010, "LO", "ACME 1.0")
+    extracted = _extract(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
+    rows = extracted.elements.to_pydict()
+    index = rows["tag"].index("00090000")
+    assert (rows["vr"][index], rows["value_strings"][index]) == ("UL", ["20"])

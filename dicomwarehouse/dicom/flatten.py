@@ -246,6 +246,8 @@ class _Flattener:
                     )
                 if vr == "SQ":
                     self._retype_as_sequence(dataset, tag, element)
+            elif tag & 0xFFFF == 0:  # a group length, private groups' too (PS3.5 7.2)
+                vr = "UL"
             else:
                 found: dict[str, Any] = {}
                 raw_element_vr(element, found, encoding=encodings, ds=dataset)
