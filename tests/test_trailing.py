@@ -172,3 +172,19 @@ def test_truncated_pixel_data_is_an_anomaly_not_an_error(tmp_path: Path) -> None
     assert extracted.metadata is not None
     reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
     assert any("pixel data" in reason for reason in reasons)
+
+
+def test_zeros_after_pixel_data_are_read_as_pydicom_reads_them(tmp_path: Path) -> None:
+    """Zero bytes after the pixels parse as (0000,0000) elements: pydicom's full read keeps
+    one, so do we (out of tag order, an anomaly), and the run of them stops the read."""
+    data = dicom_bytes(_with_pixels(trailing=False)) + b"\0" * 4096
+    expected = {
+        f"{int(tag):08X}" for tag in pydicom.dcmread(io.BytesIO(data)).keys() if tag < 0x00020000
+    }
+    assert expected == {"00000000"}
+    extracted = _extract(tmp_path, data)
+    rows = _rows(extracted)
+    assert expected <= set(rows)
+    reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+    assert any("out of tag order" in reason for reason in reasons)
+    assert not any("budget" in reason for reason in reasons)

@@ -238,16 +238,24 @@ def _read_after_pixel_data(
         return
     _prefetch(fp, end, min(end + TRAILING_BLOCK, size) if size is not None else end)
     fp.seek(end)
+    seen: set[int] = set()
     try:
         with recovering():  # a big endian file's undefined-length UN there too (CP-246)
             for element in filereader.data_element_generator(
                 fp, implicit, little, defer_size=defer_size
             ):
-                if element.tag in PIXEL_DATA_TAGS or element.tag <= tag:
+                if element.tag in seen or element.tag == tag:
+                    # zeros or padding parse as one empty element after another: stop there
                     result.problems.append(
-                        f"element {int(element.tag):08X} after pixel data out of order: ignored"
+                        f"element {int(element.tag):08X} repeated after pixel data: "
+                        "the rest of the object not read"
                     )
-                    continue
+                    break
+                seen.add(element.tag)
+                if element.tag < tag:
+                    result.problems.append(
+                        f"element {int(element.tag):08X} after pixel data, out of tag order"
+                    )
                 result.elements.append(element)
     except BudgetExceeded:
         raise
