@@ -6,7 +6,8 @@ fetched so far each fetch one more range starting where pydicom reads, at least 
 everything fetched before (so a header of P bytes costs at most about 2 x P bytes and
 log2(P / first block) requests); values pydicom seeks over (longer than the skip size) are
 never fetched. Parsing stops before Pixel Data, so pixel bytes are never fetched either,
-except those that share the last block with the end of the header.
+except those that share the last block with the end of the header; what follows Pixel Data
+is fetched by ``trailing`` through ``RangedObject.prefetch``, without the pixels.
 
 A deflated object is the exception: its offsets are in the inflated stream, so it is read
 whole, within a size budget.
