@@ -327,15 +327,12 @@ def _runs_past_the_end(dataset: Dataset, reader: CountingReader) -> bool:
     implicit, _little = dataset.original_encoding
     if implicit is not False:
         return False
-    size = _object_size(reader)
-    if size is None:
+    elements = raw_elements(dataset)
+    last = next(reversed(elements.values()), None) if elements else None  # it swallows the rest
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
         return False
-    return any(
-        isinstance(element, RawDataElement)
-        and element.length != 0xFFFFFFFF
-        and element.value_tell + element.length > size
-        for element in raw_elements(dataset).values()
-    )
+    size = _object_size(reader)
+    return size is not None and last.value_tell + last.length > size
 
 
 def _reread_with_recovery(
