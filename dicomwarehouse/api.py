@@ -71,6 +71,10 @@ class Warehouse:
         """The rows of ``query`` as a pandas DataFrame."""
         raise NotImplementedError
 
+    def relation(self, query: str, dialect: Dialect | None = None) -> duckdb.DuckDBPyRelation:
+        """The query as a lazy DuckDB relation (DuckDB-backed warehouses only)."""
+        raise NotImplementedError
+
     def tables(self) -> pd.DataFrame:
         """The tables and views users query: columns ``name``, ``kind``, ``description``."""
         raise NotImplementedError
@@ -102,6 +106,7 @@ class Warehouse:
         """
         from dicomwarehouse.warehouse.export import (
             ExportError,
+            check_format,
             cohort_key,
             cohort_sql,
             folder_counts_sql,
@@ -109,6 +114,7 @@ class Warehouse:
             render,
         )
 
+        check_format(format)
         if format == "parquet" and output is None:
             raise ExportError("a Parquet export needs an output file")
         native = self._native(query, dialect)

@@ -22,7 +22,7 @@ from cli_runs import assert_one_line_error, run_main
 from emulators import s3_client, s3_server  # noqa: F401 (fixture)
 
 import dicomwarehouse
-from dicomwarehouse.warehouse.export import ExportError, cohort_key, s5cmd_lines
+from dicomwarehouse.warehouse.export import ExportError, check_format, cohort_key, s5cmd_lines
 
 RUN_COLUMNS = ("ingest_run_id", "ingested_at")
 MR_FILES = (
@@ -78,6 +78,8 @@ def test_cohort_key_prefers_the_most_precise_column() -> None:
     assert cohort_key(["x", "SeriesInstanceUID", "source_url"]) == "source_url"
     with pytest.raises(ExportError, match="none of source_url"):
         cohort_key(["Modality", "n"])
+    with pytest.raises(ExportError, match="unknown export format 'zip'"):
+        check_format("zip")
 
 
 def test_series_query_exports_every_object_of_the_series(

@@ -54,6 +54,7 @@ __all__ = [
     "KEY_COLUMNS",
     "ExportError",
     "ExportFormat",
+    "check_format",
     "cohort_key",
     "cohort_sql",
     "folder_counts_sql",
@@ -80,6 +81,12 @@ _WILDCARD = re.compile(r"[*?\[]")
 
 class ExportError(UsageError):
     """A cohort that cannot be exported as asked; one line for the user."""
+
+
+def check_format(export_format: str) -> None:
+    """Refuse an unknown format before any query runs."""
+    if export_format not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {export_format!r}: one of {EXPORT_FORMATS}")
 
 
 def cohort_key(columns: Sequence[str]) -> str:
@@ -215,8 +222,7 @@ def render(
     extra_columns: Sequence[str],
 ) -> bytes:
     """The exported file's content, from the rows of :func:`cohort_sql`."""
-    if export_format not in EXPORT_FORMATS:
-        raise ExportError(f"unknown export format {export_format!r}: one of {EXPORT_FORMATS}")
+    check_format(export_format)
     urls = table.column("source_url").to_pylist()
     if export_format == "urls":
         return "".join(f"{url}\n" for url in urls).encode("utf-8")
