@@ -1,5 +1,6 @@
 """The ``dicomwarehouse`` command: ``ingest`` files into a warehouse, query it with ``sql``,
-``publish bigquery`` it (``dicomwarehouse.bigquery.cli``).
+``export`` the objects a query names (``warehouse.export``), ``publish bigquery`` it
+(``dicomwarehouse.bigquery.cli``).
 
 Errors in use (a missing warehouse, a bad flag, an empty source) print one line and exit
 non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
@@ -19,6 +20,7 @@ from dicomwarehouse.bigquery.cli import COMMANDS as BIGQUERY_COMMANDS
 from dicomwarehouse.bigquery.cli import add_commands as add_bigquery_commands
 from dicomwarehouse.bigquery.cli import run_command as run_bigquery_command
 from dicomwarehouse.pipeline.options import OptionError, add_cli_arguments, ingest_from_arguments
+from dicomwarehouse.warehouse.export import EXPORT_FORMATS
 
 __all__ = ["main"]
 
@@ -81,6 +83,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "(project.dataset.table), from the warehouse's NEW; without an entry, any "
         "project.dataset prefix (such as bigquery-public-data.idc_current) is dropped",
     )
+    export = commands.add_parser(
+        "export",
+        help="export the objects a query names: an s5cmd file, a URL list, a CSV or Parquet table",
+        description="Export the objects a query names (by source_url, SOPInstanceUID, "
+        "SeriesInstanceUID or StudyInstanceUID, the first the query returns) as an s5cmd file "
+        "(one wildcard line per series that is a whole bucket folder), a URL list, or a table "
+        "of URLs and versions; each is a manifest 'ingest --manifest' reads back.",
+    )
+    export.add_argument("query", metavar="QUERY")
+    export.add_argument(
+        "--warehouse", metavar="DIR", required=True, help="a local folder or a gs:// prefix"
+    )
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="s5cmd")
+    export.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
+    export.add_argument("--dialect", choices=("duckdb", "bigquery"), default="duckdb")
     add_bigquery_commands(commands)
     return parser
 
@@ -96,6 +113,18 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
     summary = ingest_from_arguments(args, beam_args, "cli")
     print(summary.describe())
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from dicomwarehouse.api import open as open_warehouse
+
+    if args.format == "parquet" and args.output is None:
+        raise _UsageError("--format parquet needs --output FILE")
+    with open_warehouse(args.warehouse) as warehouse:
+        result = warehouse.export(args.query, args.format, args.output, args.dialect)
+    if args.output is None:
+        sys.stdout.write(str(result))
     return 0
 
 
@@ -187,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in BIGQUERY_COMMANDS:
             return run_bigquery_command(args)
+        if args.command == "export":
+            return _run_export(args)
         return _run_sql(args)
     except (_UsageError, OptionError) as exc:
         print(f"dicomwarehouse: error: {exc}", file=sys.stderr)
