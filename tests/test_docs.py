@@ -9,6 +9,7 @@ both. A few recipes are also checked against what pydicom reads from the same fi
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -214,3 +215,50 @@ def test_mkdocs_builds_strict(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "reference" / "index.html").is_file()
+
+
+_STEP = re.compile(r"<!-- step -->\n```sh\n(?P<script>.*?)```", re.DOTALL)
+
+
+def test_getting_started_runs_as_written(tmp_path: Path, pydicom_files_dir: Path) -> None:
+    """The shell steps of getting-started.md, run in order in an empty folder, end in a
+    manifest of the cohort: the CT series of 3 or more files no thicker than 3 mm, as pydicom
+    reads them from the sample files."""
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    steps = [match["script"] for match in _STEP.finditer(page)]
+    assert len(steps) >= 5
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
+    }
+    for script in steps:
+        result = subprocess.run(
+            ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{script}\n{result.stderr[-2000:]}"
+
+    series: dict[str, list[tuple[Path, float | None]]] = {}
+    with _quiet():
+        for path in sorted(p for p in pydicom_files_dir.rglob("*") if p.is_file()):
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:
+                continue
+            if ds.get("Modality") == "CT" and "SeriesInstanceUID" in ds:
+                thickness = ds.get("SliceThickness")
+                value = float(thickness) if thickness not in (None, "") else None
+                series.setdefault(ds.SeriesInstanceUID, []).append((path, value))
+    expected = {
+        str(path)
+        for files in series.values()
+        if len({p for p, _ in files}) >= 3
+        and all(t is not None for _, t in files)
+        and max(t for _, t in files) <= 3
+        for path, _ in files
+    }
+    assert expected
+    listed = (tmp_path / "cohort.txt").read_text(encoding="utf-8").split()
+    assert set(listed) == expected
+    assert (tmp_path / "cohort.s5cmd").is_file()
+    assert (tmp_path / "cohort-warehouse" / "warehouse.duckdb").is_file()
