@@ -44,6 +44,7 @@ from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
+from dicomwarehouse.pipeline.interactive import beam_outside_ipython
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
@@ -458,39 +459,42 @@ def run_pipeline(
     Returns True once the pipeline ran to its end here; False when the runner only submitted
     it (a Dataflow template launch has no job to wait for), so the job finishes on its own.
     """
-    try:
-        options = PipelineOptions(list(beam_args))
-        pipeline = beam.Pipeline(options=options)
-    except (ValueError, TypeError) as exc:
-        raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
-    written = (
-        pipeline
-        | "ObjectsFile" >> beam.Create([objects])
-        | "Objects" >> beam.FlatMap(read_objects)
-        | "Spread" >> beam.Reshuffle()
-        | "Ingest"
-        >> IngestTransform(
-            output,
-            run,
-            total=total,
-            required_paths=required_paths,
-            existing_paths=existing_paths,
-            extra_columns=extra_columns,
-            defer_size=defer_size,
-            storage=storage,
-            budget=budget,
+    with beam_outside_ipython():  # a notebook's ingest runs as a script's does
+        try:
+            options = PipelineOptions(list(beam_args))
+            pipeline = beam.Pipeline(options=options)
+        except (ValueError, TypeError) as exc:
+            raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
+        written = (
+            pipeline
+            | "ObjectsFile" >> beam.Create([objects])
+            | "Objects" >> beam.FlatMap(read_objects)
+            | "Spread" >> beam.Reshuffle()
+            | "Ingest"
+            >> IngestTransform(
+                output,
+                run,
+                total=total,
+                required_paths=required_paths,
+                existing_paths=existing_paths,
+                extra_columns=extra_columns,
+                defer_size=defer_size,
+                storage=storage,
+                budget=budget,
+            )
         )
-    )
-    stats = written.pop("stats")
-    _ = (
-        tuple(written.values())
-        | "AllWrites" >> beam.Flatten()
-        | "ListWrites" >> beam.combiners.ToList()
-        | "Finish"
-        >> beam.Map(lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats))
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+        stats = written.pop("stats")
+        _ = (
+            tuple(written.values())
+            | "AllWrites" >> beam.Flatten()
+            | "ListWrites" >> beam.combiners.ToList()
+            | "Finish"
+            >> beam.Map(
+                lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats)
+            )
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
     return getattr(result, "has_job", True)
