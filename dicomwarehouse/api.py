@@ -24,9 +24,11 @@ This module sits above ``warehouse``, ``bigquery`` and ``pipeline``; it imports 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -390,18 +392,44 @@ def open(
     return DuckDBWarehouse(location)
 
 
+class _NotBeam(logging.Filter):
+    """Drops what Beam logs on the root logger itself (``logging.warning`` at import)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "apache_beam" not in record.pathname
+
+
+@contextlib.contextmanager
+def _beam_quiet() -> Iterator[None]:
+    """Beam's INFO and WARNING records out of a notebook's output for the call's length (the
+    command line does the same unless ``-v``); errors still show."""
+    beam_logger = logging.getLogger("apache_beam")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)
+    root_filter = _NotBeam()
+    logging.getLogger().addFilter(root_filter)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(root_filter)
+        beam_logger.setLevel(level)
+
+
 def ingest(
     sources: Sequence[str | Path] | str | Path,
     warehouse: Location = "warehouse",
     *,
     beam_args: Sequence[str] = (),
+    verbose: bool = False,
     **options: Any,
 ) -> IngestSummary:
     """Run the ingest the command line runs; ``options`` are its options by their names.
 
     ``manifests=["cohort.s5cmd"]``, ``incremental=True``, ``anonymous=True``,
     ``max_elements=1000``, ... (``dicomwarehouse ingest --help``, spelled with underscores);
-    ``beam_args`` are Beam's flags (what the command line takes after ``--``).
+    ``beam_args`` are Beam's flags (what the command line takes after ``--``). Beam's own log
+    records below ERROR are held back unless ``verbose``. Returns the run's summary
+    (``print(summary.describe())`` prints the command line's last line).
     """
     from dicomwarehouse.pipeline.options import add_cli_arguments, ingest_from_arguments
 
@@ -418,4 +446,5 @@ def ingest(
             value = [value] if isinstance(value, (str, Path)) else value
             value = [str(manifest) for manifest in value]
         setattr(args, name, value)
-    return ingest_from_arguments(args, list(beam_args), "cli")
+    with contextlib.nullcontext() if verbose else _beam_quiet():
+        return ingest_from_arguments(args, list(beam_args), "cli")

@@ -9,7 +9,9 @@ non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import datetime as dt
 import json
 import logging
 import sys
@@ -158,12 +160,35 @@ def _run_sql(args: argparse.Namespace) -> int:
     if args.format == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([_csv_cell(value) for value in row] for row in rows)
     else:
         records = [dict(zip(columns, row, strict=True)) for row in rows]
-        json.dump(records, sys.stdout, default=str, indent=1)
+        json.dump(records, sys.stdout, default=_json_default, indent=1)
         sys.stdout.write("\n")
     return 0
+
+
+def _json_default(value: object) -> object:
+    """JSON for what DuckDB returns beyond JSON's types: ISO dates and times (as BigQuery's
+    JSON export writes them), base64 bytes, decimals as strings (no float rounding)."""
+    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)  # Decimal, UUID, timedelta
+
+
+def _csv_cell(value: object) -> object:
+    """One CSV field: lists and structs as JSON, dates and times ISO, NULL empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    if isinstance(value, (str, int, float)):
+        return value
+    return _json_default(value)
 
 
 class _UsageError(ValueError):

@@ -66,6 +66,12 @@ class RunCounts:
     attributes_left_out: int = 0
     #: sequences nested too deep for dicom_metadata (schema.MAX_SEQUENCE_COLUMN_DEPTH)
     deep_sequences_left_out: int = 0
+    #: distinct SOPInstanceUIDs among the run's dicom_metadata rows: fewer than ``instances``
+    #: when copies of an object (or objects reusing a UID) were read, as the instances view,
+    #: one row per SOPInstanceUID, shows
+    sop_instance_uids: int = 0
+    #: rows of the run without a SOPInstanceUID (DICOMDIRs, damaged objects)
+    instances_without_uid: int = 0
 
 
 def remove_uncommitted(root: Location) -> list[str]:
@@ -107,6 +113,24 @@ def _row_count(root: str, table: str, run_id: str) -> int:
         with store_for(url).open_input(url) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
+
+
+def _sop_instance_uids(root: str, run_id: str) -> tuple[int, int]:
+    """Distinct SOPInstanceUIDs of a run's dicom_metadata shards, and rows without one."""
+    uids: set[str] = set()
+    without = 0
+    for url in shard_urls(root, "dicom_metadata", run_id):
+        with store_for(url).open_input(url) as handle:
+            shard = pq.ParquetFile(handle)
+            if "SOPInstanceUID" not in shard.schema_arrow.names:
+                without += shard.metadata.num_rows
+                continue
+            for uid in shard.read(columns=["SOPInstanceUID"]).column(0).to_pylist():
+                if uid:
+                    uids.add(uid)
+                else:
+                    without += 1
+    return len(uids), without
 
 
 def staged_urls(root: Location, run_id: str) -> dict[str, str]:
@@ -162,12 +186,15 @@ def commit_run(
             run_schema_json(shard_schema, table).encode("utf-8"),
         )
     left_out = read_json_if_present(join(metadata_dir, LEFT_OUT_FILE)) or {}
+    sop_instance_uids, without_uid = _sop_instance_uids(location, run_id)
     counts = RunCounts(
         instances=_row_count(location, "dicom_metadata", run_id),
         elements=_row_count(location, "dicom_elements", run_id),
         errors=_row_count(location, "ingest_errors", run_id),
         attributes_left_out=left_out.get("left_out_count", 0),
         deep_sequences_left_out=left_out.get("too_deep", {}).get("sequences", 0),
+        sop_instance_uids=sop_instance_uids,
+        instances_without_uid=without_uid,
     )
     if counts.instances + counts.errors != expected_objects:
         raise WarehouseError(
