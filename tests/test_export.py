@@ -280,3 +280,25 @@ def test_folder_counts_count_known_objects_of_bucket_folders() -> None:
     connection.execute("CREATE TABLE ingest_errors AS SELECT 's3://b/a/5' AS source_url")
     counts = dict(connection.execute(folder_counts_sql()).fetchall())
     assert counts == {"s3://b/a": 3, "s3://b/c/d": 1}
+
+
+def test_readme_export_command_runs(
+    cohort_warehouse: Path, cohort_folder: Path, tmp_path: Path
+) -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    (line,) = [
+        line
+        for line in readme.read_text(encoding="utf-8").splitlines()
+        if line.startswith(".venv/bin/dicomwarehouse export ")
+    ]
+    args = shlex.split(line)[1:]
+    args[args.index("--warehouse") + 1] = str(cohort_warehouse)
+    args[args.index("--output") + 1] = str(tmp_path / "out.s5cmd")
+    result = run_main(*args)
+    assert result.returncode == 0, result.stderr
+    ct = sorted(
+        str(path)
+        for path in cohort_folder.rglob("*")
+        if path.is_file() and _uid(path, "Modality") == "CT"
+    )
+    assert ct and (tmp_path / "out.s5cmd").read_text().splitlines() == ct  # local: plain paths
