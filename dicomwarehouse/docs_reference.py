@@ -34,9 +34,11 @@ from dicomwarehouse.tables.descriptions import (
     TABLE_DESCRIPTIONS,
     attribute_description,
 )
+from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN
 from dicomwarehouse.tables.schema import (
     ELEMENTS_SCHEMA,
     ERRORS_SCHEMA,
+    ColumnPath,
     metadata_schema,
 )
 from dicomwarehouse.tables.vr import BIGQUERY_TYPE_BY_VR, BINARY_VRS
@@ -134,9 +136,10 @@ def _column_table(
     descriptions: dict[str, str] | None = None,
     *,
     with_duckdb: bool = True,
+    extra_columns: Sequence[str] = (),
 ) -> list[str]:
     """The Markdown table of a schema's columns: name, the engines' types, description."""
-    fields = arrow_schema_to_bigquery(schema, table)
+    fields = arrow_schema_to_bigquery(schema, table, extra_columns=extra_columns)
     if with_duckdb:
         lines = ["| column | BigQuery type | DuckDB type | description |", "|---|---|---|---|"]
     else:
@@ -146,11 +149,16 @@ def _column_table(
     return lines
 
 
+def _metadata_schema(paths: Iterable[ColumnPath]) -> pa.Schema:
+    """dicom_metadata with the given keyword columns and the columns every run has."""
+    return metadata_schema(paths, {COLLECTION_COLUMN: pa.string()})
+
+
 def _view_schemas() -> dict[str, pa.Schema]:
     """Output schema of every view of ``sql/``, from DuckDB over an empty dicom_metadata."""
     con = duckdb.connect()
     try:
-        empty = metadata_schema(referenced_column_paths()).empty_table()
+        empty = _metadata_schema(referenced_column_paths()).empty_table()
         con.register("_empty_metadata", empty)
         con.execute("CREATE TABLE dicom_metadata AS SELECT * FROM _empty_metadata")
         create_duckdb_views(con)
@@ -191,7 +199,18 @@ def _views_part() -> list[str]:
         if view.column_descriptions:
             table_lines = _column_table(schemas[view.name], view.name, view.column_descriptions)
         else:
-            table_lines = ["Columns: those of `dicom_metadata` (below), plus the ones above."]
+            # the columns it adds to dicom_metadata's, described in the text above
+            metadata_columns = set(_metadata_schema(referenced_column_paths()).names)
+            added = pa.schema(
+                [field for field in schemas[view.name] if field.name not in metadata_columns]
+            )
+            table_lines = [
+                "Columns: those of [`dicom_metadata`](#dicom_metadata), then:",
+                "",
+                *_column_table(
+                    added, view.name, dict.fromkeys(added.names, "See the description above.")
+                ),
+            ]
         lines.extend(_section(view.name, view.description, table_lines))
     return lines
 
@@ -244,7 +263,7 @@ def _keyword_part() -> list[str]:
 
 def _tables_part() -> list[str]:
     # with no keyword column: OtherElements and the provenance columns
-    fixed_columns = metadata_schema(())
+    fixed_columns = _metadata_schema(())
     lines = [
         "## Tables",
         "",
@@ -257,7 +276,7 @@ def _tables_part() -> list[str]:
             "dicom_metadata",
             TABLE_DESCRIPTIONS["dicom_metadata"] + " `dicom_all` is the same rows with IDC's "
             "extra columns. Besides the keyword columns (next section), every row has:",
-            _column_table(fixed_columns, "dicom_metadata"),
+            _column_table(fixed_columns, "dicom_metadata", extra_columns=[COLLECTION_COLUMN]),
         )
     )
     lines.extend(_keyword_part())
