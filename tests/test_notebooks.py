@@ -52,7 +52,8 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for helper in NOTEBOOKS.glob("*.py"):
         shutil.copy(helper, tmp_path)
     # the kernel imports this checkout's package, and runs locally (no BigQuery dataset)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     monkeypatch.delenv("DICOMWAREHOUSE_BIGQUERY_DATASET", raising=False)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
