@@ -43,6 +43,7 @@ from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
+from dicomwarehouse.pipeline.interactive import beam_outside_ipython
 from dicomwarehouse.pipeline.progress import (
     ProgressCounter,
     ProgressDisplay,
@@ -458,7 +459,9 @@ def run_pipeline(
         total,
         enabled=on_terminal(sys.stderr) and local_runner(options.view_as(StandardOptions).runner),
     )
-    with display:  # one line for the run, drawn here from what every DoFn instance counts
+    # one line for the run, drawn here from what every DoFn instance counts; in a notebook,
+    # Beam builds and runs the pipeline as in a script (pipeline.interactive)
+    with display, beam_outside_ipython():
         written = (
             pipeline
             | "ObjectsFile" >> beam.Create([objects])
