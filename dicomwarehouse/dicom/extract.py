@@ -185,14 +185,13 @@ def _extract(
 
 def _walk(opened: OpenedObject, defer_size: int) -> Walked | None:
     """The header flattened by the walker, or None where the pydicom path must take it."""
-    meter = current_meter()
     ranged = opened.ranged
     return walk_object(
         opened.raw,
         defer_size=defer_size,
         defer_in_items=ranged is not None,
         first_read=ranged.first_block if ranged is not None else LOCAL_FIRST_READ,
-        budget=meter.budget if meter is not None else None,
+        meter=current_meter(),
     )
 
 

@@ -43,7 +43,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
-from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, ReadBudget
+from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.flatten import FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.read import collect_pydicom_problems
 from dicomwarehouse.dicom.values import (
@@ -104,6 +104,8 @@ class Walked:
 
     flat: FlatObject
     bytes_read: int
+    #: elements and items, counted as the read budget counts them
+    elements: int
 
 
 def _defaults_in_force() -> bool:
@@ -647,7 +649,7 @@ def walk_object(
     defer_size: int,
     defer_in_items: bool,
     first_read: int = LOCAL_FIRST_READ,
-    budget: ReadBudget | None = None,
+    meter: BudgetMeter | None = None,
 ) -> Walked | None:
     """Flatten the header of the object open in ``raw``, or None to leave it to pydicom.
 
@@ -655,10 +657,15 @@ def walk_object(
     costs at most about 2 x H read and two parses of it); values longer than ``defer_size``
     that the reference would not read are skipped, never read. ``defer_in_items``: the
     reference defers inside undefined-length sequences too (ranged reads).
+
+    The walk stays inside the budgets of ``meter`` (elements, items, header bytes, runs of
+    empty items) by giving up before any would run out, so the pydicom path meets an over-budget
+    object with the meter untouched and records it as it always has; a header walked is
+    charged to the meter afterwards.
     """
-    if not _defaults_in_force():
+    if not _defaults_in_force() or (meter is not None and meter.exceeded is not None):
         return None
-    budget = budget or ReadBudget()
+    budget = meter.budget if meter is not None else ReadBudget()
     size = object_size(raw)
     data = bytearray()
     fetched = 0
@@ -695,7 +702,10 @@ def walk_object(
                 continue
             if problems:
                 return None
-            return Walked(flat, fetched)
+            if meter is not None:
+                meter.elements += walker.count
+                meter.record_bytes(fetched)
+            return Walked(flat, fetched, walker.count)
     except (GiveUp, Exception, RecursionError):
         return None
     return None
