@@ -127,12 +127,16 @@ def peak_rss_bytes() -> int:
 def phase_dcmread(refs: Sequence[ObjectRef]) -> dict[str, Any]:
     """(a) Parse floor: dcmread up to Pixel Data, nothing else."""
     failures = 0
+    times: list[float] = []
+    clock = time.perf_counter
     for ref in refs:
+        started = clock()
         try:
             pydicom.dcmread(ref.url, stop_before_pixels=True)
         except Exception:
             failures += 1
-    return {"failures": failures}
+        times.append(clock() - started)
+    return {"failures": failures, "times": times}
 
 
 def _dummy_bulk_uri(element: DataElement) -> str:
@@ -142,7 +146,10 @@ def _dummy_bulk_uri(element: DataElement) -> str:
 def phase_to_json_dict(refs: Sequence[ObjectRef]) -> dict[str, Any]:
     """(b) Peer baseline: dcmread + to_json_dict, large binary values replaced by a URI."""
     failures = 0
+    times: list[float] = []
+    clock = time.perf_counter
     for ref in refs:
+        started = clock()
         try:
             dataset = pydicom.dcmread(ref.url, stop_before_pixels=True)
             dataset.to_json_dict(
@@ -151,39 +158,73 @@ def phase_to_json_dict(refs: Sequence[ObjectRef]) -> dict[str, Any]:
             )
         except Exception:
             failures += 1
-    return {"failures": failures}
+        times.append(clock() - started)
+    return {"failures": failures, "times": times}
 
 
-def phase_ours(refs: Sequence[ObjectRef], run: RunInfo, batch_size: int) -> dict[str, Any]:
-    """(c) Ours: extract_object per file, then one dicom_metadata Arrow table per batch."""
+def phase_ours(
+    refs: Sequence[ObjectRef], run: RunInfo, batch_size: int, extract_options: dict[str, Any]
+) -> dict[str, Any]:
+    """(c) Ours: extract_object per file, then one dicom_metadata Arrow table per batch.
+
+    Each file's time is its extract_object plus its share of its batch's metadata table.
+    """
     failures = 0
     element_rows = 0
     metadata_rows = 0
     header_bytes: list[int] = []
     error_bytes = 0
+    times: list[float] = []
+    file_elements: list[int] = []
+    kinds: list[tuple[str, str]] = []
+    clock = time.perf_counter
     for start in range(0, len(refs), batch_size):
         rows: list[dict[str, Any]] = []
         paths: set[ColumnPath] = set()
-        for ref in refs[start : start + batch_size]:
-            extracted = extract_object(ref, run)
-            if extracted.metadata is not None:
-                rows.append(extracted.metadata)
+        batch = refs[start : start + batch_size]
+        for ref in batch:
+            started = clock()
+            extracted = extract_object(ref, run, **extract_options)
+            times.append(clock() - started)
+            metadata = extracted.metadata
+            if metadata is not None:
+                rows.append(metadata)
                 paths.update(extracted.column_paths)
-                header_bytes.append(extracted.metadata["header_bytes_read"])
-                if extracted.elements is not None:
-                    element_rows += extracted.elements.num_rows
+                header_bytes.append(metadata["header_bytes_read"])
+                count = extracted.elements.num_rows if extracted.elements is not None else 0
+                element_rows += count
+                file_elements.append(count)
+                kinds.append((str(metadata.get("Modality") or "-"), sop_class_name(metadata)))
             else:
                 failures += 1
                 error_bytes += (extracted.error or {}).get("bytes_read") or 0
+                file_elements.append(0)
+                kinds.append(("(error row)", "(error row)"))
         if rows:
+            started = clock()
             metadata_rows += metadata_table(rows, metadata_schema(paths)).num_rows
+            share = (clock() - started) / len(batch)
+            for index in range(len(times) - len(batch), len(times)):
+                times[index] += share
     return {
         "failures": failures,
         "element_rows": element_rows,
         "metadata_rows": metadata_rows,
         "header_bytes": header_bytes,
         "error_bytes": error_bytes,
+        "times": times,
+        "file_elements": file_elements,
+        "kinds": kinds,
     }
+
+
+def sop_class_name(metadata: dict[str, Any]) -> str:
+    """The SOP class of a metadata row, by name where pydicom knows the UID."""
+    uid = metadata.get("SOPClassUID") or metadata.get("MediaStorageSOPClassUID")
+    if not isinstance(uid, str):
+        return "-"
+    name = pydicom.uid.UID(uid).name
+    return name if name else uid
 
 
 def time_phases(
@@ -204,6 +245,7 @@ def time_phases(
         body()  # first-call costs (lazy imports: pyarrow imports pandas on first pa.array)
     best = [float("inf")] * len(phases)
     stats: list[dict[str, Any]] = [{} for _ in phases]
+    file_best: list[list[float] | None] = [None] * len(phases)
     rss = [0] * len(phases)
     for round_ in range(repeat):
         for index, (_, body) in enumerate(phases):
@@ -211,8 +253,18 @@ def time_phases(
             started = time.perf_counter()
             stats[index] = body()
             best[index] = min(best[index], time.perf_counter() - started)
+            times = stats[index].pop("times", None)
+            if times is not None:
+                previous = file_best[index]
+                file_best[index] = (
+                    times
+                    if previous is None
+                    else [min(a, b) for a, b in zip(previous, times, strict=True)]
+                )
             if round_ == 0:
                 rss[index] = peak_rss_bytes()
+    for index, times in enumerate(file_best):
+        stats[index]["file_seconds"] = times
     return [
         PhaseResult(name, best[i], files, stats[i].pop("failures"), rss[i], stats[i])
         for i, (name, _) in enumerate(phases)
@@ -263,6 +315,50 @@ def print_report(refs: Sequence[ObjectRef], results: Sequence[PhaseResult], repe
         f"\nours vs to_json_dict: {ours.files_per_second / json_dict.files_per_second:.2f}x, "
         f"ours vs dcmread floor: {ours.files_per_second / floor.files_per_second:.2f}x"
     )
+
+
+def folder_of(ref: ObjectRef, roots: Sequence[str]) -> str:
+    """The first path component of a file under the benchmark path it was found in."""
+    for root in roots:
+        root = os.path.abspath(root)
+        if os.path.isdir(root) and ref.url.startswith(root + os.sep):
+            return os.path.relpath(ref.url, root).split(os.sep)[0]
+    return "."
+
+
+def print_groups(
+    title: str, labels: Sequence[str], results: Sequence[PhaseResult], min_files: int = 1
+) -> None:
+    """Per group of files: files/s and elements/s of ours, and ratios to (a) and (b).
+
+    Each phase's time for a group is the sum of its files' best times, so a group's ratio
+    compares the same files; groups are in order of file count.
+    """
+    floor, json_dict, ours = (r.stats["file_seconds"] for r in results)
+    elements = results[2].stats["file_elements"]
+    groups: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(label, []).append(index)
+    head = (
+        f"{title:<42} {'files':>6} {'elements':>9} {'ours f/s':>9} {'ours el/s':>10} "
+        f"{'json f/s':>9} {'dcmread f/s':>11} {'/json':>6} {'/dcmread':>8}"
+    )
+    print()
+    print(head)
+    print("-" * len(head))
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    for label, indexes in ordered:
+        if len(indexes) < min_files:
+            continue
+        a = sum(floor[i] for i in indexes)
+        b = sum(json_dict[i] for i in indexes)
+        c = sum(ours[i] for i in indexes)
+        count = sum(elements[i] for i in indexes)
+        print(
+            f"{label[:42]:<42} {len(indexes):>6} {count:>9,} {len(indexes) / c:>9,.1f} "
+            f"{count / c:>10,.0f} {len(indexes) / b:>9,.1f} {len(indexes) / a:>11,.1f} "
+            f"{b / c:>5.2f}x {a / c:>7.2f}x"
+        )
 
 
 def header_size(path: str) -> int:
@@ -345,11 +441,17 @@ def print_ranged(refs: Sequence[ObjectRef], headers: Sequence[int], results: lis
     )
 
 
-def profile_ours(refs: Sequence[ObjectRef], run: RunInfo, batch_size: int, top: int = 25) -> None:
+def profile_ours(
+    refs: Sequence[ObjectRef],
+    run: RunInfo,
+    batch_size: int,
+    extract_options: dict[str, Any],
+    top: int = 25,
+) -> None:
     """cProfile one pass of phase (c); print the top functions by cumulative time."""
     profiler = cProfile.Profile()
     profiler.enable()
-    phase_ours(refs, run, batch_size)
+    phase_ours(refs, run, batch_size, extract_options)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -370,6 +472,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per phase (best kept)")
     parser.add_argument("--batch-size", type=int, default=256, help="files per metadata table")
     parser.add_argument("--profile", action="store_true", help="cProfile phase (c)")
+    parser.add_argument("--folder", default=None, help="time only the files of this source folder")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="(c) through pydicom's data sets only (extract_object(walker=False))",
+    )
+    parser.add_argument(
+        "--large-headers",
+        default=None,
+        metavar="N,...",
+        help="instead: time synthetic enhanced MR and slide microscopy headers of N items",
+    )
     parser.add_argument(
         "--first-blocks",
         default=str(DEFAULT_FIRST_BLOCK),
@@ -383,8 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1 or args.batch_size < 1:
         parser.error("--repeat and --batch-size must be at least 1")
 
+    if args.large_headers:
+        from large_headers import run_large_headers
+
+        counts = [int(n) for n in args.large_headers.split(",")]
+        run_large_headers(args.paths or default_paths(), counts, args.repeat)
+        return 0
     paths = args.paths or default_paths()
     refs = collect_files(paths, args.limit)
+    if args.folder:
+        refs = [ref for ref in refs if folder_of(ref, paths) == args.folder]
     if not refs:
         parser.error(f"no files under {' '.join(paths)}")
     print(f"paths: {' '.join(paths)}")
@@ -403,21 +525,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_ranged(refs, headers, ranged)
         if args.ranged_only:
             return 0
+        options = {"walker": False} if args.reference else {}
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("(a) dcmread stop_before_pixels", lambda: phase_dcmread(refs)),
             ("(b) dcmread + to_json_dict", lambda: phase_to_json_dict(refs)),
-            ("(c) ours: extract_object + Arrow", lambda: phase_ours(refs, run, args.batch_size)),
+            (
+                "(c) ours: extract_object + Arrow",
+                lambda: phase_ours(refs, run, args.batch_size, options),
+            ),
         ]
         few = refs[:WARM_UP_FILES]
         warm_up: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("a", lambda: phase_dcmread(few)),
             ("b", lambda: phase_to_json_dict(few)),
-            ("c", lambda: phase_ours(few, run, args.batch_size)),
+            ("c", lambda: phase_ours(few, run, args.batch_size, options)),
         ]
         results = time_phases(phases, warm_up, len(refs), args.repeat)
         print_report(refs, results, args.repeat)
+        kinds = results[2].stats["kinds"]
+        print_groups("source folder", [folder_of(ref, paths) for ref in refs], results)
+        print_groups("modality", [modality for modality, _ in kinds], results)
+        print_groups("SOP class (3 files or more)", [sop for _, sop in kinds], results, 3)
         if args.profile:
-            profile_ours(refs, run, args.batch_size)
+            profile_ours(refs, run, args.batch_size, options)
     return 0
 
 
