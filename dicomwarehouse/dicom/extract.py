@@ -33,7 +33,7 @@ from dicomwarehouse.dicom.read import (
     read_header,
     unique,
 )
-from dicomwarehouse.dicom.walk import LOCAL_FIRST_READ, Walked, walk_object
+from dicomwarehouse.dicom.walk import LOCAL_FIRST_READ, LOCAL_GROWTH, Walked, walk_object
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
@@ -148,7 +148,7 @@ def _extract(
             walked = _walk(opened, defer_size) if walker else None
             if walked is not None:
                 flat = walked.flat
-                problems: list[str] = []
+                problems = walked.problems
                 row_bytes = opened.ranged.bytes_fetched if opened.ranged else walked.bytes_read
             else:
                 opened.raw.seek(0)
@@ -191,6 +191,7 @@ def _walk(opened: OpenedObject, defer_size: int) -> Walked | None:
         defer_size=defer_size,
         defer_in_items=ranged is not None,
         first_read=ranged.first_block if ranged is not None else LOCAL_FIRST_READ,
+        growth=1 if ranged is not None else LOCAL_GROWTH,
         meter=current_meter(),
     )
 

@@ -98,7 +98,7 @@ class ElementRows:
             "ingest_run_id": ingest_run_id,
         }
         arrays = [
-            pa.array([constants[f.name]] * count, f.type)
+            pa.repeat(pa.scalar(constants[f.name], f.type), count)
             if f.name in constants
             else pa.array(columns.get(f.name, ()), f.type)
             for f in ELEMENTS_SCHEMA

@@ -70,6 +70,8 @@ _NO_BYTES = b""
 _META_CONVERTED = frozenset({0x00020000, 0x00020010})
 #: First read of a local file: the whole header of most single-frame objects.
 LOCAL_FIRST_READ = 16 * 1024
+#: Each later read of a local file: this times what was read before.
+LOCAL_GROWTH = 8
 #: First read after a skipped value: usually a few elements and the Pixel Data tag.
 _AFTER_SKIP_READ = 4096
 #: A skipped value longer than this is not held as zeros: the pydicom path takes the object.
@@ -106,6 +108,8 @@ class Walked:
     bytes_read: int
     #: elements and items, counted as the read budget counts them
     elements: int
+    #: what the row records besides the flat object's anomalies
+    problems: list[str]
 
 
 def _defaults_in_force() -> bool:
@@ -135,6 +139,9 @@ def _public_vr(tag: int) -> str | None:
     _PUBLIC_VR[tag] = vr
     return vr
 
+
+#: VR of public tags in implicit VR, where it does not depend on Pixel Representation.
+_IMPLICIT_VR: dict[int, str] = {}
 
 _PRIVATE_VR: dict[tuple[int, str], str] = {}
 
@@ -169,6 +176,12 @@ def _converted(tag: int, vr: str | None, value: bytes, implicit: bool, little: b
     return element
 
 
+#: Decoded values of VRs the character set does not affect, by (VR, bytes, endianness).
+_DECODED: dict[tuple[str, bytes, bool], DecodedValue] = {}
+_MAX_SHARED_VALUE = 64
+_MAX_SHARED_VALUES = 65536
+
+
 class _Walker:
     """One parse attempt over the bytes read so far."""
 
@@ -192,6 +205,12 @@ class _Walker:
         self.flattener = Flattener(None, None)
         self.pixel_representation: int | None = None
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
+        #: pydicom's warnings the pydicom path records on the row too (unique, in order)
+        self.problems: list[str] = []
+        #: the top level's encoding and metadata row, once the file meta group is read
+        self.top_level: tuple[bool, bool, dict[str, Any]] = (False, True, {})
+        #: the state before the top-level element being read
+        self.mark: tuple | None = None
 
     # --- bytes ----------------------------------------------------------------------------
 
@@ -248,12 +267,38 @@ class _Walker:
             if group << 16 | element not in _PIXEL_DATA_TAGS:
                 raise GiveUp("VR switch")
         self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
+        self.top_level = (implicit, little, metadata)
         self.dataset(
             position, None, implicit, little, True, "", "", (), 0, None, metadata, True
         )  # fmt: skip
+        return self.finish()
+
+    def finish(self) -> FlatObject:
         if self.assumed_unsigned and self.pixel_representation == 1:
             raise GiveUp("ambiguous VR resolved before Pixel Representation")
-        return self.flattener.result(metadata)
+        return self.flattener.result(self.top_level[2])
+
+    def resume(self, data: bytes, at_end: bool) -> FlatObject:
+        """Go on from the top-level element that ran out of bytes, with more bytes.
+
+        What that element had added (rows, anomalies, counts) is dropped first; everything
+        before it stands, so a header read in growing blocks is parsed about once.
+        """
+        assert self.mark is not None
+        position, state, rows, anomalies, count, empty_items, problems = self.mark
+        self.data = data
+        self.size = len(data)
+        self.at_end = at_end
+        del self.flattener.rows.rows[rows:]
+        del self.flattener.anomalies[anomalies:]
+        del self.problems[problems:]
+        self.count = count
+        self.empty_items = empty_items
+        implicit, little, metadata = self.top_level
+        self.dataset(
+            position, None, implicit, little, True, "", "", (), 0, None, metadata, True, state
+        )  # fmt: skip
+        return self.finish()
 
     def file_meta(self, position: int, out: dict[str, Any]) -> tuple[int, str | None]:
         """Walk group 0002 (explicit VR little endian); return the end and transfer syntax."""
@@ -291,7 +336,11 @@ class _Walker:
             self.need(end)
             value = data[value_at:end]
             info = tag_info(tag)
-            if first or tag in _META_CONVERTED:
+            if tag == 0x00020000 and vr == "UL" and length == 4:
+                # what pydicom's conversion gives, without it: one number, 4 bytes
+                decoded = decode_raw_value(vr, value, True, None)
+                row_length = length
+            elif first or tag in _META_CONVERTED:
                 converted = _converted(tag, vr, value, False, True)
                 vr = str(converted.VR)
                 decoded = decode_converted_value(vr, converted.value)
@@ -322,12 +371,14 @@ class _Walker:
         encodings: Any,
         out: dict[str, Any],
         deferrable: bool,
+        resumed: tuple | None = None,
     ) -> int:
         """Walk the elements of one data set from ``position``; return where it ends.
 
         ``end`` is the end of a defined-length item; None for the top level (which ends at
         Pixel Data or the end of the object) and for an undefined-length item (which ends
-        at its delimitation item, returned past).
+        at its delimitation item, returned past). At the top level, the state before each
+        element is kept in ``mark`` (``resume`` goes on from it); ``resumed`` is that state.
         """
         data = self.data
         flattener = self.flattener
@@ -339,7 +390,22 @@ class _Walker:
         defer_size = self.defer_size
         if top:
             encodings = "iso8859"  # pydicom's default when there is no Specific Character Set
+            if resumed is not None:
+                creators, creator_values, text_before_charset, last_tag, encodings = resumed
+            rows = flattener.rows.rows
+            anomalies = flattener.anomalies
         while True:
+            if top:
+                # elements before this one stand whatever happens to it (see ``resume``)
+                self.mark = (
+                    position,
+                    (creators, creator_values, text_before_charset, last_tag, encodings),
+                    len(rows),
+                    len(anomalies),
+                    self.count,
+                    self.empty_items,
+                    len(self.problems),
+                )
             if end is not None and position >= end:
                 if position > end:
                     raise GiveUp("item overrun")
@@ -410,7 +476,9 @@ class _Walker:
 
             value_end = value_at + length
             deferred = deferrable and length > defer_size and tag != _CHARSET
-            if file_vr is None or file_vr == "UN":
+            if file_vr is None and tag in _IMPLICIT_VR:
+                vr = _IMPLICIT_VR[tag]
+            elif file_vr is None or file_vr == "UN":
                 vr = self.resolve_vr(
                     tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
                     implicit,
@@ -455,8 +523,9 @@ class _Walker:
                         decoded = decode_raw_value(vr, value, little, encodings)
                     with collect_pydicom_problems() as problems:
                         encodings = convert_encodings(converted.value)
-                    if problems:
-                        raise GiveUp("character set")
+                    # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the
+                    # row's problem, as on the pydicom path
+                    self.problems.extend(problems)
                 elif top and tag == _PIXEL_REPRESENTATION:
                     converted = _converted(tag, file_vr, value, implicit, little)
                     vr = str(converted.VR)
@@ -469,8 +538,18 @@ class _Walker:
                         raise GiveUp("pixel representation")
                     decoded = decode_converted_value(vr, number)
                     row_length = text_length(decoded, vr)
-                else:
+                elif vr in CHARSET_VRS or length > _MAX_SHARED_VALUE:
                     decoded = decode_raw_value(vr, value, little, encodings)
+                else:
+                    # the same short value recurs (per-frame items, CS terms, numbers):
+                    # decode it once; the character set cannot matter for these VRs
+                    key = (vr, value, little)
+                    decoded = _DECODED.get(key)
+                    if decoded is None:
+                        decoded = decode_raw_value(vr, value, little, encodings)
+                        if len(_DECODED) >= _MAX_SHARED_VALUES:
+                            _DECODED.clear()
+                        _DECODED[key] = decoded
                 if info.creator_slot:
                     creator_values[tag] = (file_vr, value)
             flattener.add_value(
@@ -498,6 +577,8 @@ class _Walker:
                 if tag & 0xFFFF:
                     raise GiveUp("unknown public tag in implicit VR")  # pydicom warns
                 vr = "UL"
+            if " or " not in vr:
+                _IMPLICIT_VR[tag] = vr
         elif dictionary_allowed:
             vr = _public_vr(tag) or "UN"
         else:
@@ -650,13 +731,17 @@ def walk_object(
     defer_in_items: bool,
     first_read: int = LOCAL_FIRST_READ,
     meter: BudgetMeter | None = None,
+    growth: int = 1,
 ) -> Walked | None:
     """Flatten the header of the object open in ``raw``, or None to leave it to pydicom.
 
-    Reads from the start of ``raw`` in growing blocks (doubling, so a header of H bytes
-    costs at most about 2 x H read and two parses of it); values longer than ``defer_size``
-    that the reference would not read are skipped, never read. ``defer_in_items``: the
-    reference defers inside undefined-length sequences too (ranged reads).
+    Reads from the start of ``raw`` in growing blocks: each read is ``growth`` times what
+    was read before (1: doubling, so a header of H bytes costs at most about 2 x H read, as
+    the ranged reader promises; a local file reads more at once, since a sequence that runs
+    past the bytes read is parsed again from its start, and reading is cheaper than parsing).
+    Values longer than ``defer_size`` that the reference would not read are skipped, never
+    read. ``defer_in_items``: the reference defers inside undefined-length sequences too
+    (ranged reads).
 
     The walk stays inside the budgets of ``meter`` (elements, items, header bytes, runs of
     empty items) by giving up before any would run out, so the pydicom path meets an over-budget
@@ -685,12 +770,21 @@ def walk_object(
 
     try:
         read_more(max(first_read, 256))
+        walker: _Walker | None = None
+        problems: list[str] = []  # pydicom's warnings over every attempt
         for _ in range(_MAX_ATTEMPTS):
-            walker = _Walker(bytes(data), at_end, defer_size, defer_in_items, budget)
-            try:
-                with collect_pydicom_problems() as problems:
-                    flat = walker.walk()
-            except _NeedBytes as need:
+            with collect_pydicom_problems() as attempt_problems:
+                try:
+                    if walker is None or walker.mark is None:
+                        walker = _Walker(bytes(data), at_end, defer_size, defer_in_items, budget)
+                        flat = walker.walk()
+                    else:  # the top level was reached: go on from where the bytes ran out
+                        flat = walker.resume(bytes(data), at_end)
+                    need = None
+                except _NeedBytes as needed:
+                    need = needed
+            problems.extend(attempt_problems)
+            if need is not None:
                 if need.skip_to is not None and need.skip_to > len(data):
                     gap = need.skip_to - len(data)
                     if gap > _MAX_SKIP or (size is not None and need.skip_to > size):
@@ -698,14 +792,15 @@ def walk_object(
                     data.extend(bytes(gap))  # never read: no table keeps these bytes
                     read_more(max(need.end - len(data), _AFTER_SKIP_READ))
                 else:
-                    read_more(max(need.end - len(data), fetched))
+                    read_more(max(need.end - len(data), growth * fetched))
                 continue
-            if problems:
+            expected = set(walker.problems)
+            if any(problem not in expected for problem in problems):
                 return None
             if meter is not None:
                 meter.elements += walker.count
                 meter.record_bytes(fetched)
-            return Walked(flat, fetched, walker.count)
+            return Walked(flat, fetched, walker.count, list(dict.fromkeys(walker.problems)))
     except (GiveUp, Exception, RecursionError):
         return None
     return None
