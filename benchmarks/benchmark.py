@@ -497,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead: time synthetic enhanced MR and slide microscopy headers of N items",
     )
     parser.add_argument(
+        "--large-shapes", default="mr,sm", help="which large headers: mr, sm or both"
+    )
+    parser.add_argument(
         "--first-blocks",
         default=str(DEFAULT_FIRST_BLOCK),
         metavar="BYTES,...",
@@ -513,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from large_headers import run_large_headers
 
         counts = [int(n) for n in args.large_headers.split(",")]
-        run_large_headers(args.paths or default_paths(), counts, args.repeat)
+        shapes = args.large_shapes.split(",")
+        run_large_headers(args.paths or default_paths(), counts, args.repeat, shapes)
         return 0
     paths = args.paths or default_paths()
     refs = collect_files(paths, args.limit)
