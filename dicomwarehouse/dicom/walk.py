@@ -182,6 +182,21 @@ _MAX_SHARED_VALUE = 64
 _MAX_SHARED_VALUES = 65536
 
 
+def _decoded(vr: str, value: bytes, little: bool) -> DecodedValue:
+    """A short value of a VR the character set does not affect, decoded once per process.
+
+    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs).
+    """
+    key = (vr, value, little)
+    decoded = _DECODED.get(key)
+    if decoded is None:
+        decoded = decode_raw_value(vr, value, little, None)
+        if len(_DECODED) >= _MAX_SHARED_VALUES:
+            _DECODED.clear()
+        _DECODED[key] = decoded
+    return decoded
+
+
 class _Walker:
     """One parse attempt over the bytes read so far."""
 
@@ -348,7 +363,11 @@ class _Walker:
                 if tag == 0x00020010:
                     syntax = converted.value
             else:
-                decoded = decode_raw_value(vr, value, True, None)
+                decoded = (
+                    _decoded(vr, value, True)  # no character set in the file meta group
+                    if length <= _MAX_SHARED_VALUE
+                    else decode_raw_value(vr, value, True, None)
+                )
                 row_length = length
             flattener.add_value(
                 tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
@@ -541,15 +560,7 @@ class _Walker:
                 elif vr in CHARSET_VRS or length > _MAX_SHARED_VALUE:
                     decoded = decode_raw_value(vr, value, little, encodings)
                 else:
-                    # the same short value recurs (per-frame items, CS terms, numbers):
-                    # decode it once; the character set cannot matter for these VRs
-                    key = (vr, value, little)
-                    decoded = _DECODED.get(key)
-                    if decoded is None:
-                        decoded = decode_raw_value(vr, value, little, encodings)
-                        if len(_DECODED) >= _MAX_SHARED_VALUES:
-                            _DECODED.clear()
-                        _DECODED[key] = decoded
+                    decoded = _decoded(vr, value, little)
                 if info.creator_slot:
                     creator_values[tag] = (file_vr, value)
             flattener.add_value(
