@@ -179,7 +179,8 @@ def phase_ours(
 ) -> dict[str, Any]:
     """(c) Ours: extract_object per file, then one dicom_metadata Arrow table per batch.
 
-    Each file's time is its extract_object plus its share of its batch's metadata table.
+    Each file's time is its extract_object plus its share of its batch's metadata table,
+    in proportion to its element rows.
     """
     failures = 0
     element_rows = 0
@@ -215,9 +216,14 @@ def phase_ours(
         if rows:
             started = clock()
             metadata_rows += metadata_table(rows, metadata_schema(paths)).num_rows
-            share = (clock() - started) / len(batch)
-            for index in range(len(times) - len(batch), len(times)):
-                times[index] += share
+            spent = clock() - started
+            # each row's share of the table, by its size: a small object's row is not charged
+            # for the wide nested columns an enhanced multi-frame row in the batch brings
+            first = len(times) - len(batch)
+            weights = file_elements[first:]
+            total = sum(weights)
+            for index, weight in enumerate(weights, first):
+                times[index] += spent * (weight / total if total else 1 / len(batch))
     return {
         "failures": failures,
         "element_rows": element_rows,
