@@ -242,6 +242,21 @@ class _Walker:
                 raise GiveUp("object ends inside a value")
             raise _NeedBytes(end + 8, skip_to=end)
 
+    def explicit_vr(
+        self, vr_bytes: bytes, position: int, short_length: int, unpack_long: Any
+    ) -> tuple[str, int, int]:
+        """VR, length and value offset of the explicit VR element at ``position``: VRs with
+        a 32-bit length have it after two reserved bytes; an unknown VR gives up (pydicom
+        would guess)."""
+        vr = _SHORT_VRS.get(vr_bytes)
+        if vr is not None:
+            return vr, short_length, position + 8
+        vr = _LONG_VRS.get(vr_bytes)
+        if vr is None:
+            raise GiveUp("VR bytes")
+        self.need(position + 12)
+        return vr, unpack_long(self.data, position + 8)[0], position + 12
+
     def charge(self, elements: int) -> None:
         self.count += elements
         if self.count >= self.max_elements:
@@ -333,16 +348,7 @@ class _Walker:
                     raise GiveUp("no file meta group")
                 return position, syntax
             tag = 0x00020000 | element
-            vr = _SHORT_VRS.get(vr_bytes)
-            if vr is None:
-                vr = _LONG_VRS.get(vr_bytes)
-                if vr is None:
-                    raise GiveUp("file meta VR")
-                self.need(position + 12)
-                length = unpack_long(data, position + 8)[0]
-                value_at = position + 12
-            else:
-                value_at = position + 8
+            vr, length, value_at = self.explicit_vr(vr_bytes, position, length, unpack_long)
             if length == _UNDEFINED or tag <= last_tag or vr == "UN" or vr == "SQ":
                 raise GiveUp("file meta structure")
             last_tag = tag
@@ -447,16 +453,9 @@ class _Walker:
             if top and tag in _PIXEL_DATA_TAGS:
                 return position
             if not implicit:
-                file_vr = _SHORT_VRS.get(vr_bytes)
-                if file_vr is None:
-                    file_vr = _LONG_VRS.get(vr_bytes)
-                    if file_vr is None:
-                        raise GiveUp("VR bytes")
-                    self.need(position + 12)
-                    length = unpack_long(data, position + 8)[0]
-                    value_at = position + 12
-                else:
-                    value_at = position + 8
+                file_vr, length, value_at = self.explicit_vr(
+                    vr_bytes, position, length, unpack_long
+                )
             if tag <= last_tag or group == 0xFFFE:
                 raise GiveUp("tag order")
             last_tag = tag
