@@ -36,7 +36,7 @@ from pydicom.datadict import keyword_dict
 from pydicom.uid import UID_dictionary
 from sqlglot import exp
 
-from dicomwarehouse.tables.required_columns import sql_column_paths
+from dicomwarehouse.tables.required_columns import sql_paths_and_outputs
 from dicomwarehouse.tables.schema import ColumnPath, keyword_paths
 from dicomwarehouse.warehouse.googlesql import translate
 
@@ -318,10 +318,15 @@ def referenced_column_paths() -> frozenset[ColumnPath]:
 
     :func:`referenced_keywords` as top-level paths, and the paths inside sequences that the
     views name (``UNNEST(SegmentSequence) AS segment`` ... ``segment.SegmentLabel``), found by
-    ``required_columns.sql_column_paths``. The ingest makes each a column of every run, so
-    that a view reading an attribute absent from the data still binds.
+    ``required_columns.sql_column_paths``. A view that reads another view sees the output
+    columns of that view that are sequence items or attributes inside them (the views are
+    scanned in dependency order), so ``UNNEST(contentSequence.ContentSequence)`` over
+    ``measurement_groups`` reads the nested ContentSequence. The ingest makes each a column
+    of every run, so that a view reading an attribute absent from the data still binds.
     """
     paths = set(keyword_paths(referenced_keywords()))
+    outputs: dict[str, dict[str, ColumnPath]] = {}
     for view in load_views():
-        paths |= sql_column_paths(view.bigquery_sql)
+        read, outputs[view.name] = sql_paths_and_outputs(view.bigquery_sql, outputs)
+        paths |= read
     return frozenset(paths)
