@@ -159,7 +159,8 @@ def measurement_report(ct: list[Dataset], seg: hd.seg.Segmentation) -> hd.sr.Com
     laterality, measurements with a derivation, qualitative evaluations) and one group with no
     region or segment reference."""
     groups: list = []
-    for number, (volume, diameter) in zip((2, 3), ((1.5, 2.25), (0.000123456, 70.588235294118))):
+    sizes = ((2, 1.5, 2.25), (3, 0.000123456, 70.588235294118))
+    for number, volume, diameter in sizes:
         reference = hd.sr.ReferencedSegment(
             sop_class_uid=seg.SOPClassUID,
             sop_instance_uid=seg.SOPInstanceUID,
@@ -255,9 +256,7 @@ def rt_structure_set(ct: list[Dataset]) -> Dataset:
 
     referenced_series = Dataset()
     referenced_series.SeriesInstanceUID = first.SeriesInstanceUID
-    referenced_series.ContourImageSequence = Sequence(
-        [_image_reference(image) for image in ct]
-    )
+    referenced_series.ContourImageSequence = Sequence([_image_reference(image) for image in ct])
     referenced_study = Dataset()
     referenced_study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
     referenced_study.ReferencedSOPInstanceUID = first.StudyInstanceUID
@@ -394,7 +393,7 @@ def slide_image(study_uid: str) -> Dataset:
     description.SpecimenPreparationSequence = Sequence(
         [
             _preparation_step(STAINING, hd.sr.CodedConcept("12710003", "SCT", "hematoxylin")),
-            _preparation_step(STAINING, hd.sr.CodedConcept("36879007", "SCT", "water soluble eosin")),
+            _preparation_step(STAINING, hd.sr.CodedConcept("36879007", "SCT", "eosin")),
             _preparation_step(FIXATIVE, hd.sr.CodedConcept("431510009", "SCT", "Formalin")),
             _preparation_step(EMBEDDING, hd.sr.CodedConcept("311731000", "SCT", "Paraffin wax")),
         ]
