@@ -52,11 +52,16 @@ def _file_meta(ds: Dataset) -> None:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
-def ct_series(study_uid: str, frame_of_reference: str) -> list[Dataset]:
-    """Axial CT slices 2.5 mm apart, 16 x 16 pixels, made with pydicom."""
+def ct_series(
+    study_uid: str, frame_of_reference: str, positions: list[float | None] | None = None
+) -> list[Dataset]:
+    """Axial CT slices, 16 x 16 pixels, made with pydicom: at ``positions`` (mm along z; None
+    for a slice without Image Position (Patient)), by default 4 slices 2.5 mm apart."""
     series_uid = generate_uid()
     slices = []
-    for index in range(_SLICES):
+    if positions is None:
+        positions = [index * 2.5 for index in range(_SLICES)]
+    for index, z in enumerate(positions):
         ds = Dataset()
         _patient_study(ds, study_uid, "DERIVED-1")
         ds.SOPClassUID = CT_STORAGE
@@ -67,7 +72,8 @@ def ct_series(study_uid: str, frame_of_reference: str) -> list[Dataset]:
         ds.InstanceNumber = str(index + 1)
         ds.FrameOfReferenceUID = frame_of_reference
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.ImagePositionPatient = ["0", "0", f"{index * 2.5:g}"]
+        if z is not None:
+            ds.ImagePositionPatient = ["0", "0", f"{z:g}"]
         ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
         ds.PixelSpacing = ["0.5", "0.5"]
         ds.SliceThickness = "2.5"
@@ -450,8 +456,8 @@ def bulk_annotations(slide: Dataset) -> hd.ann.MicroscopyBulkSimpleAnnotations:
 
 
 def write_objects(folder: Path) -> dict[str, list[Path]]:
-    """Make every object into ``folder``; returns the files by kind (ct, seg, sr, rtstruct,
-    sm, ann)."""
+    """Make every object into ``folder``; returns the files by kind (ct, irregular_ct, seg,
+    sr, rtstruct, sm, ann)."""
     study_uid = generate_uid()
     ct = ct_series(study_uid, generate_uid())
     seg = segmentation(ct)
@@ -459,8 +465,13 @@ def write_objects(folder: Path) -> dict[str, list[Path]]:
     rtstruct = rt_structure_set(ct)
     slide = slide_image(generate_uid())
     ann = bulk_annotations(slide)
+    # a series with a duplicate position, a gap of one slice and a slice without a position
+    irregular = ct_series(study_uid, ct[0].FrameOfReferenceUID, [0.0, 2.5, 2.5, 7.5, None])
     files: dict[str, list[Path]] = {
         "ct": [_write(image, folder / f"ct{index}.dcm") for index, image in enumerate(ct)],
+        "irregular_ct": [
+            _write(image, folder / f"irregular{index}.dcm") for index, image in enumerate(irregular)
+        ],
         "seg": [_write(seg, folder / "seg.dcm")],
         "sr": [_write(sr, folder / "sr.dcm")],
         "rtstruct": [_write(rtstruct, folder / "rtstruct.dcm")],
