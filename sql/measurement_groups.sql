@@ -15,10 +15,10 @@
 -- trackingIdentifier: text of the group's Tracking Identifier (112039, DCM) item.
 -- PatientID: Patient ID (0010,0020) of the SR.
 -- SeriesDescription: Series Description (0008,103E) of the SR.
--- finding: concept code of the group's Finding (121071, DCM) item, a code sequence item
---   (CodeValue, CodingSchemeDesignator, CodeMeaning).
+-- finding: concept code of the group's Finding (121071, DCM) item as STRUCT<CodeValue,
+--   CodingSchemeDesignator, CodeMeaning>; NULL when the group has none.
 -- findingSite: concept code of the group's first Finding Site (363698007, SCT; or G-C0E3,
---   SRT) item.
+--   SRT) item as STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>.
 -- sourceSegmentedSeriesUID: UID of the group's Source series for segmentation (121232, DCM)
 --   item: the series the referenced segmentation was made from.
 -- segmentationInstanceUID: ReferencedSOPInstanceUID of the group's first IMAGE item that
@@ -112,7 +112,11 @@ described AS (
       LIMIT 1
     ) AS tracking_id,
     (
-      SELECT item.ConceptCodeSequence[SAFE_OFFSET(0)]
+      SELECT AS STRUCT
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodeValue AS CodeValue,
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodingSchemeDesignator
+          AS CodingSchemeDesignator,
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodeMeaning AS CodeMeaning
       FROM UNNEST(measurement_group.ContentSequence) AS item WITH OFFSET AS position
       WHERE
         item.ValueType = 'CODE'
@@ -122,7 +126,11 @@ described AS (
       LIMIT 1
     ) AS finding_code,
     (
-      SELECT item.ConceptCodeSequence[SAFE_OFFSET(0)]
+      SELECT AS STRUCT
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodeValue AS CodeValue,
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodingSchemeDesignator
+          AS CodingSchemeDesignator,
+        item.ConceptCodeSequence[SAFE_OFFSET(0)].CodeMeaning AS CodeMeaning
       FROM UNNEST(measurement_group.ContentSequence) AS item WITH OFFSET AS position
       WHERE
         item.ValueType = 'CODE'

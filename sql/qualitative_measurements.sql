@@ -15,10 +15,10 @@
 -- sourceSegmentedSeriesUID: series the referenced segmentation was made from.
 -- trackingIdentifier: the group's Tracking Identifier (112039, DCM).
 -- trackingUniqueIdentifier: the group's Tracking Unique Identifier (112040, DCM).
--- Quantity: concept name code of the evaluation (what was assessed, such as Margin), a code
---   sequence item (CodeValue, CodingSchemeDesignator, CodeMeaning).
--- Value: concept code of the evaluation (the answer, such as Spiculated), a code sequence
---   item.
+-- Quantity: concept name code of the evaluation (what was assessed, such as Margin) as
+--   STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>.
+-- Value: concept code of the evaluation (the answer, such as Spiculated) as STRUCT<CodeValue,
+--   CodingSchemeDesignator, CodeMeaning>.
 -- finding: the group's Finding (121071, DCM) code.
 -- findingSite: the group's first Finding Site code.
 -- SeriesDescription: Series Description (0008,103E) of the SR.
@@ -35,8 +35,18 @@ SELECT
   grp.sourceSegmentedSeriesUID,
   grp.trackingIdentifier,
   grp.trackingUniqueIdentifier,
-  evaluation.ConceptNameCodeSequence[SAFE_OFFSET(0)] AS Quantity,
-  evaluation.ConceptCodeSequence[SAFE_OFFSET(0)] AS Value,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(evaluation.ConceptNameCodeSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS Quantity,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(evaluation.ConceptCodeSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS Value,
   grp.finding,
   grp.findingSite,
   grp.SeriesDescription,

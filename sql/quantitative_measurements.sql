@@ -16,8 +16,8 @@
 -- sourceSegmentedSeriesUID: series the referenced segmentation was made from.
 -- trackingIdentifier: the group's Tracking Identifier (112039, DCM).
 -- trackingUniqueIdentifier: the group's Tracking Unique Identifier (112040, DCM).
--- Quantity: concept name code of the measurement (such as Volume, Diameter), a code sequence
---   item (CodeValue, CodingSchemeDesignator, CodeMeaning).
+-- Quantity: concept name code of the measurement (such as Volume, Diameter) as
+--   STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>.
 -- derivationModifier: concept code of the measurement's Derivation (121401, DCM) modifier
 --   (such as Mean, Maximum) as STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>; its
 --   fields are NULL when the measurement has none.
@@ -26,8 +26,8 @@
 --   fields are NULL when there is none.
 -- Value: first Numeric Value (0040,A30A) of the measurement as NUMERIC (BigQuery's 38 digits,
 --   9 after the point); NULL when it is not a number.
--- Units: first item of the measurement's Measurement Units Code Sequence (0040,08EA), a code
---   sequence item (UCUM codes such as mm, mm3).
+-- Units: first item of the measurement's Measurement Units Code Sequence (0040,08EA) as
+--   STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning> (UCUM codes such as mm, mm3).
 -- finding: the group's Finding (121071, DCM) code.
 -- findingSite: the group's first Finding Site code.
 -- measurement_index: 0-based position of the NUM item among the group's content items.
@@ -99,7 +99,12 @@ SELECT
   numeric_items.sourceSegmentedSeriesUID,
   numeric_items.trackingIdentifier,
   numeric_items.trackingUniqueIdentifier,
-  numeric_items.item.ConceptNameCodeSequence[SAFE_OFFSET(0)] AS Quantity,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(numeric_items.item.ConceptNameCodeSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS Quantity,
   STRUCT(
     derivation.ConceptCodeSequence[SAFE_OFFSET(0)].CodeValue AS CodeValue,
     derivation.ConceptCodeSequence[SAFE_OFFSET(0)].CodingSchemeDesignator
@@ -115,8 +120,15 @@ SELECT
     TRIM(numeric_items.item.MeasuredValueSequence[SAFE_OFFSET(0)].NumericValue[SAFE_OFFSET(0)])
     AS NUMERIC
   ) AS Value,
-  numeric_items.item.MeasuredValueSequence[SAFE_OFFSET(0)]
-    .MeasurementUnitsCodeSequence[SAFE_OFFSET(0)] AS Units,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM
+      UNNEST(
+        numeric_items.item.MeasuredValueSequence[SAFE_OFFSET(0)].MeasurementUnitsCodeSequence
+      ) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS Units,
   numeric_items.finding,
   numeric_items.findingSite,
   numeric_items.item_index AS measurement_index,

@@ -16,12 +16,14 @@
 -- AnatomicRegion: first item of the segment's Anatomic Region Sequence (0008,2218) as
 --   STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>; NULL when it has none.
 -- AnatomicRegionModifier: first item of the Anatomic Region Modifier Sequence (0008,2220)
---   inside that region item; NULL when it has none.
+--   inside that region item, as STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>; NULL
+--   when it has none.
 -- SegmentedPropertyCategory: first item of Segmented Property Category Code Sequence
---   (0062,0003): what kind of thing the segment is (such as Tissue, Morphologically Altered
---   Structure).
--- SegmentedPropertyType: first item of Segmented Property Type Code Sequence (0062,000F):
---   what the segment is (such as Liver, Neoplasm).
+--   (0062,0003) as STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>: what kind of
+--   thing the segment is (such as Tissue, Morphologically Abnormal Structure).
+-- SegmentedPropertyType: first item of Segmented Property Type Code Sequence (0062,000F) as
+--   STRUCT<CodeValue, CodingSchemeDesignator, CodeMeaning>: what the segment is (such as
+--   Liver, Neoplasm).
 -- SegmentAlgorithmType: Segment Algorithm Type (0062,0008): AUTOMATIC, SEMIAUTOMATIC or
 --   MANUAL.
 -- SegmentAlgorithmName: first value of Segment Algorithm Name (0062,0009).
@@ -65,19 +67,32 @@ SELECT
   seg.SOPInstanceUID,
   seg.FrameOfReferenceUID,
   seg.SegmentationType,
-  IF(
-    ARRAY_LENGTH(segment.AnatomicRegionSequence) > 0,
-    STRUCT(
-      segment.AnatomicRegionSequence[OFFSET(0)].CodeValue AS CodeValue,
-      segment.AnatomicRegionSequence[OFFSET(0)].CodingSchemeDesignator AS CodingSchemeDesignator,
-      segment.AnatomicRegionSequence[OFFSET(0)].CodeMeaning AS CodeMeaning
-    ),
-    NULL
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(segment.AnatomicRegionSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
   ) AS AnatomicRegion,
-  segment.AnatomicRegionSequence[SAFE_OFFSET(0)].AnatomicRegionModifierSequence[SAFE_OFFSET(0)]
-    AS AnatomicRegionModifier,
-  segment.SegmentedPropertyCategoryCodeSequence[SAFE_OFFSET(0)] AS SegmentedPropertyCategory,
-  segment.SegmentedPropertyTypeCodeSequence[SAFE_OFFSET(0)] AS SegmentedPropertyType,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM
+      UNNEST(segment.AnatomicRegionSequence[SAFE_OFFSET(0)].AnatomicRegionModifierSequence)
+        AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS AnatomicRegionModifier,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(segment.SegmentedPropertyCategoryCodeSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS SegmentedPropertyCategory,
+  (
+    SELECT AS STRUCT code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning
+    FROM UNNEST(segment.SegmentedPropertyTypeCodeSequence) AS code WITH OFFSET AS position
+    ORDER BY position
+    LIMIT 1
+  ) AS SegmentedPropertyType,
   segment.SegmentAlgorithmType,
   segment.SegmentAlgorithmName[SAFE_OFFSET(0)] AS SegmentAlgorithmName,
   segment.SegmentNumber,

@@ -131,7 +131,7 @@ class Walk:
     sm_objects: int = 0
     sm_series: set[str] = field(default_factory=set)
     stains: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    ct_series: Counter[str] = field(default_factory=Counter)
+    ct_series: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, ds: Dataset) -> None:
         sop_class = ds.get("SOPClassUID")
@@ -161,7 +161,7 @@ class Walk:
                             for code in item.get("ConceptCodeSequence", []):
                                 self.stains[ds.SOPInstanceUID].add(code.CodeMeaning)
         if sop_class == CT_STORAGE:
-            self.ct_series[ds.SeriesInstanceUID] += 1
+            self.ct_series[ds.SeriesInstanceUID].add(ds.SOPInstanceUID)
 
     def _add_report(self, ds: Dataset) -> None:
         for group in _measurement_groups(ds):
@@ -253,7 +253,7 @@ def check_counts(con: duckdb.DuckDBPyConnection, found: Walk) -> None:
     assert count(con, "SELECT COUNT(*) FROM sm_index") == len(found.sm_series)
     assert dict(
         con.execute("SELECT SeriesInstanceUID, instance_count FROM ct_index").fetchall()
-    ) == (dict(found.ct_series))
+    ) == {series: len(instances) for series, instances in found.ct_series.items()}
 
 
 # --- generated objects ----------------------------------------------------------------------
