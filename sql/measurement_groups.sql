@@ -60,7 +60,7 @@ measurement_reports AS (
     )
 ),
 
-groups AS (
+group_items AS (
   -- every Measurement Group container one level below the report's root content
   SELECT
     report.PatientID,
@@ -90,7 +90,7 @@ groups AS (
 described AS (
   -- what each group says about itself, from its content items (the first of each kind)
   SELECT
-    groups.*,
+    group_items.*,
     (
       SELECT item.UID
       FROM UNNEST(measurement_group.ContentSequence) AS item WITH OFFSET AS position
@@ -167,7 +167,7 @@ described AS (
       ORDER BY position
       LIMIT 1
     ) AS segment_reference
-  FROM groups
+  FROM group_items
 )
 
 SELECT
