@@ -9,12 +9,14 @@
 -- offsets within 0.1 mm, direction cosines within 0.0001, normal length within 0.01 of 1.
 -- Localizer and MIP images (Image Type LOCALIZER, or a value containing MIP) are left out of
 -- their series, and the series is kept; slices without a position or orientation are counted,
--- not used.
+-- not used. Copies of one instance (one SOPInstanceUID in several objects) count once, as in
+-- instances.
 --
 -- Columns:
 -- SeriesInstanceUID: Series Instance UID (0020,000E), the key.
 -- Modality: Modality (0008,0060) of the series.
--- instance_count: number of images of the series considered (localizers and MIPs left out).
+-- instance_count: number of distinct images (SOPInstanceUIDs) of the series considered
+--   (localizers and MIPs left out).
 -- instances_without_position: images without a complete Image Position (Patient) (0020,0032)
 --   or Image Orientation (Patient) (0020,0037).
 -- single_orientation: TRUE if every image has the same Image Orientation (Patient).
@@ -73,6 +75,8 @@ images AS (
       FROM UNNEST(ImageType) AS image_type
       WHERE image_type = 'LOCALIZER' OR image_type LIKE '%MIP%'
     )
+  -- copies of one instance (the same SOPInstanceUID at two URLs) are one image
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY SOPInstanceUID ORDER BY ingested_at DESC, source_url) = 1
 ),
 
 normals AS (

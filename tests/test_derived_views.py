@@ -429,57 +429,82 @@ def test_slide_preparation(con: duckdb.DuckDBPyConnection, found: Walk) -> None:
     )
 
 
+VOLUME_STORAGE = {CT_STORAGE, "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.128"}
+
+
+def _slice_position(ds: Dataset) -> float | None:
+    """The image's position along its slice normal in mm (0.001 mm), None without one."""
+    try:
+        position = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
+        cosines = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if position.shape != (3,) or cosines.shape != (6,):
+        return None
+    return round(float(np.dot(position, np.cross(cosines[:3], cosines[3:]))), 3)
+
+
 def _series_geometry(paths: list[str]) -> dict[str, dict[str, Any]]:
-    """Slice positions along the normal, per CT series, computed with numpy."""
-    positions: dict[str, list[float | None]] = defaultdict(list)
-    for path in paths:
-        ds = dcmread(path, stop_before_pixels=True)
-        if ds.SOPClassUID != CT_STORAGE:
-            continue
-        if "ImagePositionPatient" not in ds:
-            positions[ds.SeriesInstanceUID].append(None)
-            continue
-        cosines = np.array(ds.ImageOrientationPatient, dtype=float)
-        normal = np.cross(cosines[:3], cosines[3:])
-        positions[ds.SeriesInstanceUID].append(
-            round(float(np.dot(np.array(ds.ImagePositionPatient, dtype=float), normal)), 3)
-        )
+    """Per single-frame CT, MR and PET series: slice positions along the normal, computed with
+    numpy, one image per SOPInstanceUID, localizers and MIPs left out."""
+    positions: dict[str, dict[str, float | None]] = defaultdict(dict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in paths:
+            ds = dcmread(path, stop_before_pixels=True, force=True)
+            image_type = list(ds.get("ImageType") or [])
+            if ds.get("SOPClassUID") not in VOLUME_STORAGE or any(
+                value == "LOCALIZER" or "MIP" in value for value in image_type
+            ):
+                continue
+            positions[ds.SeriesInstanceUID][ds.SOPInstanceUID] = _slice_position(ds)
     geometry = {}
-    for series, values in positions.items():
-        known = [value for value in values if value is not None]
+    for series, by_instance in positions.items():
+        known = [value for value in by_instance.values() if value is not None]
         distinct = sorted(set(known))
         intervals = np.diff(distinct)
+        several = len(distinct) > 1
         geometry[series] = {
-            "instances_without_position": len(values) - len(known),
+            "instance_count": len(by_instance),
+            "instances_without_position": len(by_instance) - len(known),
             "duplicate_position_count": len(known) - len(distinct),
             "slice_position_count": len(distinct),
-            "slice_spacing_mm": (distinct[-1] - distinct[0]) / (len(distinct) - 1),
-            "missing_position_count": int(sum(np.round(intervals / intervals.min()) - 1)),
+            "slice_spacing_mm": (distinct[-1] - distinct[0]) / (len(distinct) - 1)
+            if several
+            else None,
+            "missing_position_count": int(sum(np.round(intervals / intervals.min()) - 1))
+            if several and intervals.min() > 0
+            else 0,
         }
-        geometry[series]["regularly_spaced_3d_volume"] = not any(
-            geometry[series][key]
+    return geometry
+
+
+def volume_geometry_rows(con: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, Any]:
+    rows = con.execute(
+        f"SELECT SeriesInstanceUID, {', '.join(columns)} FROM volume_geometry"
+    ).fetchall()
+    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+
+
+def test_volume_geometry(con: duckdb.DuckDBPyConnection) -> None:
+    expected = _series_geometry(ingested_paths(con))
+    assert len(expected) == 2
+    for values in expected.values():
+        values["regularly_spaced_3d_volume"] = not any(
+            values[key]
             for key in (
                 "instances_without_position",
                 "duplicate_position_count",
                 "missing_position_count",
             )
         )
-    return geometry
-
-
-def test_volume_geometry(con: duckdb.DuckDBPyConnection) -> None:
-    expected = _series_geometry(ingested_paths(con))
-    assert len(expected) == 2
-    assert any(not series["regularly_spaced_3d_volume"] for series in expected.values())
+        values["slice_spacing_mm"] = pytest.approx(values["slice_spacing_mm"])
+    assert sorted(values["regularly_spaced_3d_volume"] for values in expected.values()) == [
+        False,
+        True,
+    ]
     columns = list(next(iter(expected.values())))
-    rows = con.execute(
-        f"SELECT SeriesInstanceUID, {', '.join(columns)} FROM volume_geometry"
-    ).fetchall()
-    got = {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
-    assert got == {
-        series: {**values, "slice_spacing_mm": pytest.approx(values["slice_spacing_mm"])}
-        for series, values in expected.items()
-    }
+    assert volume_geometry_rows(con, columns) == expected
 
 
 def test_contrast_and_ct_index(con: duckdb.DuckDBPyConnection) -> None:
@@ -535,6 +560,18 @@ def test_views_over_the_shared_corpus(
     try:
         for name in DERIVED_VIEWS:
             con.execute(f'SELECT * FROM "{name}"').fetchall()
-        check_counts(con, walk(ingested_paths(con)))
+        paths = ingested_paths(con)
+        check_counts(con, walk(paths))
+        robust = [
+            "instance_count",
+            "instances_without_position",
+            "duplicate_position_count",
+            "slice_position_count",
+        ]
+        expected = {
+            series: {key: values[key] for key in robust}
+            for series, values in _series_geometry(paths).items()
+        }
+        assert volume_geometry_rows(con, robust) == expected
     finally:
         con.close()
