@@ -278,8 +278,8 @@ def sql_column_paths(sql: str, tables: Mapping[str, Env] | None = None) -> set[C
     AnatomicRegionSequence > CodeValue; an output column of a CTE that is a sequence item
     carries its path into the queries that read the CTE. A name that is not a keyword where it
     is read ends the path. ``tables`` gives the output paths of other views the statement
-    reads by name (:func:`sql_output_paths`), as if they were CTEs. The result is
-    prefix-closed.
+    reads by name (the outputs of :func:`sql_paths_and_outputs`), as if they were CTEs.
+    The result is prefix-closed.
     """
     return sql_paths_and_outputs(sql, tables)[0]
 
