@@ -4,7 +4,8 @@
 --
 -- Columns:
 -- SeriesInstanceUID: Series Instance UID (0020,000E), the key.
--- ContrastBolusAgent: distinct Contrast/Bolus Agents (0018,0010) of the series, sorted.
+-- ContrastBolusAgent: distinct Contrast/Bolus Agents (0018,0010) of the series, sorted (NULL
+--   when none of its objects has one; likewise below).
 -- ContrastBolusIngredient: distinct Contrast/Bolus Ingredients (0018,1048), sorted.
 -- ContrastBolusRoute: distinct Contrast/Bolus Routes (0018,1040), sorted.
 -- Modality: Modality (0008,0060) of the series (one of its objects').
