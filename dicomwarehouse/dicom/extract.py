@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from dicomwarehouse.dicom.budgets import ReadBudget, metering
-from dicomwarehouse.dicom.flatten import flatten_dataset
+from dicomwarehouse.dicom.budgets import ReadBudget, current_meter, metering
+from dicomwarehouse.dicom.flatten import FlatObject, flatten_dataset
 from dicomwarehouse.dicom.pydicom_boundary import deferring_items
 from dicomwarehouse.dicom.ranged import (
     OpenedObject,
@@ -33,7 +33,8 @@ from dicomwarehouse.dicom.read import (
     read_header,
     unique,
 )
-from dicomwarehouse.dicom.trailing import add_elements_after_pixel_data
+from dicomwarehouse.dicom.trailing import add_elements_after_pixel_data, flatten_after_pixel_data
+from dicomwarehouse.dicom.walk import LOCAL_FIRST_READ, LOCAL_GROWTH, Walked, walk_object
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
@@ -108,17 +109,19 @@ def extract_object(
     storage: StorageOptions | None = None,
     opened: OpenedObject | IngestError | None = None,
     budget: ReadBudget | None = None,
+    walker: bool = True,
 ) -> Extracted:
     """Read, parse and flatten one object; every failure becomes its ingest_errors row.
 
     ``opened`` is the object already opened (or the error opening it gave) by a
     ``ranged.Prefetcher``; without it the object is opened here. ``budget`` bounds what the
     object may cost (``budgets``): read and flatten share it, since sequences are parsed
-    when the flatten opens them.
+    when the flatten opens them. ``walker``: flatten straight from the bytes (``walk``) where
+    it can, else (and always with False) through pydicom's data sets, which give the same rows.
     """
     with _cyclic_gc_paused(), metering(budget):
         try:
-            return _extract(ref, run, defer_size, storage, opened)
+            return _extract(ref, run, defer_size, storage, opened, walker)
         except (Exception, RecursionError) as exc:
             # a defect, or a path no file system takes (an embedded NUL): still this object's
             # row, never a failed job; the exception's text is not logged (it may hold values)
@@ -133,6 +136,7 @@ def _extract(
     defer_size: int,
     storage: StorageOptions | None,
     opened: OpenedObject | IngestError | None,
+    walker: bool,
 ) -> Extracted:
     requests = 0
     try:
@@ -142,34 +146,16 @@ def _extract(
             opened = open_object(ref, storage)
         ref = opened.ref
         with opened:
-            header = None
-            try:
+            walked = _walk(opened, defer_size) if walker else None
+            if walked is not None:
+                flat = walked.flat
+                problems = walked.problems
                 read_defer = opened.read_defer_size(defer_size, storage)
-                with deferring_items(read_defer if opened.ranged is not None else None):
-                    header = read_header(opened.raw, defer_size=read_defer)
-                    if header.reader.meter_exceeded() is None:
-                        header.problems.extend(
-                            add_elements_after_pixel_data(
-                                header.dataset, header.reader, header.stopped_at, read_defer
-                            )
-                        )
-                if opened.ranged is not None:
-                    load_deferred_values(header, defer_size)
-                with collect_pydicom_problems() as flatten_problems:
-                    flat = flatten_dataset(header.dataset, header.read_range)
-                exceeded = header.reader.meter_exceeded()
-                if exceeded is not None:  # met while the flatten opened sequences
-                    flatten_problems.append(budget_problem(exceeded))
-            except (Exception, RecursionError) as exc:
-                failure = opened.failure()
-                if failure is not None:  # a failed request, whatever the parser made of it
-                    raise failure from exc
-                if isinstance(exc, IngestError):
-                    raise
-                bytes_read = header.bytes_read if header is not None else 0
-                exceeded = header.reader.meter_exceeded() if header is not None else None
-                error_type = type(exceeded or exc).__name__
-                raise IngestError("flatten", error_type, "flatten failed", bytes_read) from exc
+                problems += flatten_after_pixel_data(walked, opened.raw, read_defer)
+                row_bytes = opened.ranged.bytes_fetched if opened.ranged else walked.bytes_read
+            else:
+                opened.raw.seek(0)
+                flat, problems, row_bytes = _read_and_flatten(opened, defer_size, storage)
             failure = opened.failure()
             if failure is not None:  # the parser swallowed a failed request
                 raise failure
@@ -181,12 +167,10 @@ def _extract(
             requests = 1
         return Extracted(ref.url, error=_error_row(ref, run, error), requests=requests)
 
-    problems = unique(header.problems + flatten_problems)
     anomalies = [{"tag_path": None, "keyword": None, "reason": p} for p in problems]
     anomalies.extend(flat.anomalies)
     row = flat.metadata
     row.update(ref.provenance())
-    row_bytes = header.bytes_read
     row.update(
         header_bytes_read=row_bytes,
         ingest_run_id=run.run_id,
@@ -200,3 +184,54 @@ def _extract(
         error = IngestError("flatten", type(exc).__name__, "element rows not built", row_bytes)
         return Extracted(ref.url, error=_error_row(ref, run, error), requests=opened.requests)
     return Extracted(ref.url, row, frozenset(flat.column_paths), elements, requests=opened.requests)
+
+
+def _walk(opened: OpenedObject, defer_size: int) -> Walked | None:
+    """The header flattened by the walker, or None where the pydicom path must take it."""
+    ranged = opened.ranged
+    return walk_object(
+        opened.raw,
+        defer_size=defer_size,
+        defer_in_items=ranged is not None,
+        first_read=ranged.first_block if ranged is not None else LOCAL_FIRST_READ,
+        growth=1 if ranged is not None else LOCAL_GROWTH,
+        meter=current_meter(),
+    )
+
+
+def _read_and_flatten(
+    opened: OpenedObject, defer_size: int, storage: StorageOptions | None
+) -> tuple[FlatObject, list[str], int]:
+    """The reference path: pydicom reads the header, ``flatten`` walks its data sets.
+
+    Returns the flat rows, the problems to record on the row and the header bytes read.
+    """
+    header = None
+    try:
+        read_defer = opened.read_defer_size(defer_size, storage)
+        with deferring_items(read_defer if opened.ranged is not None else None):
+            header = read_header(opened.raw, defer_size=read_defer)
+            if header.reader.meter_exceeded() is None:
+                header.problems.extend(
+                    add_elements_after_pixel_data(
+                        header.dataset, header.reader, header.stopped_at, read_defer
+                    )
+                )
+        if opened.ranged is not None:
+            load_deferred_values(header, defer_size)
+        with collect_pydicom_problems() as flatten_problems:
+            flat = flatten_dataset(header.dataset, header.read_range)
+        exceeded = header.reader.meter_exceeded()
+        if exceeded is not None:  # met while the flatten opened sequences
+            flatten_problems.append(budget_problem(exceeded))
+    except (Exception, RecursionError) as exc:
+        failure = opened.failure()
+        if failure is not None:  # a failed request, whatever the parser made of it
+            raise failure from exc
+        if isinstance(exc, IngestError):
+            raise
+        bytes_read = header.bytes_read if header is not None else 0
+        exceeded = header.reader.meter_exceeded() if header is not None else None
+        error_type = type(exceeded or exc).__name__
+        raise IngestError("flatten", error_type, "flatten failed", bytes_read) from exc
+    return flat, unique(header.problems + flatten_problems), header.bytes_read

@@ -41,7 +41,16 @@ from dicomwarehouse.tables.vr import (
     resolve_ambiguous_vr,
 )
 
-__all__ = ["ElementRows", "FlatObject", "flatten_dataset"]
+__all__ = [
+    "ElementRows",
+    "FlatObject",
+    "Flattener",
+    "TagInfo",
+    "flatten_dataset",
+    "flatten_more",
+    "tag_info",
+    "text_length",
+]
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SPECIFIC_CHARACTER_SET = 0x00080005
@@ -93,7 +102,7 @@ class ElementRows:
             "ingest_run_id": ingest_run_id,
         }
         arrays = [
-            pa.array([constants[f.name]] * count, f.type)
+            pa.repeat(pa.scalar(constants[f.name], f.type), count)
             if f.name in constants
             else pa.array(columns.get(f.name, ()), f.type)
             for f in ELEMENTS_SCHEMA
@@ -118,7 +127,7 @@ class FlatObject:
         return value if isinstance(value, str) else None
 
 
-def _text_length(decoded: DecodedValue, vr: str) -> int | None:
+def text_length(decoded: DecodedValue, vr: str) -> int | None:
     """Encoded length of an element pydicom converted before we saw its raw bytes."""
     if decoded.strings is None:
         return None
@@ -129,9 +138,10 @@ def _text_length(decoded: DecodedValue, vr: str) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _TagInfo:
+class TagInfo:
     """What a tag means, independent of any file: looked up once per process."""
 
+    tag: int
     hex: str
     keyword: str | None
     column: tuple[str, str, bool] | None  # (name, dictionary VR, repeated) for public tags
@@ -142,10 +152,10 @@ class _TagInfo:
     delimiter: bool  # an item or delimitation tag (group FFFE) read as an element
 
 
-_TAG_INFO: dict[int, _TagInfo] = {}
+_TAG_INFO: dict[int, TagInfo] = {}
 
 
-def _tag_info(tag: int) -> _TagInfo:
+def tag_info(tag: int) -> TagInfo:
     info = _TAG_INFO.get(tag)
     if info is None:
         tag_hex = f"{tag:08X}"
@@ -153,7 +163,8 @@ def _tag_info(tag: int) -> _TagInfo:
         block = tag & 0xFFFF
         keyword = None if private else (keyword_for_tag(tag) or None)
         column = None if private else dictionary_column(tag)
-        info = _TagInfo(
+        info = TagInfo(
+            tag=tag,
             hex=tag_hex,
             keyword=keyword,
             column=column,
@@ -167,7 +178,7 @@ def _tag_info(tag: int) -> _TagInfo:
     return info
 
 
-class _Flattener:
+class Flattener:
     """One walk over one data set; holds what the walk accumulates."""
 
     def __init__(
@@ -203,7 +214,7 @@ class _Flattener:
         for base_tag, element in list(elements.items()):
             # a plain int: BaseTag compares in Python, which dominates dict look-ups
             tag = int(base_tag)
-            info = _tag_info(tag)
+            info = tag_info(tag)
             tag_path = tag_prefix + info.hex
             try:
                 self.element(
@@ -283,7 +294,7 @@ class _Flattener:
         dataset: Dataset,
         element: RawDataElement | DataElement,
         tag: int,
-        info: _TagInfo,
+        info: TagInfo,
         tag_path: str,
         path: str,
         column_prefix: ColumnPath | None,
@@ -317,9 +328,7 @@ class _Flattener:
             if value is None and not length:
                 value = b""  # pydicom keeps zero-length values of implicit VR as None
             if value is None:
-                decoded = _DEFERRED
-                if vr not in BINARY_VRS:
-                    self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
+                decoded = self.deferred(tag_path, keyword, vr, length)
             else:
                 if length is not None and len(value) < length:
                     self.anomaly(tag_path, keyword, "value truncated: file ends inside it")
@@ -329,7 +338,46 @@ class _Flattener:
             converted = element.value
             # a binary value pydicom converted (file meta without group length): its bytes
             binary = isinstance(converted, bytes | bytearray)
-            length = len(converted) if binary else _text_length(decoded, vr)
+            length = len(converted) if binary else text_length(decoded, vr)
+        self.add_value(
+            tag, info, tag_path, path, column_prefix, depth, vr, decoded, length, creator,
+            creators, out,
+        )  # fmt: skip
+
+    def deferred(
+        self, tag_path: str, keyword: str | None, vr: str, length: int | None
+    ) -> DecodedValue:
+        """The decoded value of an element the header read skipped (longer than the defer
+        size): nothing, and an anomaly unless no table would have kept its bytes anyway."""
+        if vr not in BINARY_VRS:
+            self.anomaly(tag_path, keyword, f"value of {length} bytes not read (deferred)")
+        return _DEFERRED
+
+    def result(self, metadata: dict[str, Any]) -> FlatObject:
+        """The object's flat rows once every data set is walked."""
+        return FlatObject(metadata, _checked_paths(self), self.rows, self.anomalies)
+
+    def add_value(
+        self,
+        tag: int,
+        info: TagInfo,
+        tag_path: str,
+        path: str,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        vr: str,
+        decoded: DecodedValue,
+        length: int | None,
+        creator: str | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> None:
+        """The row, column and anomalies of one decoded non-sequence element.
+
+        Shared by this walk over pydicom data sets and by the raw header walker
+        (``walk``), so that both give the same rows by construction.
+        """
+        keyword = info.keyword
         if decoded.problem:
             self.anomaly(tag_path, keyword, decoded.problem)
         strings = decoded.strings
@@ -368,7 +416,7 @@ class _Flattener:
         dataset: Dataset,
         element: RawDataElement | DataElement,
         tag: int,
-        info: _TagInfo,
+        info: TagInfo,
         tag_path: str,
         path: str,
         creator: str | None,
@@ -379,27 +427,10 @@ class _Flattener:
     ) -> None:
         length = element.length if isinstance(element, RawDataElement) else None
         items = dataset[tag].value
-        self.rows.rows.append(
-            (tag_path, path, info.hex, info.keyword, "SQ", len(items), depth, creator, None,
-             None if length == _UNDEFINED_LENGTH else length)
+        _, item_prefix = self.open_sequence(
+            info, tag_path, path, creator, column_prefix, depth, len(items),
+            None if length == _UNDEFINED_LENGTH else length,
         )  # fmt: skip
-        column = info.column
-        item_prefix: ColumnPath | None = None
-        if column_prefix is not None:
-            if info.delimiter:
-                self.anomaly(tag_path, info.keyword, _DELIMITER_AS_ELEMENT)
-            elif column is not None and column[1] != "SQ":
-                self.anomaly(tag_path, info.keyword, f"sequence value for a {column[1]} attribute")
-            elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
-                self.anomaly(
-                    tag_path,
-                    info.keyword,
-                    f"sequence nested deeper than {MAX_SEQUENCE_COLUMN_DEPTH} levels: "
-                    "kept in dicom_elements only",
-                )
-            else:
-                item_prefix = (*column_prefix, tag)
-                self.paths.add(item_prefix)
         values: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             item_out: dict[str, Any] = {"OtherElements": []}
@@ -419,6 +450,62 @@ class _Flattener:
                 item_out,
             )
             values.append(item_out)
+        self.close_sequence(info, item_prefix, values, out)
+
+    def open_sequence(
+        self,
+        info: TagInfo,
+        tag_path: str,
+        path: str,
+        creator: str | None,
+        column_prefix: ColumnPath | None,
+        depth: int,
+        item_count: int | None,
+        length: int | None,
+    ) -> tuple[int, ColumnPath | None]:
+        """Add a sequence's row; return its row index and the column prefix of its items.
+
+        The prefix is None when the items cannot be columns (they still get element rows).
+        A walker that counts items as it reads them passes ``item_count=None`` and sets it
+        with ``set_item_count`` once the sequence is read.
+        """
+        self.rows.rows.append(
+            (tag_path, path, info.hex, info.keyword, "SQ", item_count, depth, creator, None,
+             length)
+        )  # fmt: skip
+        row_index = len(self.rows.rows) - 1
+        column = info.column
+        item_prefix: ColumnPath | None = None
+        if column_prefix is not None:
+            if info.delimiter:
+                self.anomaly(tag_path, info.keyword, _DELIMITER_AS_ELEMENT)
+            elif column is not None and column[1] != "SQ":
+                self.anomaly(tag_path, info.keyword, f"sequence value for a {column[1]} attribute")
+            elif len(column_prefix) + 1 > MAX_SEQUENCE_COLUMN_DEPTH:
+                self.anomaly(
+                    tag_path,
+                    info.keyword,
+                    f"sequence nested deeper than {MAX_SEQUENCE_COLUMN_DEPTH} levels: "
+                    "kept in dicom_elements only",
+                )
+            else:
+                item_prefix = (*column_prefix, info.tag)
+                self.paths.add(item_prefix)
+        return row_index, item_prefix
+
+    def set_item_count(self, row_index: int, item_count: int) -> None:
+        """Fill in the item count (vm) of a sequence row opened without one."""
+        row = self.rows.rows[row_index]
+        self.rows.rows[row_index] = (*row[:5], item_count, *row[6:])
+
+    def close_sequence(
+        self,
+        info: TagInfo,
+        item_prefix: ColumnPath | None,
+        values: list[dict[str, Any]],
+        out: dict[str, Any],
+    ) -> None:
+        """Put the items' metadata dicts in the parent's, if the sequence is a column."""
         if item_prefix is not None:
             out[info.segment] = values
 
@@ -449,7 +536,7 @@ def flatten_dataset(
     ``read_range(offset, length)`` fetches a sequence the header read deferred; without it
     such a sequence is left to pydicom, which re-opens the file by name.
     """
-    flattener = _Flattener(_pixel_representation(dataset), read_range)
+    flattener = Flattener(_pixel_representation(dataset), read_range)
     metadata: dict[str, Any] = {"OtherElements": []}
     file_meta = getattr(dataset, "file_meta", None)
     if file_meta is not None:
@@ -463,10 +550,30 @@ def flatten_dataset(
         reason = f"unknown character set {term[:64]!r}: read as ISO-IR 6 and Latin-1"
         flattener.anomaly("00080005", "SpecificCharacterSet", reason)
     flattener.walk(dataset, "", "", (), 0, encodings, metadata)
-    return FlatObject(metadata, _checked_paths(flattener), flattener.rows, flattener.anomalies)
+    return flattener.result(metadata)
 
 
-def _checked_paths(flattener: _Flattener) -> set[ColumnPath]:
+def flatten_more(
+    flat: FlatObject,
+    dataset: Dataset,
+    encodings: Sequence[str] | None,
+    pixel_representation: int | None,
+) -> None:
+    """Add the top-level elements of ``dataset`` to a flat object already made (the elements
+    after Pixel Data, read after a header flattened by the walker)."""
+    flattener = Flattener(pixel_representation, None)
+    out: dict[str, Any] = {"OtherElements": []}
+    flattener.walk(dataset, "", "", (), 0, encodings, out)
+    more = flattener.result(out)
+    flat.elements.rows.extend(more.elements.rows)
+    flat.anomalies.extend(more.anomalies)
+    flat.column_paths |= more.column_paths
+    flat.metadata.setdefault("OtherElements", []).extend(out.pop("OtherElements"))
+    for name, value in out.items():
+        flat.metadata.setdefault(name, value)
+
+
+def _checked_paths(flattener: Flattener) -> set[ColumnPath]:
     """The walk's column paths less any that cannot be a column (each recorded as an anomaly).
 
     The walk already keeps such tags out; this check is what guarantees that nothing one

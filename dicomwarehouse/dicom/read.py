@@ -185,11 +185,15 @@ class _ProblemCollector(logging.Handler):
     @contextmanager
     def collect(self) -> Iterator[list[str]]:
         problems: list[str] = []
+        outer = getattr(self._local, "problems", None)
         self._local.problems = problems
         try:
             yield problems
         finally:
-            self._local.problems = None
+            # nested blocks: the outer one gets what the inner one collected, too
+            self._local.problems = outer
+            if outer is not None:
+                outer.extend(problems)
 
 
 _collector = _ProblemCollector()

@@ -30,14 +30,17 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dicomwarehouse.dicom.budgets import BudgetExceeded, current_meter
+from dicomwarehouse.dicom.flatten import flatten_more
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
 from dicomwarehouse.dicom.recovery import recovering
+from dicomwarehouse.dicom.walk import Walked
 from dicomwarehouse.tables.vr import EXPLICIT_LONG_LENGTH_VRS
 
 __all__ = [
     "TRAILING_BLOCK",
     "Trailing",
     "add_elements_after_pixel_data",
+    "flatten_after_pixel_data",
     "pixel_data_at",
     "read_after_pixel_data",
 ]
@@ -292,4 +295,26 @@ def add_elements_after_pixel_data(
     found = [trailing.pixel_data] if trailing.pixel_data is not None else []
     for element in found + trailing.elements:
         store.setdefault(element.tag, element)
+    return trailing.problems
+
+
+def flatten_after_pixel_data(walked: Walked, fp: BinaryIO, defer_size: int | None) -> list[str]:
+    """The step for a header the walker flattened: the rows of Pixel Data and of what follows
+    it are added to ``walked.flat``. Returns the problems met, for the object's anomalies."""
+    if walked.stopped_at is None or walked.encoding is None:
+        return []
+    implicit, little = walked.encoding
+    try:
+        if not pixel_data_at(fp, walked.stopped_at, little):
+            return []
+    except (OSError, ValueError):
+        return []
+    trailing = read_after_pixel_data(fp, walked.stopped_at, implicit, little, defer_size=defer_size)
+    found = [trailing.pixel_data] if trailing.pixel_data is not None else []
+    dataset = Dataset()
+    store = raw_elements(dataset)
+    for element in found + trailing.elements:
+        store.setdefault(element.tag, element)
+    dataset.set_original_encoding(implicit, little)
+    flatten_more(walked.flat, dataset, walked.encodings, walked.pixel_representation)
     return trailing.problems

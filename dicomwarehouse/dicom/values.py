@@ -233,6 +233,10 @@ def _check_integer_string(text: str) -> str:
 _STRING_CHECKS = {"DS": _check_decimal_string, "IS": _check_integer_string}
 _PARSERS = {"DA": _parse_date, "TM": _parse_time, "DT": _parse_datetime, "PN": _parse_person_name}
 _NUMBER_VRS = {"FL": float, "FD": float}
+#: Text columns whose values are kept as written (DS and IS are checked to be numbers).
+_PLAIN_TEXT_VRS = frozenset(
+    vr for vr, kind in BIGQUERY_TYPE_BY_VR.items() if kind == "STRING" and vr not in ("DS", "IS")
+)
 
 
 def _convert_one(column_vr: str, text: str, number: int | float | None) -> Any:
@@ -262,6 +266,11 @@ def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple
         return None, "binary value for a non-binary attribute"
     if not strings:
         return ([] if repeated else None), decoded.problem
+    if column_vr in _PLAIN_TEXT_VRS and (repeated or len(strings) == 1):
+        # a text column keeps the strings as written: nothing to convert or check
+        if repeated:
+            return list(strings), decoded.problem
+        return (strings[0] or None), decoded.problem
     numbers = decoded.numbers
     problem = decoded.problem
     if not repeated and len(strings) > 1:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import pickle
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -44,6 +43,13 @@ from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.finish import read_objects
+from dicomwarehouse.pipeline.interactive import beam_outside_ipython
+from dicomwarehouse.pipeline.progress import (
+    ProgressCounter,
+    ProgressDisplay,
+    local_runner,
+    on_terminal,
+)
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
@@ -74,26 +80,6 @@ class PipelineArgumentError(UsageError):
     """Beam flags (after ``--``) that Beam refuses, such as an unknown runner."""
 
 
-class _Progress:
-    """A one-line progress display on an interactive terminal (per worker process)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.errors = 0
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.errors += failed
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.2 or self.done == self.total):
-            self._last = now
-            sys.stderr.write(f"\r  read {self.done}/{self.total} objects, {self.errors} errors ")
-            sys.stderr.flush()
-
-
 def _in_global_window(output: Any) -> Any:
     """An output of finish_bundle: Beam wants it windowed (the pipeline is global-window)."""
     window = [beam.transforms.window.GlobalWindow()]
@@ -120,25 +106,27 @@ class ExtractObjects(beam.DoFn):
         self,
         run: RunInfo,
         defer_size: int,
-        total: int,
         storage: StorageOptions | None = None,
         budget: ReadBudget | None = None,
+        progress_folder: str | None = None,
     ) -> None:
         self.run = run
         self.defer_size = defer_size
-        self.total = total
         self.storage = storage
         self.budget = budget
+        # the launcher's progress line sums what each instance counts there (``progress``)
+        self.progress_folder = progress_folder
         # live progress in the runner's monitoring (Dataflow's job page); the run record's
         # numbers come from the stats output instead, which the Finish step can see
         self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
         self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
 
     def setup(self) -> None:
-        self.progress = _Progress(self.total)
+        self.progress = ProgressCounter(self.progress_folder)
         self.prefetcher = Prefetcher(self.storage)
 
     def teardown(self) -> None:
+        self.progress.flush()
         self.prefetcher.close()
 
     def process(self, ref: ObjectRef) -> Iterator[Any]:
@@ -150,6 +138,7 @@ class ExtractObjects(beam.DoFn):
         for due, opened in self.prefetcher.drain():
             for output in self._extract(due, opened):
                 yield _in_global_window(output)
+        self.progress.flush()
 
     def _extract(self, ref: ObjectRef, opened: Any) -> Iterator[Any]:
         extracted = extract_object(
@@ -160,14 +149,15 @@ class ExtractObjects(beam.DoFn):
             opened=opened,
             budget=self.budget,
         )
-        self.progress.update(extracted.error is not None)
         self.objects.inc()
         if extracted.error is not None:
+            self.progress.add(failed=True, bytes_read=0)
             self.failures.inc()
             yield beam.pvalue.TaggedOutput(_STATS, (0, extracted.requests))
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
             return
         header_bytes = extracted.metadata["header_bytes_read"] or 0
+        self.progress.add(failed=False, bytes_read=header_bytes)
         yield beam.pvalue.TaggedOutput(_STATS, (header_bytes, extracted.requests))
         too_deep = sum(
             1
@@ -360,7 +350,6 @@ class IngestTransform(beam.PTransform):
         output: str,
         run: RunInfo,
         *,
-        total: int,
         required_paths: Iterable[ColumnPath],
         existing_paths: Iterable[ColumnPath] = (),
         extra_columns: Sequence[str] = (),
@@ -368,11 +357,12 @@ class IngestTransform(beam.PTransform):
         shard_rows: dict[str, int] | None = None,
         storage: StorageOptions | None = None,
         budget: ReadBudget | None = None,
+        progress_folder: str | None = None,
     ) -> None:
         super().__init__()
         self.output = output
         self.run = run
-        self.total = total
+        self.progress_folder = progress_folder
         self.required_paths = sorted(set(required_paths))
         self.existing_paths = sorted(set(existing_paths))
         self.extra_columns = tuple(extra_columns)
@@ -384,7 +374,9 @@ class IngestTransform(beam.PTransform):
 
     def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
         results = refs | "Extract" >> beam.ParDo(
-            ExtractObjects(self.run, self.defer_size, self.total, self.storage, self.budget)
+            ExtractObjects(
+                self.run, self.defer_size, self.storage, self.budget, self.progress_folder
+            )
         ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
@@ -463,34 +455,41 @@ def run_pipeline(
         pipeline = beam.Pipeline(options=options)
     except (ValueError, TypeError) as exc:
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
-    written = (
-        pipeline
-        | "ObjectsFile" >> beam.Create([objects])
-        | "Objects" >> beam.FlatMap(read_objects)
-        | "Spread" >> beam.Reshuffle()
-        | "Ingest"
-        >> IngestTransform(
-            output,
-            run,
-            total=total,
-            required_paths=required_paths,
-            existing_paths=existing_paths,
-            extra_columns=extra_columns,
-            defer_size=defer_size,
-            storage=storage,
-            budget=budget,
+    display = ProgressDisplay(
+        total,
+        enabled=on_terminal(sys.stderr) and local_runner(options.view_as(StandardOptions).runner),
+    )
+    # one line for the run, drawn here from what every DoFn instance counts; in a notebook,
+    # Beam builds and runs the pipeline as in a script (pipeline.interactive)
+    with display, beam_outside_ipython():
+        written = (
+            pipeline
+            | "ObjectsFile" >> beam.Create([objects])
+            | "Objects" >> beam.FlatMap(read_objects)
+            | "Spread" >> beam.Reshuffle()
+            | "Ingest"
+            >> IngestTransform(
+                output,
+                run,
+                required_paths=required_paths,
+                existing_paths=existing_paths,
+                extra_columns=extra_columns,
+                defer_size=defer_size,
+                storage=storage,
+                budget=budget,
+                progress_folder=display.folder,
+            )
         )
-    )
-    stats = written.pop("stats")
-    _ = (
-        tuple(written.values())
-        | "AllWrites" >> beam.Flatten()
-        | "ListWrites" >> beam.combiners.ToList()
-        | "Finish"
-        >> beam.Map(lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats))
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+        stats = written.pop("stats")
+        _ = (
+            tuple(written.values())
+            | "AllWrites" >> beam.Flatten()
+            | "ListWrites" >> beam.combiners.ToList()
+            | "Finish"
+            >> beam.Map(
+                lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats)
+            )
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
     return getattr(result, "has_job", True)

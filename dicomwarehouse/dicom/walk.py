@@ -1,0 +1,844 @@
+"""Flatten a header straight from its bytes: one pass, no pydicom Dataset per item.
+
+pydicom builds a Dataset (and an attribute-setting DataElement per value) for every sequence
+item it opens; an enhanced multi-frame header has thousands of items, and building them costs
+more than everything else the ingest does. This walker reads the encoded header once with
+``struct`` over an in-memory buffer and hands each element to the same ``flatten.Flattener``
+methods the pydicom path uses (rows, columns, anomalies) and to the same value decoding
+(``values``), so both paths give identical rows by construction.
+
+pydicom stays the reference. The walker handles the well-formed case only: anything it does
+not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
+prefix, an unknown, private or deflated transfer syntax, a VR switch, a duplicate or unsorted
+tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
+would run out, a pydicom warning of any kind) makes it give up, and the object goes through the
+pydicom path instead. Giving up costs only the bytes already read: the same opened object is
+read again from the start (a ranged object keeps what it fetched).
+
+Values pydicom converts before the flatten sees them (the file meta group's first element, its
+group length and transfer syntax, the top-level Specific Character Set and Pixel
+Representation, private creators used to look up a VR) are converted here with pydicom's own
+converter, so they come out as they do there.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from pydicom import config
+from pydicom.charset import convert_encodings
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.tag import BaseTag
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    PrivateTransferSyntaxes,
+)
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
+
+from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
+from dicomwarehouse.dicom.charsets import character_sets
+from dicomwarehouse.dicom.flatten import FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.private import private_entry
+from dicomwarehouse.dicom.read import collect_pydicom_problems
+from dicomwarehouse.dicom.values import (
+    DecodedValue,
+    decode_converted_value,
+    decode_raw_value,
+)
+from dicomwarehouse.tables.vr import BINARY_VRS, CHARSET_VRS, resolve_ambiguous_vr
+
+__all__ = ["Walked", "walk_object"]
+
+_UNDEFINED = 0xFFFFFFFF
+_ITEM = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQUENCE_END = 0xFFFEE0DD
+_CHARSET = 0x00080005
+_PIXEL_REPRESENTATION = 0x00280103
+_PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_LONG_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
+_SHORT_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_16}
+_BINARY = DecodedValue(None)
+_NO_BYTES = b""
+#: What the reference's file meta read converts besides its first element.
+_META_CONVERTED = frozenset({0x00020000, 0x00020010})
+#: First read of a local file: the whole header of most single-frame objects.
+LOCAL_FIRST_READ = 16 * 1024
+#: Each later read of a local file: this times what was read before.
+LOCAL_GROWTH = 8
+#: First read after a skipped value: usually a few elements and the Pixel Data tag.
+_AFTER_SKIP_READ = 4096
+#: A skipped value longer than this is not held as zeros: the pydicom path takes the object.
+_MAX_SKIP = 32 * 1024 * 1024
+#: Parse attempts per object (each after reading more): far more than doubling needs.
+_MAX_ATTEMPTS = 40
+
+_UNPACK = {
+    True: (struct.Struct("<HHL").unpack_from, struct.Struct("<HH2sH").unpack_from,
+           struct.Struct("<L").unpack_from),
+    False: (struct.Struct(">HHL").unpack_from, struct.Struct(">HH2sH").unpack_from,
+            struct.Struct(">L").unpack_from),
+}  # fmt: skip
+
+
+class GiveUp(Exception):
+    """The walker met something it does not handle exactly as the pydicom path does."""
+
+
+class _NeedBytes(Exception):
+    """The parse needs bytes up to ``end``; ``skip_to``: the bytes before it are not needed."""
+
+    def __init__(self, end: int, skip_to: int | None = None) -> None:
+        super().__init__(end)
+        self.end = end
+        self.skip_to = skip_to
+
+
+@dataclass
+class Walked:
+    """A header flattened by the walker, and the bytes it read from the object."""
+
+    flat: FlatObject
+    bytes_read: int
+    #: elements and items, counted as the read budget counts them
+    elements: int
+    #: what the row records besides the flat object's anomalies
+    problems: list[str]
+    #: where the walk stopped (Pixel Data's offset when it stopped there), the top level's
+    #: (implicit VR, little endian), Specific Character Set terms and Pixel Representation:
+    #: what the step after Pixel Data (``trailing``) needs
+    stopped_at: int | None = None
+    encoding: tuple[bool, bool] | None = None
+    encodings: tuple[str, ...] = ()
+    pixel_representation: int | None = None
+
+
+def _defaults_in_force() -> bool:
+    """The walker mirrors pydicom's default reading settings only."""
+    settings = config.settings
+    return (
+        config.replace_un_with_known_vr
+        and settings.infer_sq_for_un_vr
+        and config.assume_implicit_vr_switch
+        and settings.reading_validation_mode == config.WARN
+    )
+
+
+_PUBLIC_VR: dict[int, str | None] = {}
+
+
+def _public_vr(tag: int) -> str | None:
+    """The data dictionary's VR of a public tag (repeaters included), None if unknown."""
+    try:
+        return _PUBLIC_VR[tag]
+    except KeyError:
+        pass
+    try:
+        vr: str | None = str(dictionary_VR(tag))
+    except KeyError:
+        vr = None
+    _PUBLIC_VR[tag] = vr
+    return vr
+
+
+#: VR of public tags in implicit VR, where it does not depend on Pixel Representation.
+_IMPLICIT_VR: dict[int, str] = {}
+
+_PRIVATE_VR: dict[tuple[int, str], str] = {}
+
+
+def _private_vr(tag: int, creator: str) -> str:
+    key = (tag, creator)
+    vr = _PRIVATE_VR.get(key)
+    if vr is None:
+        entry = private_entry(tag, creator)
+        vr = "UN" if entry is None else str(entry.vr)
+        if entry is not None and not entry.exact:
+            vr = ""  # found ignoring case: an anomaly the pydicom path records
+        _PRIVATE_VR[key] = vr
+    if not vr:
+        raise GiveUp("private creator matched ignoring case")
+    return vr
+
+
+_CONVERTED: dict[tuple[int, str | None, bytes, bool, bool], Any] = {}
+
+
+def _converted(tag: int, vr: str | None, value: bytes, implicit: bool, little: bool) -> Any:
+    """pydicom's DataElement for a raw value, as its Dataset would convert it on access."""
+    key = (tag, vr, value, implicit, little)
+    element = _CONVERTED.get(key)
+    if element is None:
+        with collect_pydicom_problems() as problems:
+            raw = RawDataElement(BaseTag(tag), vr, len(value), value or None, 0, implicit, little)
+            element = convert_raw_data_element(raw)
+        if problems:  # a conversion pydicom warns about: its row carries the warning
+            raise GiveUp("conversion warning")
+        if len(_CONVERTED) < 4096:
+            _CONVERTED[key] = element
+    return element
+
+
+#: Decoded values of VRs the character set does not affect, by (VR, bytes, endianness).
+_DECODED: dict[tuple[str, bytes, bool], DecodedValue] = {}
+_MAX_SHARED_VALUE = 64
+_MAX_SHARED_VALUES = 65536
+
+
+def _decoded(vr: str, value: bytes, little: bool) -> DecodedValue:
+    """A short value of a VR the character set does not affect, decoded once per process.
+
+    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs).
+    """
+    key = (vr, value, little)
+    decoded = _DECODED.get(key)
+    if decoded is None:
+        decoded = decode_raw_value(vr, value, little, None)
+        if len(_DECODED) >= _MAX_SHARED_VALUES:
+            _DECODED.clear()
+        _DECODED[key] = decoded
+    return decoded
+
+
+class _Walker:
+    """One parse attempt over the bytes read so far."""
+
+    def __init__(
+        self,
+        data: bytes,
+        at_end: bool,
+        defer_size: int,
+        defer_in_items: bool,
+        budget: ReadBudget,
+    ) -> None:
+        self.data = data
+        self.size = len(data)
+        self.at_end = at_end
+        self.defer_size = defer_size
+        self.defer_in_items = defer_in_items
+        self.max_elements = budget.max_elements
+        self.max_empty_items = budget.max_empty_items
+        self.count = 0
+        self.empty_items = 0
+        self.flattener = Flattener(None, None)
+        self.pixel_representation: int | None = None
+        self.stopped_at: int | None = None
+        self.encodings: tuple[str, ...] = ()
+        self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
+        #: pydicom's warnings the pydicom path records on the row too (unique, in order)
+        self.problems: list[str] = []
+        #: the top level's encoding and metadata row, once the file meta group is read
+        self.top_level: tuple[bool, bool, dict[str, Any]] = (False, True, {})
+        #: the state before the top-level element being read
+        self.mark: tuple | None = None
+
+    # --- bytes ----------------------------------------------------------------------------
+
+    def need(self, end: int) -> None:
+        if end > self.size:
+            if self.at_end:
+                raise GiveUp("object ends inside the header")
+            raise _NeedBytes(end)
+
+    def skip(self, end: int) -> None:
+        """A value whose bytes are not needed, but whose end must be inside the object."""
+        if end > self.size:
+            if self.at_end:
+                raise GiveUp("object ends inside a value")
+            raise _NeedBytes(end + 8, skip_to=end)
+
+    def explicit_vr(
+        self, vr_bytes: bytes, position: int, short_length: int, unpack_long: Any
+    ) -> tuple[str, int, int]:
+        """VR, length and value offset of the explicit VR element at ``position``: VRs with
+        a 32-bit length have it after two reserved bytes; an unknown VR gives up (pydicom
+        would guess)."""
+        vr = _SHORT_VRS.get(vr_bytes)
+        if vr is not None:
+            return vr, short_length, position + 8
+        vr = _LONG_VRS.get(vr_bytes)
+        if vr is None:
+            raise GiveUp("VR bytes")
+        self.need(position + 12)
+        return vr, unpack_long(self.data, position + 8)[0], position + 12
+
+    def charge(self, elements: int) -> None:
+        self.count += elements
+        if self.count >= self.max_elements:
+            raise GiveUp("element budget")
+
+    # --- the object -----------------------------------------------------------------------
+
+    def walk(self) -> FlatObject:
+        self.need(132)
+        if self.data[128:132] != b"DICM":
+            raise GiveUp("no DICM prefix")
+        metadata: dict[str, Any] = {"OtherElements": []}
+        position, syntax = self.file_meta(132, metadata)
+        self.need(position + 8)
+        if self.data[position : position + 2] == b"\0\0":
+            raise GiveUp("command set elements")
+        if syntax == ImplicitVRLittleEndian:
+            implicit, little = True, True
+        elif syntax == ExplicitVRLittleEndian:
+            implicit, little = False, True
+        elif syntax == ExplicitVRBigEndian:
+            implicit, little = False, False
+        elif (
+            syntax == DeflatedExplicitVRLittleEndian
+            or syntax in PrivateTransferSyntaxes
+            or not UID(syntax).is_transfer_syntax
+        ):
+            raise GiveUp("transfer syntax")
+        else:
+            implicit, little = False, True
+        # pydicom checks the first element's VR bytes and switches (with a warning) if the
+        # transfer syntax says otherwise
+        self.need(position + 6)
+        vr_bytes = self.data[position + 4 : position + 6]
+        looks_implicit = not all(0x40 < byte < 0x5B for byte in vr_bytes)
+        if looks_implicit != implicit:
+            group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
+            if group << 16 | element not in _PIXEL_DATA_TAGS:
+                raise GiveUp("VR switch")
+        self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
+        self.top_level = (implicit, little, metadata)
+        self.stopped_at = self.dataset(
+            position, None, implicit, little, True, "", "", (), 0, None, metadata, True
+        )  # fmt: skip
+        return self.finish()
+
+    def finish(self) -> FlatObject:
+        if self.assumed_unsigned and self.pixel_representation == 1:
+            raise GiveUp("ambiguous VR resolved before Pixel Representation")
+        return self.flattener.result(self.top_level[2])
+
+    def resume(self, data: bytes, at_end: bool) -> FlatObject:
+        """Go on from the top-level element that ran out of bytes, with more bytes.
+
+        What that element had added (rows, anomalies, counts) is dropped first; everything
+        before it stands, so a header read in growing blocks is parsed about once.
+        """
+        assert self.mark is not None
+        position, state, rows, anomalies, count, empty_items, problems = self.mark
+        self.data = data
+        self.size = len(data)
+        self.at_end = at_end
+        del self.flattener.rows.rows[rows:]
+        del self.flattener.anomalies[anomalies:]
+        del self.problems[problems:]
+        self.count = count
+        self.empty_items = empty_items
+        implicit, little, metadata = self.top_level
+        self.stopped_at = self.dataset(
+            position, None, implicit, little, True, "", "", (), 0, None, metadata, True, state
+        )  # fmt: skip
+        return self.finish()
+
+    def file_meta(self, position: int, out: dict[str, Any]) -> tuple[int, str | None]:
+        """Walk group 0002 (explicit VR little endian); return the end and transfer syntax."""
+        data = self.data
+        flattener = self.flattener
+        _, explicit_header, unpack_long = _UNPACK[True]
+        self.charge(ITEM_WEIGHT)
+        syntax = None
+        creators: dict[int, str] = {}
+        first = True
+        last_tag = -1
+        while True:
+            self.need(position + 8)
+            group, element, vr_bytes, length = explicit_header(data, position)
+            if group != 2:
+                if first:
+                    raise GiveUp("no file meta group")
+                return position, syntax
+            tag = 0x00020000 | element
+            vr, length, value_at = self.explicit_vr(vr_bytes, position, length, unpack_long)
+            if length == _UNDEFINED or tag <= last_tag or vr == "UN" or vr == "SQ":
+                raise GiveUp("file meta structure")
+            last_tag = tag
+            self.charge(1)
+            end = value_at + length
+            self.need(end)
+            value = data[value_at:end]
+            info = tag_info(tag)
+            if tag == 0x00020000 and vr == "UL" and length == 4:
+                # what pydicom's conversion gives, without it: one number, 4 bytes
+                decoded = decode_raw_value(vr, value, True, None)
+                row_length = length
+            elif first or tag in _META_CONVERTED:
+                converted = _converted(tag, vr, value, False, True)
+                vr = str(converted.VR)
+                decoded = decode_converted_value(vr, converted.value)
+                binary = isinstance(converted.value, bytes | bytearray)
+                row_length = len(converted.value) if binary else text_length(decoded, vr)
+                if tag == 0x00020010:
+                    syntax = converted.value
+            else:
+                decoded = (
+                    _decoded(vr, value, True)  # no character set in the file meta group
+                    if length <= _MAX_SHARED_VALUE
+                    else decode_raw_value(vr, value, True, None)
+                )
+                row_length = length
+            flattener.add_value(
+                tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
+                creators, out,
+            )  # fmt: skip
+            first = False
+            position = end
+
+    def dataset(
+        self,
+        position: int,
+        end: int | None,
+        implicit: bool,
+        little: bool,
+        top: bool,
+        tag_prefix: str,
+        path_prefix: str,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        encodings: Any,
+        out: dict[str, Any],
+        deferrable: bool,
+        resumed: tuple | None = None,
+    ) -> int:
+        """Walk the elements of one data set from ``position``; return where it ends.
+
+        ``end`` is the end of a defined-length item; None for the top level (which ends at
+        Pixel Data or the end of the object) and for an undefined-length item (which ends
+        at its delimitation item, returned past). At the top level, the state before each
+        element is kept in ``mark`` (``resume`` goes on from it); ``resumed`` is that state.
+        """
+        data = self.data
+        flattener = self.flattener
+        implicit_header, explicit_header, unpack_long = _UNPACK[little]
+        creators: dict[int, str] = {}
+        creator_values: dict[int, tuple[str | None, bytes]] = {}
+        text_before_charset = False
+        last_tag = -1
+        defer_size = self.defer_size
+        if top:
+            encodings = ()  # no Specific Character Set: the default repertoire
+            if resumed is not None:
+                creators, creator_values, text_before_charset, last_tag, encodings = resumed
+            rows = flattener.rows.rows
+            anomalies = flattener.anomalies
+        while True:
+            if top:
+                # elements before this one stand whatever happens to it (see ``resume``)
+                self.mark = (
+                    position,
+                    (creators, creator_values, text_before_charset, last_tag, encodings),
+                    len(rows),
+                    len(anomalies),
+                    self.count,
+                    self.empty_items,
+                    len(self.problems),
+                )
+            if end is not None and position >= end:
+                if position > end:
+                    raise GiveUp("item overrun")
+                return position
+            if position + 8 > self.size:
+                if top and self.at_end and position == self.size:
+                    return position
+                self.need(position + 8)
+            if implicit:
+                group, element, length = implicit_header(data, position)
+                file_vr = None
+                value_at = position + 8
+            else:
+                group, element, vr_bytes, length = explicit_header(data, position)
+            tag = group << 16 | element
+            if tag == _ITEM_END:
+                if end is not None or top or data[position + 4 : position + 8] != b"\0\0\0\0":
+                    raise GiveUp("item delimitation")
+                return position + 8
+            if top and tag in _PIXEL_DATA_TAGS:
+                return position
+            if not implicit:
+                file_vr, length, value_at = self.explicit_vr(
+                    vr_bytes, position, length, unpack_long
+                )
+            if tag <= last_tag or group == 0xFFFE:
+                raise GiveUp("tag order")
+            last_tag = tag
+            self.count += 1
+            if self.count >= self.max_elements:
+                raise GiveUp("element budget")
+            info = tag_info(tag)
+            tag_path = tag_prefix + info.hex
+            path = path_prefix + info.segment
+            creator_key = info.creator_key
+            creator = creators.get(creator_key) if creator_key is not None else None
+
+            if length == _UNDEFINED:
+                if implicit:
+                    vr = _public_vr(tag)
+                    if vr is None:
+                        self.need(value_at + 4)
+                        group, element = struct.unpack_from(
+                            "<HH" if little else ">HH", data, value_at
+                        )
+                        if group << 16 | element != _ITEM:
+                            raise GiveUp("undefined length value")
+                        vr = "SQ"
+                elif file_vr == "UN":
+                    vr = "SQ"
+                else:
+                    vr = file_vr
+                if vr != "SQ":
+                    raise GiveUp("undefined length value")
+                position = self.sequence(
+                    value_at, None, implicit, little, info, tag_path, path, creator,
+                    column_prefix, depth, encodings, out, deferrable and self.defer_in_items,
+                    None,
+                )  # fmt: skip
+                continue
+
+            value_end = value_at + length
+            deferred = deferrable and length > defer_size and tag != _CHARSET
+            if file_vr is None and tag in _IMPLICIT_VR:
+                vr = _IMPLICIT_VR[tag]
+            elif file_vr is None or file_vr == "UN":
+                vr = self.resolve_vr(
+                    tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
+                    implicit,
+                )  # fmt: skip
+                if vr == "SQ" and file_vr == "UN":
+                    raise GiveUp("UN read as a sequence")
+            else:
+                vr = file_vr
+            if vr == "SQ":
+                self.need(value_end)
+                self.sequence(
+                    value_at, value_end, implicit, little, info, tag_path, path, creator,
+                    column_prefix, depth, encodings, out, False, length,
+                )  # fmt: skip
+                position = value_end
+                continue
+
+            row_length = length
+            if deferred:
+                self.skip(value_end)
+                decoded = flattener.deferred(tag_path, info.keyword, vr, length)
+            elif vr in BINARY_VRS:
+                self.skip(value_end)
+                decoded = _BINARY
+            else:
+                if value_end > self.size:
+                    self.need(value_end)
+                value = data[value_at:value_end] if length else _NO_BYTES
+                if vr in CHARSET_VRS:
+                    text_before_charset = True
+                if tag == _CHARSET:
+                    if text_before_charset:
+                        raise GiveUp("text before the character set")
+                    converted = _converted(tag, file_vr, value, implicit, little)
+                    if top:
+                        if not converted.value:
+                            raise GiveUp("empty character set")
+                        vr = str(converted.VR)
+                        decoded = decode_converted_value(vr, converted.value)
+                        row_length = text_length(decoded, vr)
+                    else:
+                        decoded = decode_raw_value(vr, value, little, encodings)
+                    with collect_pydicom_problems() as problems:
+                        convert_encodings(converted.value)  # for the warnings pydicom gives
+                    encodings = character_sets(converted.value)
+                    if top:
+                        self.encodings = encodings
+                    # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the
+                    # row's problem, as on the pydicom path
+                    self.problems.extend(problems)
+                elif top and tag == _PIXEL_REPRESENTATION:
+                    converted = _converted(tag, file_vr, value, implicit, little)
+                    vr = str(converted.VR)
+                    number = converted.value
+                    if number in (None, ""):
+                        self.pixel_representation = None
+                    elif isinstance(number, int) and vr == "US":
+                        self.pixel_representation = number
+                    else:
+                        raise GiveUp("pixel representation")
+                    decoded = decode_converted_value(vr, number)
+                    row_length = text_length(decoded, vr)
+                elif vr in CHARSET_VRS or length > _MAX_SHARED_VALUE:
+                    decoded = decode_raw_value(vr, value, little, encodings)
+                else:
+                    decoded = _decoded(vr, value, little)
+                if info.creator_slot:
+                    creator_values[tag] = (file_vr, value)
+            flattener.add_value(
+                tag, info, tag_path, path, column_prefix, depth, vr, decoded, row_length,
+                creator, creators, out,
+            )  # fmt: skip
+            position = value_end
+
+    def resolve_vr(
+        self,
+        tag: int,
+        file_vr: str | None,
+        info: Any,
+        creator_values: dict[int, tuple[str | None, bytes]],
+        dictionary_allowed: bool,
+        little: bool,
+        implicit: bool,
+    ) -> str:
+        """The VR pydicom's ``raw_element_vr`` hook gives an implicit VR or UN element."""
+        if info.private:
+            vr = self.private_vr(tag, creator_values, little, implicit)
+        elif file_vr is None:
+            vr = _public_vr(tag)
+            if vr is None:
+                if tag & 0xFFFF:
+                    raise GiveUp("unknown public tag in implicit VR")  # pydicom warns
+                vr = "UL"
+            if " or " not in vr:
+                _IMPLICIT_VR[tag] = vr
+        elif dictionary_allowed:
+            vr = _public_vr(tag) or "UN"
+        else:
+            vr = "UN"
+        if " or " in vr:
+            if self.pixel_representation is None and "SS" in vr.split(" or "):
+                self.assumed_unsigned = True
+            vr = resolve_ambiguous_vr(vr, self.pixel_representation)
+        return vr
+
+    def private_vr(
+        self,
+        tag: int,
+        creator_values: dict[int, tuple[str | None, bytes]],
+        little: bool,
+        implicit: bool,
+    ) -> str:
+        element = tag & 0xFFFF
+        if 0x0010 <= element <= 0x00FF:
+            return "LO"  # a private creator
+        if element == 0:
+            return "UL"  # a private group's length, as the pydicom path types it
+        if not element & 0xFF00:
+            return "UN"
+        if element < 0x1000:
+            raise GiveUp("private element outside a creator block")
+        creator_tag = (tag & 0xFFFF0000) | element >> 8
+        found = creator_values.get(creator_tag)
+        if found is None:
+            return "UN"
+        file_vr, value = found
+        if not value:
+            return "UN"
+        creator = _converted(creator_tag, file_vr or "LO", value, implicit, little).value
+        if not isinstance(creator, str):
+            raise GiveUp("private creator value")
+        if not creator:
+            return "UN"
+        return _private_vr(tag, creator)
+
+    def sequence(
+        self,
+        position: int,
+        end: int | None,
+        implicit: bool,
+        little: bool,
+        info: Any,
+        tag_path: str,
+        path: str,
+        creator: str | None,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        encodings: Any,
+        out: dict[str, Any],
+        deferrable: bool,
+        length: int | None,
+    ) -> int:
+        """Walk the items of one sequence from ``position``; return where it ends."""
+        flattener = self.flattener
+        data = self.data
+        item_header = _UNPACK[little][0]
+        row_index, item_prefix = flattener.open_sequence(
+            info, tag_path, path, creator, column_prefix, depth, None, length
+        )
+        values: list[dict[str, Any]] = []
+        rows = flattener.rows.rows
+        index = 0
+        while True:
+            if end is not None and position >= end:
+                if position > end:
+                    raise GiveUp("sequence overrun")
+                break
+            self.need(position + 8)
+            group, element, item_length = item_header(data, position)
+            tag = group << 16 | element
+            if tag == _SEQUENCE_END:
+                if end is not None or item_length:
+                    raise GiveUp("sequence delimitation")
+                position += 8
+                break
+            if tag != _ITEM:
+                raise GiveUp("not an item")
+            self.count += ITEM_WEIGHT
+            if self.count >= self.max_elements:
+                raise GiveUp("element budget")
+            position += 8
+            item_implicit = implicit
+            if not implicit and item_length:
+                # pydicom reads an item as implicit VR when its first VR bytes are no VR
+                self.need(position + 6)
+                item_implicit = not (
+                    0x40 < data[position + 4] < 0x5B and 0x40 < data[position + 5] < 0x5B
+                )
+            item_out: dict[str, Any] = {"OtherElements": []}
+            rows_before = len(rows)
+            position = self.dataset(
+                position,
+                None if item_length == _UNDEFINED else position + item_length,
+                item_implicit,
+                little,
+                False,
+                f"{tag_path}[{index}].",
+                f"{path}[{index}].",
+                item_prefix,
+                depth + 1,
+                encodings,
+                item_out,
+                deferrable,
+            )
+            if len(rows) == rows_before:
+                self.empty_items += 1
+                if self.empty_items > self.max_empty_items:
+                    raise GiveUp("empty items")
+            else:
+                self.empty_items = 0
+            values.append(item_out)
+            index += 1
+        flattener.set_item_count(row_index, index)
+        flattener.close_sequence(info, item_prefix, values, out)
+        return position
+
+
+def _read(raw: BinaryIO, offset: int, count: int) -> bytes:
+    """``count`` bytes at ``offset`` (fewer at the end): a ranged reader returns short reads."""
+    raw.seek(offset)
+    parts = []
+    got = 0
+    while got < count:
+        chunk = raw.read(count - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def object_size(raw: BinaryIO) -> int | None:
+    """Size of the opened object, when it is known without a request."""
+    size = getattr(raw, "object_size", None)
+    if size is not None:
+        return size
+    try:
+        return os.fstat(raw.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def walk_object(
+    raw: BinaryIO,
+    *,
+    defer_size: int,
+    defer_in_items: bool,
+    first_read: int = LOCAL_FIRST_READ,
+    meter: BudgetMeter | None = None,
+    growth: int = 1,
+) -> Walked | None:
+    """Flatten the header of the object open in ``raw``, or None to leave it to pydicom.
+
+    Reads from the start of ``raw`` in growing blocks: each read is ``growth`` times what
+    was read before (1: doubling, so a header of H bytes costs at most about 2 x H read, as
+    the ranged reader promises; a local file reads more at once, since a sequence that runs
+    past the bytes read is parsed again from its start, and reading is cheaper than parsing).
+    Values longer than ``defer_size`` that the reference would not read are skipped, never
+    read. ``defer_in_items``: the reference defers inside undefined-length sequences too
+    (ranged reads).
+
+    The walk stays inside the budgets of ``meter`` (elements, items, header bytes, runs of
+    empty items) by giving up before any would run out, so the pydicom path meets an over-budget
+    object with the meter untouched and records it as it always has; a header walked is
+    charged to the meter afterwards.
+    """
+    if not _defaults_in_force() or (meter is not None and meter.exceeded is not None):
+        return None
+    budget = meter.budget if meter is not None else ReadBudget()
+    size = object_size(raw)
+    data = bytearray()
+    fetched = 0
+    at_end = False
+
+    def read_more(count: int) -> None:
+        nonlocal fetched, at_end
+        if size is not None:
+            count = min(count, size - len(data))
+        if fetched + count > budget.max_header_bytes:
+            raise GiveUp("header bytes budget")
+        chunk = _read(raw, len(data), count)
+        fetched += len(chunk)
+        data.extend(chunk)
+        if len(chunk) < count or (size is not None and len(data) >= size):
+            at_end = True
+
+    try:
+        read_more(max(first_read, 256))
+        walker: _Walker | None = None
+        problems: list[str] = []  # pydicom's warnings over every attempt
+        for _ in range(_MAX_ATTEMPTS):
+            with collect_pydicom_problems() as attempt_problems:
+                try:
+                    if walker is None or walker.mark is None:
+                        walker = _Walker(bytes(data), at_end, defer_size, defer_in_items, budget)
+                        flat = walker.walk()
+                    else:  # the top level was reached: go on from where the bytes ran out
+                        flat = walker.resume(bytes(data), at_end)
+                    need = None
+                except _NeedBytes as needed:
+                    need = needed
+            problems.extend(attempt_problems)
+            if need is not None:
+                if need.skip_to is not None and need.skip_to > len(data):
+                    gap = need.skip_to - len(data)
+                    if gap > _MAX_SKIP or (size is not None and need.skip_to > size):
+                        return None
+                    data.extend(bytes(gap))  # never read: no table keeps these bytes
+                    read_more(max(need.end - len(data), _AFTER_SKIP_READ))
+                else:
+                    read_more(max(need.end - len(data), growth * fetched))
+                continue
+            expected = set(walker.problems)
+            if any(problem not in expected for problem in problems):
+                return None
+            if meter is not None:
+                meter.elements += walker.count
+                meter.record_bytes(fetched)
+            return Walked(
+                flat,
+                fetched,
+                walker.count,
+                list(dict.fromkeys(walker.problems)),
+                stopped_at=walker.stopped_at,
+                encoding=walker.top_level[:2],
+                encodings=walker.encodings,
+                pixel_representation=walker.pixel_representation,
+            )
+    except (GiveUp, Exception, RecursionError):
+        return None
+    return None

@@ -1,0 +1,173 @@
+"""The header walker gives exactly the rows of the pydicom path, or leaves the object to it."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from dicom_samples import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    base_dataset,
+    dicom_bytes,
+    every_vr_dataset,
+    nested_dataset,
+)
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from dicomwarehouse.dicom.budgets import ReadBudget
+from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
+from dicomwarehouse.dicom.ranged import open_file_ranged
+from dicomwarehouse.dicom.walk import walk_object
+from dicomwarehouse.io.buckets import StorageOptions
+from dicomwarehouse.io.refs import ObjectRef
+
+RUN = new_run()
+#: what the two paths may differ in: the bytes each read to get the same rows
+_READ_COLUMNS = ("header_bytes_read",)
+
+
+def _rows(extracted: Extracted) -> tuple:
+    """Everything one object contributes: error row, or metadata row, paths and elements."""
+    if extracted.error is not None:
+        return ("error", extracted.error["stage"], extracted.error["error_type"])
+    metadata = {k: v for k, v in extracted.metadata.items() if k not in _READ_COLUMNS}
+    return (metadata, extracted.column_paths, extracted.elements.to_pydict())
+
+
+def assert_same_rows(path: Path, **kwargs) -> bool:
+    """Both paths give the same rows; True if the walker (not the fallback) gave them."""
+    ref = ObjectRef(str(path), path.stat().st_size)
+    fast = extract_object(ref, RUN, walker=True, **kwargs)
+    reference = extract_object(ref, RUN, walker=False, **kwargs)
+    assert _rows(fast) == _rows(reference), path
+    with open(path, "rb") as handle:
+        return walk_object(handle, defer_size=kwargs.get("defer_size", 256 * 1024),
+                           defer_in_items=False) is not None  # fmt: skip
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "object.dcm") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])  # fmt: skip
+def test_every_vr_in_every_uncompressed_syntax(tmp_path: Path, syntax: str) -> None:
+    path = _write(tmp_path, dicom_bytes(every_vr_dataset(), syntax=syntax))
+    assert assert_same_rows(path)
+
+
+def test_nested_undefined_length_sequences(tmp_path: Path) -> None:
+    path = _write(tmp_path, dicom_bytes(nested_dataset(12), syntax=ImplicitVRLittleEndian))
+    assert assert_same_rows(path)
+
+
+def _many_items(count: int) -> Dataset:
+    ds = base_dataset()
+    items = []
+    for index in range(count):
+        item = Dataset()
+        item.InstanceNumber = str(index)
+        item.ImagePositionPatient = [str(index), "0.5", "-1"]
+        items.append(item)
+    ds.ReferencedImageSequence = Sequence(items)
+    return ds
+
+
+def test_values_and_sequences_past_the_defer_size(tmp_path: Path) -> None:
+    ds = _many_items(50)
+    ds.add_new(0x00091001, "OB", b"\x01" * 5000)  # binary: skipped, never needed
+    ds.ImageComments = "x" * 3000  # text: deferred, with an anomaly
+    path = _write(tmp_path, dicom_bytes(ds))
+    assert assert_same_rows(path, defer_size=1024)
+    anomalies = extract_object(ObjectRef(str(path), None), RUN, defer_size=1024).metadata[
+        "ingest_anomalies"
+    ]
+    assert any("deferred" in a["reason"] for a in anomalies)
+
+
+def test_a_skipped_value_is_not_read(tmp_path: Path) -> None:
+    ds = base_dataset()
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.add_new(0x00091001, "OB", b"\x00" * 500_000)
+    ds.ImageComments = "after the blob"
+    path = _write(tmp_path, dicom_bytes(ds))
+    with open(path, "rb") as handle:
+        walked = walk_object(handle, defer_size=1024, defer_in_items=False)
+    assert walked is not None
+    assert walked.bytes_read < 50_000
+    assert "after the blob" in str(walked.flat.elements.column("value_strings"))
+
+
+def test_ranged_reads_give_the_same_rows(tmp_path: Path) -> None:
+    ds = _many_items(300)  # a header well past the first block
+    ds.add_new(0x00091001, "OB", b"\x00" * 100_000)
+    path = _write(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
+    ref = ObjectRef(str(path), path.stat().st_size)
+    options = StorageOptions(first_block=4096)
+    rows = []
+    for walker in (True, False):
+        opened = open_file_ranged(ref, options)
+        rows.append(_rows(extract_object(ref, RUN, storage=options, opened=opened, walker=walker)))
+    assert rows[0] == rows[1]
+
+
+def test_ambiguous_vr_before_pixel_representation_falls_back(tmp_path: Path) -> None:
+    """A "US or SS" value in an item before a signed Pixel Representation: the walker
+    cannot know the VR while it passes, so the pydicom path gives the row."""
+    ds = base_dataset(PixelRepresentation=1)
+    item = Dataset()
+    # Red Palette LUT Descriptor, US or SS: 65531 as US is -5 as SS
+    item.add_new(0x00281101, "US", [65531, 0, 16])
+    ds.ReferencedImageSequence = Sequence([item])
+    path = _write(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
+    assert not assert_same_rows(path)
+    rows = extract_object(ObjectRef(str(path), None), RUN).elements.to_pydict()
+    assert rows["value_strings"][rows["tag"].index("00281101")] == ["-5", "0", "16"]
+
+
+@pytest.mark.parametrize("cut", [200, 333, -3])
+def test_truncated_files_fall_back_to_the_same_rows(tmp_path: Path, cut: int) -> None:
+    data = dicom_bytes(every_vr_dataset())
+    path = _write(tmp_path, data[:cut])
+    assert not assert_same_rows(path)
+
+
+def test_a_duplicate_tag_falls_back(tmp_path: Path) -> None:
+    data = bytearray(dicom_bytes(base_dataset(PatientID="P1", PatientName="A^B")))
+    # rename (0010,0020) Patient ID to (0010,0010): two Patient Name elements
+    at = data.index(struct.pack("<HH", 0x0010, 0x0020) + b"LO")
+    data[at : at + 4] = struct.pack("<HH", 0x0010, 0x0010)
+    assert not assert_same_rows(_write(tmp_path, bytes(data)))
+
+
+def test_element_budget_is_kept(tmp_path: Path) -> None:
+    path = _write(tmp_path, dicom_bytes(_many_items(200)))
+    budget = ReadBudget(max_elements=300)
+    assert assert_same_rows(path, budget=budget) is True  # the walk alone has no budget
+    ref = ObjectRef(str(path), path.stat().st_size)
+    fast = extract_object(ref, RUN, budget=budget)
+    reasons = [a["reason"] for a in fast.metadata["ingest_anomalies"]] if fast.metadata else []
+    assert fast.error is not None or any("budget" in r for r in reasons)
+
+
+def test_pydicom_files_give_the_same_rows(pydicom_files_dir: Path) -> None:
+    walked = 0
+    files = sorted(p for p in pydicom_files_dir.rglob("*") if p.is_file())
+    for path in files:
+        walked += assert_same_rows(path)
+    assert walked > len(files) // 2  # the walker, not only its fallback, was compared
+
+
+@pytest.mark.slow
+def test_corpus_gives_the_same_rows(shared_corpus: Path) -> None:
+    walked = 0
+    files = sorted(p for p in shared_corpus.rglob("*") if p.is_file())
+    for path in files:
+        walked += assert_same_rows(path)
+    assert walked > len(files) * 9 // 10
