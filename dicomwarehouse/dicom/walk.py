@@ -11,9 +11,13 @@ pydicom stays the reference. The walker handles the well-formed case only: anyth
 not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
 prefix, an unknown, private or deflated transfer syntax, a VR switch, a duplicate or unsorted
 tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind) makes it give up, and the object goes through the
+would run out, a pydicom warning of any kind, a private creator found in the dictionary only
+ignoring case) makes it give up, and the object goes through the
 pydicom path instead. Giving up costs only the bytes already read: the same opened object is
 read again from the start (a ranged object keeps what it fetched).
+
+It stops at Pixel Data like the reference; ``trailing`` then reads what follows, for both
+paths alike (``Walked`` says where the walk stopped and in which encoding).
 
 Values pydicom converts before the flatten sees them (the file meta group's first element, its
 group length and transfer syntax, the top-level Specific Character Set and Pixel
