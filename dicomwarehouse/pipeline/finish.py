@@ -156,10 +156,13 @@ class RunFinish:
         try:
             if self.run_id not in committed_runs(self.warehouse):
                 fault_point("before_commit")
+                logger.info("committing run %s", self.run_id)  # phase marks (benchmarks/scale)
                 self._commit(shards, header_bytes_read, read_requests)
+                logger.info("committed run %s", self.run_id)
             fault_point("after_commit")
             if not is_gs_url(self.warehouse):
                 build_duckdb(self.warehouse)
+                logger.info("built warehouse.duckdb of run %s", self.run_id)
             if self.publish is not None:
                 report = self.publish.publish(self.warehouse)
                 write_json(publish_report_url(self.warehouse, self.run_id), report.to_json())

@@ -167,6 +167,7 @@ def ingest(
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
+    logger.info("listed %d objects", len(refs))
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
     # collection_id always, so that IDC queries filtering on it bind without a manifest
     extra_columns = list(
