@@ -34,7 +34,7 @@ from dicomwarehouse.warehouse.layout import (
     WarehouseError,
     committed_runs,
 )
-from dicomwarehouse.warehouse.lock import exclusive_writer
+from dicomwarehouse.warehouse.lock import HANDOVER_LEASE, exclusive_writer
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 RUN_COLUMNS = {"ingest_run_id", "ingested_at", "header_bytes_read"}
@@ -199,6 +199,10 @@ def test_a_submitted_job_keeps_the_lock_until_it_commits(
     store = store_for(warehouse)
     lock = join(warehouse, ".lock")
     assert store.stat(lock) is not None  # handed to the job
+    handed = json.loads(store.read_bytes(lock))  # with time for its workers to start renewing
+    assert dt.datetime.fromisoformat(handed["expires_at"]) > dt.datetime.now(dt.timezone.utc) + (
+        HANDOVER_LEASE - dt.timedelta(minutes=1)
+    )
     with pytest.raises(WarehouseError, match="another ingest"):
         ingest([source], warehouse)  # the next scheduled launch waits for this job
     (job,) = jobs  # the refused launch submitted nothing
