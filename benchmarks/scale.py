@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -239,6 +240,11 @@ class Run:
     workers_sum_peak_mib: float
     phases: dict[str, float | None]
     last_line: str
+    #: user + system CPU seconds of the command and its child processes (what a cloud bills)
+    cpu_seconds: float = 0.0
+    #: the machine's 1-minute load average at the end (wall times stretch when it exceeds
+    #: the cores; CPU seconds do not)
+    load_average: float = 0.0
 
 
 def run_command(
@@ -247,6 +253,7 @@ def run_command(
     """Run one command, timing -v log lines as they arrive; ``stop_when``: a file whose
     appearance ends the run (a pause point reached), killing the process."""
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         start_new_session=True,
@@ -277,6 +284,8 @@ def run_command(
         os.killpg(process.pid, 9)
     process.wait()
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     reader.join(5)
     sampled.stop.set()
     watcher.join()
@@ -293,7 +302,8 @@ def run_command(
     return Run(
         command, round(seconds, 2), process.returncode,
         round(sampled.launcher_peak / 2**20, 1), round(sampled.workers_peak / 2**20, 1),
-        round(sampled.workers_sum_peak / 2**20, 1), phases, last,
+        round(sampled.workers_sum_peak / 2**20, 1), phases, last, round(cpu, 1),
+        round(os.getloadavg()[0], 1),
     )  # fmt: skip
 
 
@@ -356,19 +366,24 @@ def _rate(objects: int, seconds: float | None) -> str:
 def print_table(results: dict) -> None:
     total = results["objects"]
     print(f"\n{total:,} objects, {results['workers']} worker(s)\n")
-    print("| step | phase | wall s | objects/s | launcher peak MiB | workers peak MiB |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| step | phase | wall s | objects/s | launcher peak MiB | workers peak MiB "
+        "| CPU s | CPU ms/object | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for step in ("first ingest", "incremental re-run, nothing changed", "publish plan"):
         run = results[step]
+        cpu = run.get("cpu_seconds", 0.0)
         print(
             f"| {step} | total | {run['seconds']} | {_rate(total, run['seconds'])} | "
-            f"{run['launcher_peak_mib']} | {run['workers_peak_mib']} |"
+            f"{run['launcher_peak_mib']} | {run['workers_peak_mib']} | {cpu} | "
+            f"{1000 * cpu / total:.2f} | {run.get('load_average', '')} |"
         )
         if step == "publish plan":
             continue
         for phase, seconds in run["phases"].items():
             shown = "n/a" if seconds is None else seconds
-            print(f"| | {phase} | {shown} | {_rate(total, seconds)} | | |")
+            print(f"| | {phase} | {shown} | {_rate(total, seconds)} | | | | | |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
