@@ -339,7 +339,8 @@ def measure(source: str, warehouse: str, workers: int, fresh: bool) -> dict:
     )  # fmt: skip
     results["incremental re-run, nothing changed"] = asdict(again)
     plan = run_command(
-        cli("publish", "bigquery", "--warehouse", warehouse, "--project", "p", "--dataset", "d",
+        cli("publish", "bigquery", "--warehouse", warehouse, "--project", "bench-project",
+            "--dataset", "dicom_bench",
             "--dry-run", *(["--staging", "gs://staging/x"] if not warehouse.startswith("gs://")
                            else []))
     )  # fmt: skip
