@@ -25,9 +25,16 @@ from dicomwarehouse.io.objectstore import GcsStore, store_for
 from dicomwarehouse.io.urls import join
 from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.warehouse.commit import start_run
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import DUCKDB_FILE, RUNS_FOLDER, WarehouseError, committed_runs
-from dicomwarehouse.warehouse.lock import exclusive_writer
+from dicomwarehouse.warehouse.layout import (
+    DUCKDB_FILE,
+    RUNS_FOLDER,
+    STARTED_FOLDER,
+    WarehouseError,
+    committed_runs,
+)
+from dicomwarehouse.warehouse.lock import HANDOVER_LEASE, exclusive_writer
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 RUN_COLUMNS = {"ingest_run_id", "ingested_at", "header_bytes_read"}
@@ -139,13 +146,18 @@ def test_leftovers_of_a_dead_run_are_invisible_then_removed(buckets: tuple[str, 
         for s in store.list(join(warehouse, "dicom_metadata", f"run-{run_id}") + "/")
         if s.url.endswith(".parquet")
     )
-    orphan = join(
-        warehouse, "dicom_metadata", "run-29990101T000000000000Z-0rphan00", "part-x.parquet"
-    )
+    dead_run = "29990101T000000000000Z-0rphan00"
+    start_run(warehouse, dead_run)  # what a run names before it writes anything
+    orphan = join(warehouse, "dicom_metadata", f"run-{dead_run}", "part-x.parquet")
     store.write_bytes(orphan, store.read_bytes(shard))
+    # an object no run named (an operator's note, a foreign tool's file): not ours to delete
+    foreign = join(warehouse, "dicom_metadata", "run-not-started", "part-y.parquet")
+    store.write_bytes(foreign, b"not a shard of any run")
     assert [run.run_id for run in read_warehouse(warehouse, store)] == [run_id]
     ingest([source], warehouse, options=INCREMENTAL)
     assert store.stat(orphan) is None
+    assert store.stat(foreign) is not None
+    assert store.list(join(warehouse, STARTED_FOLDER) + "/") == []
 
 
 def test_a_held_lock_refuses_a_second_writer_and_an_expired_one_is_taken_over(
@@ -187,6 +199,10 @@ def test_a_submitted_job_keeps_the_lock_until_it_commits(
     store = store_for(warehouse)
     lock = join(warehouse, ".lock")
     assert store.stat(lock) is not None  # handed to the job
+    handed = json.loads(store.read_bytes(lock))  # with time for its workers to start renewing
+    assert dt.datetime.fromisoformat(handed["expires_at"]) > dt.datetime.now(dt.timezone.utc) + (
+        HANDOVER_LEASE - dt.timedelta(minutes=1)
+    )
     with pytest.raises(WarehouseError, match="another ingest"):
         ingest([source], warehouse)  # the next scheduled launch waits for this job
     (job,) = jobs  # the refused launch submitted nothing

@@ -18,8 +18,9 @@ from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.warehouse.commit import start_run
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import PLANS_FOLDER, committed_runs
+from dicomwarehouse.warehouse.layout import PLANS_FOLDER, STARTED_FOLDER, committed_runs
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 
@@ -276,7 +277,9 @@ def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
 def test_interrupted_commit_is_rolled_back(first_run: tuple[Path, Path]) -> None:
     bucket, warehouse = first_run
     before = table_rows(warehouse, "dicom_metadata")
-    # a commit that moved one table into place and died before writing its run record
+    # a run that wrote one table's shard and died before writing its run record: it named
+    # its folders first (start_run), as every run does before it writes anything
+    start_run(warehouse, "29990101T000000000000Z-0rphan00")
     orphan = warehouse / "dicom_metadata" / "run-29990101T000000000000Z-0rphan00"
     orphan.mkdir()
     source = next((warehouse / "dicom_metadata").glob("run-2*/*.parquet"))
@@ -285,6 +288,9 @@ def test_interrupted_commit_is_rolled_back(first_run: tuple[Path, Path]) -> None
     write_instance(bucket, "i0.dcm", "v2")
     ingest([str(bucket)], warehouse, options=INCREMENTAL)
     assert not orphan.exists()  # the next writer removed it
+    assert not (warehouse / STARTED_FOLDER).exists() or not any(
+        (warehouse / STARTED_FOLDER).iterdir()
+    )  # and the record of what it had to remove
     assert scalar(warehouse, "SELECT count(*) FROM dicom_metadata") == 6
 
 

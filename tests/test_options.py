@@ -38,6 +38,7 @@ def test_command_line_flags_are_those_users_know() -> None:
         (("--incremental",), False, None, "StoreTrueAction"),
         (("--full-listing",), False, None, "StoreTrueAction"),
         (("--retry-errors",), False, None, "StoreTrueAction"),
+        (("--force-unlock",), False, None, "StoreTrueAction"),
         (("--defer-size",), None, "BYTES", "StoreAction"),
         (("--required-columns",), None, "FILE", "StoreAction"),
         (("--max-elements",), None, "N", "StoreAction"),
@@ -75,13 +76,15 @@ def test_command_line_and_template_make_the_same_ingest(calls: list[dict[str, An
     cli = [
         "ingest", "a", "gs://b/c/", "--warehouse", "gs://w/x", "--manifest", "m1",
         "--manifest", "m2", "--incremental", "--full-listing", "--retry-errors",
-        "--defer-size", "0", "--manifest-format", "s5cmd", "--s5cmd-endpoint-url", "https://s5",
+        "--force-unlock", "--defer-size", "0", "--manifest-format", "s5cmd",
+        "--s5cmd-endpoint-url", "https://s5",
         "--s3-endpoint-url", "https://s3", "--gcs-endpoint-url", "https://gcs", "--anonymous",
         "--first-block", "4096", "--requests-in-flight", "2", "--", "--direct_num_workers=1",
     ]  # fmt: skip
     template = [
         "--sources=a,gs://b/c/", "--warehouse=gs://w/x", "--manifests=m1, m2",
-        "--incremental=true", "--full_listing=TRUE", "--retry_errors=yes", "--defer_size=0",
+        "--incremental=true", "--full_listing=TRUE", "--retry_errors=yes",
+        "--force_unlock=true", "--defer_size=0",
         "--manifest_format=s5cmd", "--s5cmd_endpoint_url=https://s5",
         "--s3_endpoint_url=https://s3", "--gcs_endpoint_url=https://gcs", "--anonymous=true",
         "--first_block=4096", "--requests_in_flight=2", "--direct_num_workers=1",
@@ -96,7 +99,9 @@ def test_command_line_and_template_make_the_same_ingest(calls: list[dict[str, An
         "manifests": ["m1", "m2"],
         "beam_args": ["--direct_num_workers=1"],
         "defer_size": 0,
-        "options": IngestOptions(incremental=True, full_listing=True, retry_errors=True),
+        "options": IngestOptions(
+            incremental=True, full_listing=True, retry_errors=True, force_unlock=True
+        ),
         "storage": StorageOptions(
             s3_endpoint_url="https://s3",
             gcs_endpoint_url="https://gcs",

@@ -42,7 +42,7 @@ from dicomwarehouse.warehouse.layout import (
     shard_urls,
 )
 from dicomwarehouse.warehouse.ledger import FAILED, INGESTED, PENDING
-from dicomwarehouse.warehouse.lock import WriterLock
+from dicomwarehouse.warehouse.lock import WriterLock, keep_lease
 
 __all__ = [
     "PUBLISH_REPORTS_FOLDER",
@@ -153,18 +153,22 @@ class RunFinish:
         """``shards``: every shard the pipeline reported (None: no pipeline ran)."""
         lock = WriterLock(self.warehouse, token=self.lock_token)
         lock.check()
+        keep_lease(self.warehouse, self.lock_token)  # a publish may outlast a lease
         try:
             if self.run_id not in committed_runs(self.warehouse):
                 fault_point("before_commit")
+                logger.info("committing run %s", self.run_id)  # phase marks (benchmarks/scale)
                 self._commit(shards, header_bytes_read, read_requests)
+                logger.info("committed run %s", self.run_id)
             fault_point("after_commit")
             if not is_gs_url(self.warehouse):
                 build_duckdb(self.warehouse)
+                logger.info("built warehouse.duckdb of run %s", self.run_id)
             if self.publish is not None:
                 report = self.publish.publish(self.warehouse)
                 write_json(publish_report_url(self.warehouse, self.run_id), report.to_json())
         finally:
-            lock.release()  # gs:// only: a local lock belongs to the launching process
+            lock.release()  # gs:// only (and its heartbeat here): a local lock is the launcher's
 
     def _commit(self, shards: Sequence[str] | None, header_bytes: int, requests: int) -> None:
         if shards is not None:

@@ -171,6 +171,14 @@ OPTIONS: tuple[IngestOption, ...] = (
         template_help="true: read again objects whose last read failed, even when unchanged.",
     ),
     IngestOption(
+        "force_unlock",
+        "flag",
+        help="take over the warehouse's gs:// write lock even though its lease has not ended "
+        "(its holder is known to be dead); prints whose lock it took",
+        template_help="true: take over the warehouse's write lock even though its lease has "
+        "not ended (only when the job holding it is known to be dead).",
+    ),
+    IngestOption(
         "defer_size",
         "int",
         help="values longer than this are skipped, not loaded (default 262144)",

@@ -25,7 +25,7 @@ from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url, write_
 from dicomwarehouse.sources.expand import expand_sources
 from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN, with_prefixes
 from dicomwarehouse.tables.schema import ColumnPath
-from dicomwarehouse.warehouse.commit import remove_uncommitted
+from dicomwarehouse.warehouse.commit import remove_uncommitted, start_run
 from dicomwarehouse.warehouse.layout import (
     WarehouseError,
     committed_column_paths,
@@ -68,6 +68,8 @@ class IngestOptions:
     incremental: bool = False  # skip objects whose version the warehouse already holds
     full_listing: bool = False  # the listing is complete: objects absent from it are deleted
     retry_errors: bool = False  # read again objects whose last read failed, even unchanged
+    #: take over a gs:// write lock whose lease has not ended (its holder is known to be dead)
+    force_unlock: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ def ingest(
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
     lister = Lister(storage)
     refs = expand_sources(sources, manifests, lister=lister)
+    logger.info("listed %d objects", len(refs))
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
     # collection_id always, so that IDC queries filtering on it bind without a manifest
     extra_columns = list(
@@ -182,7 +185,7 @@ def ingest(
     )
     if not refs:
         raise SourceError("the sources name no files")
-    with exclusive_writer(warehouse) as lock:
+    with exclusive_writer(warehouse, force=options.force_unlock) as lock:
         remove_uncommitted(warehouse)
         plan = plan_run(
             refs,
@@ -196,6 +199,7 @@ def ingest(
             "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
         )
         actions = plan.counts()
+        start_run(warehouse, run.run_id)  # before the run writes anything: what it writes
         write_plan(warehouse, run.run_id, plan.events(run.run_id, run.started_at))
         finish = RunFinish(
             warehouse,
@@ -235,6 +239,7 @@ def ingest(
                 defer_size=defer_size,
                 storage=lister.options,
                 budget=budget,
+                lock=(warehouse, lock.token),
             )
         else:
             finish(None)

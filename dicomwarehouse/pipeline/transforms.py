@@ -54,6 +54,7 @@ from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
 from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE, LEFT_OUT_FILE, STAGING_FOLDER
+from dicomwarehouse.warehouse.lock import keep_lease
 
 __all__ = [
     "ExtractObjects",
@@ -414,6 +415,24 @@ class IngestTransform(beam.PTransform):
         }
 
 
+class _KeepWriterLock(beam.DoFn):
+    """Passes objects on; renews the run's gs:// write lock from each worker process it runs in.
+
+    A job whose launcher did not wait (a Flex Template) so keeps its lock while it is alive,
+    and loses it minutes after it dies (``lock.keep_lease``: one heartbeat per process).
+    """
+
+    def __init__(self, warehouse: str, token: str) -> None:
+        self.warehouse = warehouse
+        self.token = token
+
+    def setup(self) -> None:
+        keep_lease(self.warehouse, self.token)
+
+    def process(self, ref: ObjectRef) -> Iterator[ObjectRef]:
+        yield ref
+
+
 def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
     """Refuse a Dataflow run into a local folder: its workers could not write there."""
     try:
@@ -441,6 +460,7 @@ def run_pipeline(
     defer_size: int = DEFAULT_DEFER_SIZE,
     storage: StorageOptions | None = None,
     budget: ReadBudget | None = None,
+    lock: tuple[str, str] | None = None,
 ) -> bool:
     """Run the ingest pipeline, ending with ``finish(shards, header_bytes, read_requests)``.
 
@@ -449,6 +469,7 @@ def run_pipeline(
 
     Returns True once the pipeline ran to its end here; False when the runner only submitted
     it (a Dataflow template launch has no job to wait for), so the job finishes on its own.
+    ``lock``: (warehouse, token) of the run's write lock, which the workers keep renewed.
     """
     try:
         options = PipelineOptions(list(beam_args))
@@ -462,23 +483,24 @@ def run_pipeline(
     # one line for the run, drawn here from what every DoFn instance counts; in a notebook,
     # Beam builds and runs the pipeline as in a script (pipeline.interactive)
     with display, beam_outside_ipython():
-        written = (
+        refs = (
             pipeline
             | "ObjectsFile" >> beam.Create([objects])
             | "Objects" >> beam.FlatMap(read_objects)
             | "Spread" >> beam.Reshuffle()
-            | "Ingest"
-            >> IngestTransform(
-                output,
-                run,
-                required_paths=required_paths,
-                existing_paths=existing_paths,
-                extra_columns=extra_columns,
-                defer_size=defer_size,
-                storage=storage,
-                budget=budget,
-                progress_folder=display.folder,
-            )
+        )
+        if lock is not None:
+            refs = refs | "KeepWriterLock" >> beam.ParDo(_KeepWriterLock(*lock))
+        written = refs | "Ingest" >> IngestTransform(
+            output,
+            run,
+            required_paths=required_paths,
+            existing_paths=existing_paths,
+            extra_columns=extra_columns,
+            defer_size=defer_size,
+            storage=storage,
+            budget=budget,
+            progress_folder=display.folder,
         )
         stats = written.pop("stats")
         _ = (

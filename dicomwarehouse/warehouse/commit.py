@@ -1,8 +1,10 @@
 """Committing a run: complete its folders, then write its run record, the commit point.
 
 A run's shards are already in its own ``run-<id>`` folders; the commit only checks them, writes
-what readers need beside them and finally the record. Leftovers of runs that never committed
-are removed by the next writer (``remove_uncommitted``).
+what readers need beside them and finally the record. Before it writes anything, a run names
+those folders (``start_run``); the leftovers of runs that never committed are removed by the
+next writer (``remove_uncommitted``), which deletes only the folders such runs named: its cost
+grows with the failed runs, not with the warehouse.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from dicomwarehouse.warehouse.layout import (
     EVENTS_TABLE,
     LEFT_OUT_FILE,
     PLANS_FOLDER,
+    STARTED_FOLDER,
     WarehouseError,
-    committed_runs,
     run_dir,
     run_record_url,
     shard_urls,
+    started_record_url,
 )
 from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA
 
@@ -51,6 +54,7 @@ __all__ = [
     "commit_run",
     "remove_uncommitted",
     "staged_urls",
+    "start_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,34 +79,62 @@ class RunCounts:
     instances_without_uid: int = 0
 
 
+def _run_folders(run_id: str) -> list[str]:
+    """A run's output folders, relative to its warehouse (so a moved folder stays valid)."""
+    return [f"{table}/run-{run_id}" for table in ALL_TABLES]
+
+
+def start_run(root: Location, run_id: str) -> None:
+    """Record, before a run writes anything, the folders it writes: what clean-up may delete.
+
+    Call while holding ``exclusive_writer``; ``commit_run`` removes the record.
+    """
+    location = warehouse_location(root)
+    write_json(
+        started_record_url(location, run_id), {"run_id": run_id, "outputs": _run_folders(run_id)}
+    )
+
+
+def _files_by_run(location: str, folder: str) -> dict[str, list[str]]:
+    """The files of a small folder by the run id they name (``<run id>[.suffix].ext``)."""
+    prefix = join(location, folder) + "/"
+    found: dict[str, list[str]] = {}
+    for stored in store_for(location).list(prefix):
+        name = stored.url[len(prefix) :]
+        if "/" not in name and not name.startswith("."):
+            found.setdefault(name.split(".", 1)[0], []).append(stored.url)
+    return found
+
+
 def remove_uncommitted(root: Location) -> list[str]:
     """Delete what runs that never committed left behind; returns their ids.
 
-    Also removes the files of DuckDB builds that were cut short. Call only while holding
-    ``exclusive_writer``: then no run, and no build, is in progress.
+    The runs are those named in ``_started/`` (and, for runs started before that record
+    existed, in ``_plans/``) that have no run record: both folders hold only runs in flight,
+    so this lists a few small prefixes and each failed run's own folders, never the tables'
+    history. Objects no run named are left alone. Also removes the files of DuckDB builds that
+    were cut short. Call only while holding ``exclusive_writer``: then no run, and no build, is
+    in progress.
     """
     location = warehouse_location(root)
     store = store_for(location)
-    committed = set(committed_runs(location))
-    leftovers: set[tuple[str, str]] = set()
-    for table in ALL_TABLES:
-        prefix = join(location, table) + "/"
-        for stored in store.list(prefix):
-            folder = stored.url[len(prefix) :].split("/", 1)[0]
-            run_id = folder.removeprefix("run-")
-            if folder.startswith("run-") and run_id not in committed:
-                leftovers.add((table, run_id))
-    for table, run_id in sorted(leftovers):
-        store.remove_tree(run_dir(location, table, run_id))
-    for stored in store.list(join(location, PLANS_FOLDER) + "/"):
-        run_id = stored.url.rsplit("/", 1)[-1].split(".", 1)[0]  # <run id>[.objects].parquet
-        if run_id not in committed:
-            leftovers.add((PLANS_FOLDER, run_id))
-            store.delete(stored.url)
+    removed: list[str] = []
+    started = _files_by_run(location, STARTED_FOLDER)
+    plans = _files_by_run(location, PLANS_FOLDER)
+    for run_id in sorted(started.keys() | plans.keys()):
+        if store.stat(run_record_url(location, run_id)) is None:
+            record = read_json_if_present(started_record_url(location, run_id)) or {}
+            for folder in record.get("outputs") or _run_folders(run_id):
+                if folder in _run_folders(run_id):  # only a run's own folders, whatever it says
+                    store.remove_tree(join(location, folder))
+            removed.append(run_id)
+        for url in plans.get(run_id, []):
+            store.delete(url)
+        # last: a clean-up cut short is done again by the next writer
+        store.delete(started_record_url(location, run_id))
     if not is_gs_url(location):  # DuckDB builds cut short (only lock holders build)
         for leftover in duckdb_build_files(Path(location)):
             leftover.unlink(missing_ok=True)
-    removed = sorted({run_id for _, run_id in leftovers})
     if removed:
         logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)
     return removed
@@ -216,4 +248,5 @@ def commit_run(
         **(summary or {}),
     }
     write_json(run_record_url(location, run_id), record, indent=2)  # the commit point
+    store_for(location).delete(started_record_url(location, run_id))  # nothing left to clean
     return counts

@@ -9,13 +9,17 @@ Layout of a warehouse ``DIR`` (a folder, or ``gs://bucket/prefix``)::
     DIR/ingest_object_events/run-<run id>/part-*.parquet   the ledger (see ``ledger``)
     (each run folder also holds _bigquery_schema.json: the BigQuery schema of its shards)
     DIR/_runs/<run id>.json                                 the commit record of a run
+    DIR/_started/<run id>.json                              what a run writes (until it commits)
     DIR/warehouse.duckdb                                    (local warehouses only)
 
 A run writes its shards straight into its own ``run-<run id>`` folders (nothing is renamed:
 object stores cannot rename atomically, see ``objectstore``). Its commit is the last write, the
 run record ``_runs/<run id>.json``: a run is committed exactly when that record exists, and every
 reader looks only at committed runs. A run killed at any point therefore leaves nothing a query
-sees, and the next writer removes its leftovers before it starts.
+sees, and the next writer removes its leftovers before it starts. Before writing anything a run
+names its output folders in ``_started/<run id>.json`` (removed when it commits), so that
+clean-up lists only the few runs that did not commit and deletes only their folders, never
+walking the tables' history.
 
 Every committed run is kept (the ``*_history`` views, with ``is_current``); the tables users
 query hold, for each source URL, the rows of the latest run that read it, unless a later full
@@ -44,6 +48,7 @@ __all__ = [
     "PLANS_FOLDER",
     "RUNS_FOLDER",
     "STAGING_FOLDER",
+    "STARTED_FOLDER",
     "TABLES",
     "WarehouseError",
     "committed_column_paths",
@@ -53,6 +58,7 @@ __all__ = [
     "run_output",
     "run_record_url",
     "shard_urls",
+    "started_record_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,9 @@ COLUMN_PATHS_FILE = "_column_paths.json"
 LEFT_OUT_FILE = "_columns_left_out.json"
 #: Folder of the run records; a run is committed exactly when its record is here.
 RUNS_FOLDER = "_runs"
+#: Folder of the records of runs that started and have not committed: each names the folders
+#: its run writes, which are all that clean-up after a failed run deletes.
+STARTED_FOLDER = "_started"
 #: Folder of the ledger rows a run plans to write (see ``finish``); gone once it commits.
 PLANS_FOLDER = "_plans"
 #: Inside a run's dicom_metadata folder: rows staged until the run's schema is known
@@ -95,6 +104,10 @@ def _runs_prefix(root: str) -> str:
 
 def run_record_url(root: str, run_id: str) -> str:
     return _runs_prefix(root) + f"{run_id}.json"
+
+
+def started_record_url(root: str, run_id: str) -> str:
+    return join(root, STARTED_FOLDER, f"{run_id}.json")
 
 
 def read_run_record(root: Location, run_id: str) -> dict[str, Any] | None:
