@@ -9,7 +9,7 @@ methods the pydicom path uses (rows, columns, anomalies) and to the same value d
 
 pydicom stays the reference. The walker handles the well-formed case only: anything it does
 not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
-prefix, an unknown, private or deflated transfer syntax, a VR switch, a duplicate or unsorted
+prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
 tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
 would run out, a pydicom warning of any kind) makes it give up, and the object goes through the
 pydicom path instead. Giving up costs only the bytes already read: the same opened object is
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -76,6 +77,8 @@ LOCAL_GROWTH = 8
 _AFTER_SKIP_READ = 4096
 #: A skipped value longer than this is not held as zeros: the pydicom path takes the object.
 _MAX_SKIP = 32 * 1024 * 1024
+#: A need for every byte of the object (a deflated data set is inflated whole).
+_WHOLE_OBJECT = 1 << 62
 #: Parse attempts per object (each after reading more): far more than doubling needs.
 _MAX_ATTEMPTS = 40
 
@@ -220,6 +223,7 @@ class _Walker:
         self.flattener = Flattener(None, None)
         self.pixel_representation: int | None = None
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
+        self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -270,6 +274,9 @@ class _Walker:
             raise GiveUp("no DICM prefix")
         metadata: dict[str, Any] = {"OtherElements": []}
         position, syntax = self.file_meta(132, metadata)
+        if syntax == DeflatedExplicitVRLittleEndian:
+            position = self.inflate(position)
+            syntax = ExplicitVRLittleEndian
         self.need(position + 8)
         if self.data[position : position + 2] == b"\0\0":
             raise GiveUp("command set elements")
@@ -279,11 +286,7 @@ class _Walker:
             implicit, little = False, True
         elif syntax == ExplicitVRBigEndian:
             implicit, little = False, False
-        elif (
-            syntax == DeflatedExplicitVRLittleEndian
-            or syntax in PrivateTransferSyntaxes
-            or not UID(syntax).is_transfer_syntax
-        ):
+        elif syntax in PrivateTransferSyntaxes or not UID(syntax).is_transfer_syntax:
             raise GiveUp("transfer syntax")
         else:
             implicit, little = False, True
@@ -302,6 +305,31 @@ class _Walker:
             position, None, implicit, little, True, "", "", (), 0, None, metadata, True
         )  # fmt: skip
         return self.finish()
+
+    def inflate(self, position: int) -> int:
+        """Replace the deflated data set after the file meta group by its inflated bytes.
+
+        The reference inflates everything after the file meta group at once (raw deflate)
+        and parses the copy as explicit VR little endian; so does this, from the whole
+        object. Offsets after ``position`` are then offsets in the inflated stream, which the
+        reference would use to read a sequence it deferred: where it would (a top-level
+        sequence or text value past the defer size), the walker gives up, so that both paths
+        keep giving the same rows.
+        """
+        if self.defer_in_items:
+            # a ranged read: the reference fetches what it skipped at offsets in the object,
+            # which in a deflated one are not where the inflated values are
+            raise GiveUp("deflated data set read by ranges")
+        if not self.at_end:
+            raise _NeedBytes(_WHOLE_OBJECT)  # the whole object, within the header budget
+        try:
+            inflated = zlib.decompress(self.data[position:], -zlib.MAX_WBITS)
+        except zlib.error:
+            raise GiveUp("deflated data set") from None
+        self.data = self.data[:position] + inflated
+        self.size = len(self.data)
+        self.inflated = True
+        return position
 
     def finish(self) -> FlatObject:
         if self.assumed_unsigned and self.pixel_representation == 1:
@@ -494,6 +522,8 @@ class _Walker:
 
             value_end = value_at + length
             deferred = deferrable and length > defer_size and tag != _CHARSET
+            if deferred and self.inflated and (file_vr is None or file_vr not in BINARY_VRS):
+                raise GiveUp("value past the defer size in a deflated data set")
             if file_vr is None and tag in _IMPLICIT_VR:
                 vr = _IMPLICIT_VR[tag]
             elif file_vr is None or file_vr == "UN":
@@ -668,7 +698,18 @@ class _Walker:
                 position += 8
                 break
             if tag != _ITEM:
-                raise GiveUp("not an item")
+                if not self.short_stray_item(position, end, item_length):
+                    raise GiveUp("not an item")
+                self.count += ITEM_WEIGHT
+                if self.count >= self.max_elements:
+                    raise GiveUp("element budget")
+                self.empty_items += 1
+                if self.empty_items > self.max_empty_items:
+                    raise GiveUp("empty items")
+                values.append({"OtherElements": []})
+                index += 1
+                position = end
+                break
             self.count += ITEM_WEIGHT
             if self.count >= self.max_elements:
                 raise GiveUp("element budget")
@@ -707,6 +748,21 @@ class _Walker:
         flattener.set_item_count(row_index, index)
         flattener.close_sequence(info, item_prefix, values, out)
         return position
+
+    @staticmethod
+    def short_stray_item(position: int, end: int | None, item_length: int) -> bool:
+        """True where pydicom reads the bytes at ``position`` as one empty item.
+
+        pydicom takes any 8 bytes where an item starts as an item header. When fewer than 8
+        bytes of a defined-length sequence follow them (a short text value written where the
+        dictionary says sequence, in implicit VR), its item has no room for an element: it
+        is one empty item, and the sequence ends (a zero "length" with bytes left would
+        make pydicom read a second header past them, which it fails on).
+        """
+        if end is None:
+            return False
+        left = end - (position + 8)
+        return 0 <= left < 8 and (left == 0 or item_length != 0)
 
 
 def _read(raw: BinaryIO, offset: int, count: int) -> bytes:
