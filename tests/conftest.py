@@ -58,3 +58,18 @@ def extra_corpus() -> Path:
     if not path.is_dir():
         pytest.fail(f"DICOMWAREHOUSE_CORPUS={folder} is not a folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def annotation_warehouse(tmp_path_factory: pytest.TempPathFactory) -> IngestedFolder:
+    """One ingest of the objects derived_objects makes (CT series, SEG, TID 1500 SR, RTSTRUCT,
+    slide image, bulk annotations), shared by the tests of the derived views."""
+    from derived_objects import write_objects
+
+    root = tmp_path_factory.mktemp("annotations")
+    folder = root / "objects"
+    folder.mkdir()
+    write_objects(folder)
+    warehouse = root / "warehouse"
+    summary = ingest([str(folder)], warehouse)
+    return IngestedFolder(folder, warehouse, summary)

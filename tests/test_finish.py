@@ -31,7 +31,7 @@ from dicomwarehouse.pipeline.finish import (
 from dicomwarehouse.pipeline.run import ingest
 from dicomwarehouse.pipeline.transforms import run_pipeline
 from dicomwarehouse.sources.expand import expand_sources
-from dicomwarehouse.tables.schema import keyword_paths
+from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import (
     EVENTS_TABLE,
@@ -41,7 +41,7 @@ from dicomwarehouse.warehouse.layout import (
 )
 from dicomwarehouse.warehouse.ledger import plan_run
 from dicomwarehouse.warehouse.lock import exclusive_writer
-from dicomwarehouse.warehouse.views import referenced_keywords
+from dicomwarehouse.warehouse.views import referenced_column_paths
 
 
 @pytest.fixture
@@ -90,7 +90,8 @@ def test_retried_bundles_and_a_retried_finish_leave_one_clean_run(
             run_output(warehouse, run.run_id),
             run,
             RecordFinish(str(handed)),
-            required_paths=keyword_paths(referenced_keywords()),  # the views' columns
+            required_paths=set(referenced_column_paths()),  # the views' columns, nested too
+            extra_columns=[COLLECTION_COLUMN],  # as every ingest has it
         )
         shards, header_bytes, requests = json.loads(handed.read_text())
         assert header_bytes > 0 and requests == 0  # local files: no bucket requests

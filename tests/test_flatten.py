@@ -18,6 +18,10 @@ from dicom_samples import (
     nested_dataset,
 )
 from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
 
 from dicomwarehouse.dicom.flatten import FlatObject, flatten_dataset
 from dicomwarehouse.dicom.read import read_header
@@ -197,3 +201,26 @@ def test_sequences_deeper_than_bigquery_allows_stay_in_elements() -> None:
     schema = metadata_schema(flat.column_paths)
     table = metadata_table([dict(flat.metadata, source_url="x", ingest_run_id="r")], schema)
     assert table.num_rows == 1
+
+
+def test_value_length_of_converted_and_undefined_length_binary_values() -> None:
+    """(0002,0001) of a meta group without group length is converted by pydicom before we see
+    it, and an undefined-length value (icon pixel data) has no length field: both get the
+    length of their bytes."""
+    with open(get_testdata_file("no_meta_group_length.dcm"), "rb") as handle:
+        data = handle.read()
+    meta = dcmread(io.BytesIO(data)).file_meta
+    assert 0x00020000 not in meta and 0x00020001 in meta
+    flat = flatten_bytes(data)
+    index = flat.elements.tag.index("00020001")
+    assert flat.elements.value_length[index] == len(meta.FileMetaInformationVersion)
+
+    icon = Dataset()
+    icon.PixelData = encapsulate([b"\xff\xd8icon"])
+    icon["PixelData"].VR = "OB"
+    icon["PixelData"].is_undefined_length = True
+    ds = base_dataset()
+    ds.IconImageSequence = Sequence([icon])
+    flat = flatten_bytes(dicom_bytes(ds, syntax="1.2.840.10008.1.2.4.50"))
+    index = flat.elements.tag_path.index("00880200[0].7FE00010")
+    assert flat.elements.value_length[index] == len(icon.PixelData)

@@ -25,12 +25,13 @@ from dicomwarehouse.tables.required_columns import (
     parse_column_path,
     read_required_columns,
     sql_column_paths,
+    sql_paths_and_outputs,
     with_prefixes,
 )
 from dicomwarehouse.tables.schema import metadata_schema
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.googlesql import translate
-from dicomwarehouse.warehouse.views import load_views, to_duckdb
+from dicomwarehouse.warehouse.views import load_views, referenced_column_paths, to_duckdb
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
@@ -117,6 +118,53 @@ def test_sql_column_paths_of_a_range_variable_named_like_its_column() -> None:
     assert "ContentSequence.ContentSequence.ConceptNameCodeSequence.CodeMeaning" in _keywords(
         sql_column_paths(sql)
     )
+
+
+def test_sql_column_paths_through_scalar_subqueries_and_other_views() -> None:
+    """A view's output column that is a sequence item carries its path into the views that read
+    it, and so does a scalar subquery that returns one."""
+    groups_sql = """
+    SELECT
+      SOPInstanceUID,
+      grp AS contentSequence,
+      (
+        SELECT item.ReferencedSOPSequence[SAFE_OFFSET(0)]
+        FROM UNNEST(grp.ContentSequence) AS item
+        WHERE item.ValueType = 'IMAGE'
+        LIMIT 1
+      ) AS reference
+    FROM dicom_metadata CROSS JOIN UNNEST(ContentSequence) AS grp
+    """
+    paths, outputs = sql_paths_and_outputs(groups_sql)
+    assert "ContentSequence.ContentSequence.ReferencedSOPSequence" in _keywords(paths)
+    assert set(outputs) == {"sopinstanceuid", "contentsequence", "reference"}
+    measurements_sql = """
+    SELECT g.reference.ReferencedSOPInstanceUID, item.MeasuredValueSequence[OFFSET(0)].NumericValue
+    FROM groups AS g CROSS JOIN UNNEST(g.contentSequence.ContentSequence) AS item
+    """
+    read = _keywords(sql_column_paths(measurements_sql, {"groups": outputs}))
+    assert "ContentSequence.ContentSequence.ReferencedSOPSequence.ReferencedSOPInstanceUID" in read
+    assert "ContentSequence.ContentSequence.MeasuredValueSequence.NumericValue" in read
+    # without the other view's outputs, the same SQL reaches nothing under ContentSequence
+    assert not any(
+        path.startswith("ContentSequence") for path in _keywords(sql_column_paths(measurements_sql))
+    )
+
+
+def test_views_read_nested_paths_of_the_derived_views() -> None:
+    read = _keywords(referenced_column_paths())
+    assert {
+        "SegmentSequence.AnatomicRegionSequence.AnatomicRegionModifierSequence.CodeValue",
+        "ContentSequence.ContentSequence.ContentSequence.MeasuredValueSequence.NumericValue",
+        "ContentSequence.ContentSequence.ContentSequence.ContentSequence.ConceptCodeSequence"
+        ".CodeMeaning",
+        "ContentSequence.ContentSequence.ContentSequence.ReferencedSOPSequence"
+        ".ReferencedSegmentNumber",
+        "ROIContourSequence.ContourSequence.NumberOfContourPoints",
+        "AnnotationGroupSequence.AnnotationGroupAlgorithmIdentificationSequence.AlgorithmName",
+        "SpecimenDescriptionSequence.SpecimenPreparationSequence"
+        ".SpecimenPreparationStepContentItemSequence.ConceptCodeSequence.CodeMeaning",
+    } <= set(read)
 
 
 # --- the BigQuery schema of a run with nested required columns ------------------------------

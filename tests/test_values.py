@@ -80,9 +80,11 @@ def test_binary_vrs_have_no_strings() -> None:
 
 def test_character_set_decodes_text_vrs_only() -> None:
     latin1 = "Müller".encode("latin-1")
-    assert decode_raw_value("PN", latin1, True, ["iso8859"]).strings == ["Müller"]
+    assert decode_raw_value("PN", latin1, True, ["ISO_IR 100"]).strings == ["Müller"]
     utf8 = "Jérôme".encode()
-    assert decode_raw_value("LO", utf8, True, ["utf_8"]).strings == ["Jérôme"]
+    assert decode_raw_value("LO", utf8, True, ["ISO_IR 192"]).strings == ["Jérôme"]
+    # Specific Character Set is for SH LO ST LT UC UT PN only: a CS value stays Latin-1
+    assert decode_raw_value("CS", utf8, True, ["ISO_IR 192"]).strings == ["JÃ©rÃ´me"]
 
 
 def test_converted_values_give_the_same_strings() -> None:

@@ -21,7 +21,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
-from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
+from pydicom.datadict import (
+    dictionary_VM,
+    dictionary_VR,
+    keyword_dict,
+    keyword_for_tag,
+    tag_for_keyword,
+)
 from pydicom.uid import (
     ComputedRadiographyImageStorage,
     CTImageStorage,
@@ -34,6 +40,7 @@ from pydicom.uid import (
 from sqlglot import exp
 
 from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS
+from dicomwarehouse.tables.schema import metadata_schema
 from dicomwarehouse.warehouse import views
 from dicomwarehouse.warehouse.views import (
     ViewDefinition,
@@ -103,7 +110,18 @@ _PROVENANCE = {
 
 
 def _schema() -> pa.Schema:
-    fields = [(k, _contract_type(k)) for k in sorted(referenced_keywords())]
+    # sequences the fixture objects do not fill take the ingest's type for the paths the views
+    # read (so the annotation views bind); the others are typed here, by the contract
+    ingest_types = metadata_schema(views.referenced_column_paths())
+    fields = [
+        (
+            k,
+            ingest_types.field(k).type
+            if dictionary_VR(tag_for_keyword(k)) == "SQ"
+            else _contract_type(k),
+        )
+        for k in sorted(referenced_keywords() - _SEQUENCES.keys())
+    ]
     fields += [(k, _contract_type(k, items)) for k, items in _SEQUENCES.items()]
     fields += list(_PROVENANCE.items())
     return pa.schema(fields)
@@ -479,11 +497,14 @@ def test_referenced_keywords() -> None:
         "PixelSpacing",
     } <= keywords
     assert not keywords & {"source_url", "ingest_anomalies", "slice_thickness_mm", "FamilyName"}
-    # every keyword a view names as a column is in the set (so the ingest creates it)
-    named = set()
+    # every keyword a view names is read at some depth (so the ingest creates it), or is the
+    # name of an output column of a view (Quantity, AlgorithmType)
+    named, outputs = set(), set()
     for view in load_views():
         named |= set(re.findall(r"\b[A-Z][A-Za-z]+\b", view.bigquery_sql.split("\n\n", 1)[1]))
-    assert named & keyword_dict.keys() <= keywords
+        outputs |= set(view.column_descriptions)
+    read = {keyword_for_tag(tag) for path in views.referenced_column_paths() for tag in path}
+    assert named & keyword_dict.keys() <= keywords | read | outputs
 
 
 # --- DuckDB ---------------------------------------------------------------------------------

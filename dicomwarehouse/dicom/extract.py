@@ -33,6 +33,7 @@ from dicomwarehouse.dicom.read import (
     read_header,
     unique,
 )
+from dicomwarehouse.dicom.trailing import add_elements_after_pixel_data, flatten_after_pixel_data
 from dicomwarehouse.dicom.walk import LOCAL_FIRST_READ, LOCAL_GROWTH, Walked, walk_object
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import StorageOptions
@@ -149,6 +150,8 @@ def _extract(
             if walked is not None:
                 flat = walked.flat
                 problems = walked.problems
+                read_defer = opened.read_defer_size(defer_size, storage)
+                problems += flatten_after_pixel_data(walked, opened.raw, read_defer)
                 row_bytes = opened.ranged.bytes_fetched if opened.ranged else walked.bytes_read
             else:
                 opened.raw.seek(0)
@@ -208,6 +211,12 @@ def _read_and_flatten(
         read_defer = opened.read_defer_size(defer_size, storage)
         with deferring_items(read_defer if opened.ranged is not None else None):
             header = read_header(opened.raw, defer_size=read_defer)
+            if header.reader.meter_exceeded() is None:
+                header.problems.extend(
+                    add_elements_after_pixel_data(
+                        header.dataset, header.reader, header.stopped_at, read_defer
+                    )
+                )
         if opened.ranged is not None:
             load_deferred_values(header, defer_size)
         with collect_pydicom_problems() as flatten_problems:

@@ -18,7 +18,10 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.hooks import raw_element_vr
 
+from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
+from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements
+from dicomwarehouse.dicom.recovery import VALID_VRS
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     column_value,
@@ -44,6 +47,7 @@ __all__ = [
     "Flattener",
     "TagInfo",
     "flatten_dataset",
+    "flatten_more",
     "tag_info",
     "text_length",
 ]
@@ -192,6 +196,8 @@ class Flattener:
         self.paths: set[ColumnPath] = set()
         self.anomalies: list[dict[str, str | None]] = []
         self.pixel_representation = pixel_representation
+        #: private creators found in the dictionary only ignoring case (one anomaly each)
+        self.creators_matched: set[str] = set()
 
     def anomaly(self, tag_path: str, keyword: str | None, reason: str) -> None:
         self.anomalies.append({"tag_path": tag_path, "keyword": keyword, "reason": reason})
@@ -230,15 +236,65 @@ class Flattener:
                          None, None, depth, None, None, None)
                     )  # fmt: skip
 
-    def _vr(self, element: RawDataElement | DataElement, dataset: Dataset, encodings) -> str:
+    def _vr(
+        self,
+        element: RawDataElement | DataElement,
+        dataset: Dataset,
+        encodings: Sequence[str] | None,
+        tag: int,
+        tag_path: str,
+        creator: str | None,
+    ) -> str:
         vr = element.VR
+        if isinstance(element, RawDataElement) and vr not in VALID_VRS:
+            element = self._not_a_vr(element, tag_path)
+            vr = None
         if isinstance(element, RawDataElement) and (vr is None or vr == "UN"):
             # implicit VR (or UN in explicit VR): the dictionaries decide, as pydicom does
-            found: dict[str, Any] = {}
-            raw_element_vr(element, found, encoding=encodings, ds=dataset)
-            vr = found["VR"]
+            entry = private_entry(tag, creator) if creator is not None else None
+            if entry is not None:
+                vr = entry.vr
+                if not entry.exact and creator not in self.creators_matched:
+                    self.creators_matched.add(creator)
+                    self.anomaly(
+                        tag_path,
+                        None,
+                        f"private creator {creator[:64]!r} matched the private dictionary's "
+                        f"{entry.creator!r} ignoring case and spaces",
+                    )
+                if vr == "SQ":
+                    self._retype_as_sequence(dataset, tag, element)
+            elif tag & 0xFFFF == 0:  # a group length, private groups' too (PS3.5 7.2)
+                vr = "UL"
+            else:
+                found: dict[str, Any] = {}
+                raw_element_vr(element, found, encoding=encodings, ds=dataset)
+                vr = found["VR"]
         vr = str(vr)
         return resolve_ambiguous_vr(vr, self.pixel_representation) if " or " in vr else vr
+
+    def _not_a_vr(self, element: RawDataElement, tag_path: str) -> RawDataElement:
+        """An element whose VR field was not a VR (``recovery``): its VR is the dictionary's."""
+        if element.VR is not None:
+            self.anomaly(
+                tag_path,
+                None,
+                "VR field is not a VR: read with its 2-byte length, VR from the dictionary",
+            )
+            return element._replace(VR=None)
+        if not element.is_implicit_VR:
+            self.anomaly(tag_path, None, "VR field is not a VR: read as implicit VR")
+        return element
+
+    @staticmethod
+    def _retype_as_sequence(dataset: Dataset, tag: int, element: RawDataElement) -> None:
+        """Make pydicom parse a private sequence it read untyped: SQ, and a UN value's
+        content is implicit VR little endian whatever the transfer syntax (PS3.5 6.2.2)."""
+        if element.VR == "UN":
+            element = element._replace(VR="SQ", is_implicit_VR=True, is_little_endian=True)
+        else:
+            element = element._replace(VR="SQ")
+        raw_elements(dataset)[tag] = element
 
     def element(
         self,
@@ -254,12 +310,13 @@ class Flattener:
         creators: dict[int, str],
         out: dict[str, Any],
     ) -> None:
-        vr = self._vr(element, dataset, encodings)
         creator = creators.get(info.creator_key) if info.creator_key is not None else None
+        vr = self._vr(element, dataset, encodings, tag, tag_path, creator)
         keyword = info.keyword
         is_raw = isinstance(element, RawDataElement)
 
         if vr == "SQ":
+            element = raw_elements(dataset)[tag]  # retyped when a private dictionary said SQ
             if is_raw and element.value is None and element.length and self.read_range:
                 # a sequence longer than the defer size: its items are header, read them
                 value = self.read_range(element.value_tell, element.length)
@@ -272,7 +329,9 @@ class Flattener:
 
         if is_raw:
             value = element.value
-            length = None if element.length == _UNDEFINED_LENGTH else element.length
+            length = element.length
+            if length == _UNDEFINED_LENGTH:  # the value as read, up to its delimiter
+                length = len(value) if isinstance(value, bytes) else None
             if value is None and not length:
                 value = b""  # pydicom keeps zero-length values of implicit VR as None
             if value is None:
@@ -283,7 +342,10 @@ class Flattener:
                 decoded = decode_raw_value(vr, value, element.is_little_endian, encodings)
         else:
             decoded = decode_converted_value(vr, element.value)
-            length = text_length(decoded, vr)
+            converted = element.value
+            # a binary value pydicom converted (file meta without group length): its bytes
+            binary = isinstance(converted, bytes | bytearray)
+            length = len(converted) if binary else text_length(decoded, vr)
         self.add_value(
             tag, info, tag_path, path, column_prefix, depth, vr, decoded, length, creator,
             creators, out,
@@ -379,9 +441,10 @@ class Flattener:
         values: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             item_out: dict[str, Any] = {"OtherElements": []}
+            item_elements = raw_elements(item)
             item_encodings = (
-                item.original_character_set
-                if _SPECIFIC_CHARACTER_SET in raw_elements(item)
+                _character_sets(item_elements)
+                if _SPECIFIC_CHARACTER_SET in item_elements
                 else encodings
             )
             self.walk(
@@ -458,6 +521,12 @@ _DEFERRED = DecodedValue(None)
 _DELIMITER_AS_ELEMENT = "item or delimitation tag where an element should be: dicom_elements only"
 
 
+def _character_sets(elements: Any) -> tuple[str, ...]:
+    """Specific Character Set of a data set as its defined terms (never pydicom's codecs)."""
+    element = elements.get(_SPECIFIC_CHARACTER_SET)
+    return character_sets(element.value if element is not None else None)
+
+
 def _pixel_representation(dataset: Dataset) -> int | None:
     try:
         value = dataset.get("PixelRepresentation")
@@ -480,12 +549,35 @@ def flatten_dataset(
     if file_meta is not None:
         flattener.walk(file_meta, "", "", (), 0, None, metadata)
     try:
-        encodings = dataset.original_character_set
+        encodings = _character_sets(raw_elements(dataset))
     except (Exception, RecursionError):
         encodings = None
         flattener.anomaly("00080005", "SpecificCharacterSet", "unusable character set")
+    for term in unknown_character_sets(encodings or ()):
+        reason = f"unknown character set {term[:64]!r}: read as ISO-IR 6 and Latin-1"
+        flattener.anomaly("00080005", "SpecificCharacterSet", reason)
     flattener.walk(dataset, "", "", (), 0, encodings, metadata)
     return flattener.result(metadata)
+
+
+def flatten_more(
+    flat: FlatObject,
+    dataset: Dataset,
+    encodings: Sequence[str] | None,
+    pixel_representation: int | None,
+) -> None:
+    """Add the top-level elements of ``dataset`` to a flat object already made (the elements
+    after Pixel Data, read after a header flattened by the walker)."""
+    flattener = Flattener(pixel_representation, None)
+    out: dict[str, Any] = {"OtherElements": []}
+    flattener.walk(dataset, "", "", (), 0, encodings, out)
+    more = flattener.result(out)
+    flat.elements.rows.extend(more.elements.rows)
+    flat.anomalies.extend(more.anomalies)
+    flat.column_paths |= more.column_paths
+    flat.metadata.setdefault("OtherElements", []).extend(out.pop("OtherElements"))
+    for name, value in out.items():
+        flat.metadata.setdefault(name, value)
 
 
 def _checked_paths(flattener: Flattener) -> set[ColumnPath]:

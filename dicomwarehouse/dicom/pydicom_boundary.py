@@ -13,6 +13,9 @@ laziness an ingest needs:
   be fetched from a bucket. ``install_item_deferral`` wraps ``filereader.read_dataset`` once,
   when a ranged read first asks for it, never at import.
 
+``recovery`` wraps ``filereader.read_sequence`` and ``filereader.data_element_generator``
+through ``wrap_filereader`` (on first use) for the recovery rules of damaged files.
+
 ``check_pydicom`` refuses a pydicom outside the versions these were checked with, and
 tests/test_pydicom_boundary.py fails when pydicom changes under them.
 """

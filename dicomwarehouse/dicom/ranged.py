@@ -6,7 +6,8 @@ fetched so far each fetch one more range starting where pydicom reads, at least 
 everything fetched before (so a header of P bytes costs at most about 2 x P bytes and
 log2(P / first block) requests); values pydicom seeks over (longer than the skip size) are
 never fetched. Parsing stops before Pixel Data, so pixel bytes are never fetched either,
-except those that share the last block with the end of the header.
+except those that share the last block with the end of the header; what follows Pixel Data
+is fetched by ``trailing`` through ``RangedObject.prefetch``, without the pixels.
 
 A deflated object is the exception: its offsets are in the inflated stream, so it is read
 whole, within a size budget.
@@ -198,6 +199,21 @@ class RangedObject(io.RawIOBase):
             )
         if size is None or have < size:
             self._fetch(have, size if size is not None else self.whole_object_budget + 1)
+
+    def prefetch(self, start: int, stop: int) -> None:
+        """Fetch [start, stop) in one request (less what is held), for a read known ahead:
+        the elements after Pixel Data (``trailing``). A failure is recorded like a read's."""
+        if self.failure is not None:
+            raise OSError(self.failure.message)
+        held = self._segment_at(start)
+        while held is not None:  # the end of the header's last block is often there already
+            start = held[0] + len(held[1])
+            held = self._segment_at(start)
+        try:
+            self._fetch(start, stop)
+        except IngestError as error:
+            self.failure = error
+            raise OSError(error.message) from None
 
     def _request_size(self, position: int) -> int:
         """How much to fetch at ``position``: double a run of bytes being read on, start small

@@ -33,6 +33,7 @@ from dicomwarehouse.dicom.budgets import (
     metering,
 )
 from dicomwarehouse.dicom.pydicom_boundary import raw_elements, read_file_meta
+from dicomwarehouse.dicom.recovery import LOGGER_NAME, recovering
 from dicomwarehouse.errors import IngestError
 
 __all__ = [
@@ -65,6 +66,8 @@ class HeaderRead:
     dataset: Dataset
     reader: CountingReader
     problems: list[str] = field(default_factory=list)
+    #: where the parse stopped: the offset of Pixel Data when it stopped there
+    stopped_at: int | None = None
 
     @property
     def bytes_read(self) -> int:
@@ -208,6 +211,9 @@ def unique(problems: list[str]) -> list[str]:
 
 _pydicom_logger = logging.getLogger("pydicom")
 _pydicom_logger.addHandler(_collector)
+_recovery_logger = logging.getLogger(LOGGER_NAME)  # recoveries: anomalies of the row too
+_recovery_logger.addHandler(_collector)
+_recovery_logger.propagate = False
 # Recorded on the object's row, under the data's own access control, and not passed on to the
 # process log: a Dataflow worker's goes to Cloud Logging, which more people read than the data
 # (`dicomwarehouse -v` passes them on, for debugging).
@@ -260,7 +266,7 @@ def _salvage(reader: CountingReader, defer_size: int, reason: str) -> HeaderRead
     dataset.set_original_encoding(implicit, little)
     if not dataset and not dataset.file_meta:
         raise IngestError("parse", "NoElements", "no data element could be read", reader.bytes_read)
-    return HeaderRead(dataset, reader, problems)
+    return HeaderRead(dataset, reader, problems, stopped_at=reader.tell())
 
 
 def _ends_inside_an_element(dataset: Dataset, reader: CountingReader) -> bool:
@@ -305,8 +311,56 @@ def read_header(
     ``budget`` (see ``budgets``), or to the budget of the object being extracted on this
     thread: a header cut short by it keeps what came before, with the reason.
     """
-    with metering(budget) as meter:
+    with metering(budget) as meter, recovering():
         return _read_header(raw, defer_size, meter)
+
+
+def _object_size(reader: CountingReader) -> int | None:
+    try:
+        position = reader.tell()
+        size = reader.seek(0, io.SEEK_END)
+        reader.seek(position)
+    except (OSError, ValueError):
+        return None
+    return size
+
+
+def _runs_past_the_end(dataset: Dataset, reader: CountingReader) -> bool:
+    """True if a top-level element of an explicit VR data set claims bytes past the end of
+    the object: the sign of a VR field that is not a VR read as an implicit VR length."""
+    implicit, _little = dataset.original_encoding
+    if implicit is not False:
+        return False
+    elements = raw_elements(dataset)
+    last = next(reversed(elements.values()), None) if elements else None  # it swallows the rest
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return False
+    size = _object_size(reader)
+    return size is not None and last.value_tell + last.length > size
+
+
+def _reread_with_recovery(
+    dataset: Dataset,
+    reader: CountingReader,
+    defer_size: int,
+    meter: BudgetMeter,
+    problems: list[str],
+) -> Dataset:
+    """Read the header again with the recovery rules for VR fields that are not VRs; keep
+    the read that found more elements."""
+    position = reader.tell()
+    meter.restart()  # the second pass gets a budget of its own
+    reader.seek(0)
+    try:
+        with recovering(vr_fields=True):
+            again = dcmread(reader, stop_before_pixels=True, defer_size=defer_size, force=True)
+    except (Exception, RecursionError):
+        again = None
+    if again is None or len(raw_elements(again)) <= len(raw_elements(dataset)):
+        reader.seek(position)
+        return dataset
+    problems.append("an element runs past the end of the object: read again with recovery rules")
+    return again
 
 
 def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRead:
@@ -343,9 +397,12 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
             salvaged.problems = unique(salvaged.problems)
             return _within_budget(salvaged, meter)
         _read_past_stray_delimiters(dataset, reader, defer_size, problems)
+        if _runs_past_the_end(dataset, reader):
+            dataset = _reread_with_recovery(dataset, reader, defer_size, meter, problems)
     if _ends_inside_an_element(dataset, reader):
         problems.append("object ends inside a data element: header truncated")
-    return _within_budget(HeaderRead(dataset, reader, unique(problems)), meter)
+    header = HeaderRead(dataset, reader, unique(problems), stopped_at=reader.tell())
+    return _within_budget(header, meter)
 
 
 #: (FFFE,E00D) Item Delimitation Item, as little and as big endian bytes

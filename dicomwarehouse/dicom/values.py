@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydicom.charset import decode_bytes
 
+from dicomwarehouse.dicom.charsets import decode_text
 from dicomwarehouse.tables.vr import (
     BIGQUERY_TYPE_BY_VR,
     BINARY_VRS,
-    CHARSET_VRS,
     PN_COMPONENTS,
     PN_GROUPS,
     SINGLE_VALUE_TEXT_VRS,
@@ -35,10 +34,6 @@ __all__ = [
     "decode_converted_value",
     "decode_raw_value",
 ]
-
-
-_PN_DELIMITERS = {"^", "="}
-_TEXT_DELIMITERS = {"\r", "\n", "\t", "\f"}
 
 
 class ValueProblem(ValueError):
@@ -56,17 +51,6 @@ class DecodedValue:
 
 _EMPTY = DecodedValue([])
 _BINARY = DecodedValue(None)
-
-
-def _decode_text(value: bytes, vr: str, encodings: Sequence[str] | None) -> str:
-    try:
-        return value.decode("ascii")
-    except UnicodeDecodeError:
-        pass
-    if vr in CHARSET_VRS and encodings:
-        delimiters = _PN_DELIMITERS if vr == "PN" else _TEXT_DELIMITERS
-        return decode_bytes(value, list(encodings), delimiters)
-    return value.decode("latin-1")
 
 
 def _split_text(text: str, vr: str) -> list[str]:
@@ -108,9 +92,13 @@ def decode_raw_value(
         if vr == "FD":
             return DecodedValue([repr(n) for n in numbers], numbers, problem)
         return DecodedValue([str(n) for n in numbers], numbers, problem)
-    strings = _split_text(_decode_text(value, vr, encodings), vr)
+    text = decode_text(value, vr, encodings)
+    problem = None
+    if "\ufffd" in text and b"\xef\xbf\xbd" not in value:
+        problem = "bytes its character set cannot decode: replaced by U+FFFD"
+    strings = _split_text(text, vr)
     # a value of padding only is empty, as pydicom and every toolkit read it
-    return _EMPTY if strings == [""] else DecodedValue(strings)
+    return _EMPTY if strings == [""] else DecodedValue(strings, problem=problem)
 
 
 def decode_converted_value(vr: str, value: Any) -> DecodedValue:

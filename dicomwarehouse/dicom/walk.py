@@ -11,9 +11,13 @@ pydicom stays the reference. The walker handles the well-formed case only: anyth
 not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
 prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
 tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind) makes it give up, and the object goes through the
+would run out, a pydicom warning of any kind, a private creator found in the dictionary only
+ignoring case) makes it give up, and the object goes through the
 pydicom path instead. Giving up costs only the bytes already read: the same opened object is
 read again from the start (a ranged object keeps what it fetched).
+
+It stops at Pixel Data like the reference; ``trailing`` then reads what follows, for both
+paths alike (``Walked`` says where the walk stopped and in which encoding).
 
 Values pydicom converts before the flatten sees them (the file meta group's first element, its
 group length and transfer syntax, the top-level Specific Character Set and Pixel
@@ -31,7 +35,7 @@ from typing import Any, BinaryIO
 
 from pydicom import config
 from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_VR, private_dictionary_VR
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import (
@@ -45,7 +49,9 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
+from dicomwarehouse.dicom.charsets import character_sets
 from dicomwarehouse.dicom.flatten import FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.read import collect_pydicom_problems
 from dicomwarehouse.dicom.values import (
     DecodedValue,
@@ -113,6 +119,13 @@ class Walked:
     elements: int
     #: what the row records besides the flat object's anomalies
     problems: list[str]
+    #: where the walk stopped (Pixel Data's offset when it stopped there), the top level's
+    #: (implicit VR, little endian), Specific Character Set terms and Pixel Representation:
+    #: what the step after Pixel Data (``trailing``) needs
+    stopped_at: int | None = None
+    encoding: tuple[bool, bool] | None = None
+    encodings: tuple[str, ...] = ()
+    pixel_representation: int | None = None
 
 
 def _defaults_in_force() -> bool:
@@ -153,11 +166,13 @@ def _private_vr(tag: int, creator: str) -> str:
     key = (tag, creator)
     vr = _PRIVATE_VR.get(key)
     if vr is None:
-        try:
-            vr = str(private_dictionary_VR(tag, creator))
-        except KeyError:
-            vr = "UN"
+        entry = private_entry(tag, creator)
+        vr = "UN" if entry is None else str(entry.vr)
+        if entry is not None and not entry.exact:
+            vr = ""  # found ignoring case: an anomaly the pydicom path records
         _PRIVATE_VR[key] = vr
+    if not vr:
+        raise GiveUp("private creator matched ignoring case")
     return vr
 
 
@@ -222,6 +237,8 @@ class _Walker:
         self.empty_items = 0
         self.flattener = Flattener(None, None)
         self.pixel_representation: int | None = None
+        self.stopped_at: int | None = None
+        self.encodings: tuple[str, ...] = ()
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
@@ -301,7 +318,7 @@ class _Walker:
                 raise GiveUp("VR switch")
         self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
         self.top_level = (implicit, little, metadata)
-        self.dataset(
+        self.stopped_at = self.dataset(
             position, None, implicit, little, True, "", "", (), 0, None, metadata, True
         )  # fmt: skip
         return self.finish()
@@ -353,7 +370,7 @@ class _Walker:
         self.count = count
         self.empty_items = empty_items
         implicit, little, metadata = self.top_level
-        self.dataset(
+        self.stopped_at = self.dataset(
             position, None, implicit, little, True, "", "", (), 0, None, metadata, True, state
         )  # fmt: skip
         return self.finish()
@@ -393,7 +410,8 @@ class _Walker:
                 converted = _converted(tag, vr, value, False, True)
                 vr = str(converted.VR)
                 decoded = decode_converted_value(vr, converted.value)
-                row_length = text_length(decoded, vr)
+                binary = isinstance(converted.value, bytes | bytearray)
+                row_length = len(converted.value) if binary else text_length(decoded, vr)
                 if tag == 0x00020010:
                     syntax = converted.value
             else:
@@ -442,7 +460,7 @@ class _Walker:
         last_tag = -1
         defer_size = self.defer_size
         if top:
-            encodings = "iso8859"  # pydicom's default when there is no Specific Character Set
+            encodings = ()  # no Specific Character Set: the default repertoire
             if resumed is not None:
                 creators, creator_values, text_before_charset, last_tag, encodings = resumed
             rows = flattener.rows.rows
@@ -570,7 +588,10 @@ class _Walker:
                     else:
                         decoded = decode_raw_value(vr, value, little, encodings)
                     with collect_pydicom_problems() as problems:
-                        encodings = convert_encodings(converted.value)
+                        convert_encodings(converted.value)  # for the warnings pydicom gives
+                    encodings = character_sets(converted.value)
+                    if top:
+                        self.encodings = encodings
                     # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the
                     # row's problem, as on the pydicom path
                     self.problems.extend(problems)
@@ -639,6 +660,8 @@ class _Walker:
         element = tag & 0xFFFF
         if 0x0010 <= element <= 0x00FF:
             return "LO"  # a private creator
+        if element == 0:
+            return "UL"  # a private group's length, as the pydicom path types it
         if not element & 0xFF00:
             return "UN"
         if element < 0x1000:
@@ -866,7 +889,16 @@ def walk_object(
             if meter is not None:
                 meter.elements += walker.count
                 meter.record_bytes(fetched)
-            return Walked(flat, fetched, walker.count, list(dict.fromkeys(walker.problems)))
+            return Walked(
+                flat,
+                fetched,
+                walker.count,
+                list(dict.fromkeys(walker.problems)),
+                stopped_at=walker.stopped_at,
+                encoding=walker.top_level[:2],
+                encodings=walker.encodings,
+                pixel_representation=walker.pixel_representation,
+            )
     except (GiveUp, Exception, RecursionError):
         return None
     return None

@@ -90,6 +90,9 @@ def _scalar_type(arrow_type: pa.DataType) -> str:
         return "TIMESTAMP" if arrow_type.tz is not None else "DATETIME"
     if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
         return "BYTES"
+    if pa.types.is_decimal(arrow_type):  # NUMERIC is DECIMAL(38, 9); wider is BIGNUMERIC
+        fits = arrow_type.precision - arrow_type.scale <= 29 and arrow_type.scale <= 9
+        return "NUMERIC" if fits else "BIGNUMERIC"
     raise ValueError(f"no BigQuery type for Arrow type {arrow_type}")
 
 

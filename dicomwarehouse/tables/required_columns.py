@@ -19,7 +19,7 @@ and the column limit (``limits.choose_columns``) never leaves out a required pat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import sqlglot
@@ -37,6 +37,7 @@ __all__ = [
     "parse_column_path",
     "read_required_columns",
     "sql_column_paths",
+    "sql_paths_and_outputs",
     "with_prefixes",
 ]
 
@@ -196,6 +197,18 @@ class _PathScanner:
             elif isinstance(child, exp.Column | exp.Dot):
                 self._record(child, env)
 
+    def _scalar_subquery_path(
+        self, node: exp.Expression, env: Env, ctes: dict[str, Env] | None
+    ) -> ColumnPath:
+        """The path a scalar subquery of one column returns (``(SELECT item.ConceptCodeSequence
+        [SAFE_OFFSET(0)] FROM UNNEST(...) AS item ...) AS finding``), else ()."""
+        if not isinstance(node, exp.Subquery) or not isinstance(node.this, exp.Select):
+            return ()
+        if len(node.this.expressions) != 1:
+            return ()
+        outputs = self.query(node.this, env, ctes)
+        return next(iter(outputs.values())) if len(outputs) == 1 else ()
+
     def query(self, query: exp.Expression, env: Env, ctes: dict[str, Env] | None = None) -> Env:
         """Scan a query; return its output columns that are paths (name -> path).
 
@@ -251,23 +264,39 @@ class _PathScanner:
                 continue
             target = projection.this if isinstance(projection, exp.Alias) else projection
             names = _names(target)
-            path = _resolve(names, env) if names else ()
-            if path and projection.alias_or_name:
+            path = _resolve(names, env) if names else self._scalar_subquery_path(target, env, ctes)
+            if path:  # an unnamed one keyed "" (a scalar subquery's single column)
                 outputs[projection.alias_or_name.lower()] = path
         return outputs
 
 
-def sql_column_paths(sql: str) -> set[ColumnPath]:
+def sql_column_paths(sql: str, tables: Mapping[str, Env] | None = None) -> set[ColumnPath]:
     """The keyword paths of dicom_metadata that GoogleSQL ``sql`` reads, nested ones too.
 
     ``PatientName.Alphabetic`` reads PatientName; ``UNNEST(SegmentSequence) AS segment`` then
     ``segment.AnatomicRegionSequence[OFFSET(0)].CodeValue`` reads SegmentSequence >
     AnatomicRegionSequence > CodeValue; an output column of a CTE that is a sequence item
     carries its path into the queries that read the CTE. A name that is not a keyword where it
-    is read ends the path. The result is prefix-closed.
+    is read ends the path. ``tables`` gives the output paths of other views the statement
+    reads by name (the outputs of :func:`sql_paths_and_outputs`), as if they were CTEs.
+    The result is prefix-closed.
+    """
+    return sql_paths_and_outputs(sql, tables)[0]
+
+
+def sql_paths_and_outputs(
+    sql: str, tables: Mapping[str, Env] | None = None
+) -> tuple[set[ColumnPath], Env]:
+    """:func:`sql_column_paths` of ``sql``, and its output columns that are keyword paths.
+
+    The outputs (lower-case name -> path) are what a view built from ``sql`` hands to the
+    views that read it: ``measurement_groups.contentSequence`` is a ContentSequence item, so
+    ``UNNEST(contentSequence.ContentSequence)`` in a view over it reads one level deeper.
     """
     scanner = _PathScanner()
+    tables = {name.lower(): env for name, env in (tables or {}).items()}
+    outputs: Env = {}
     for tree in sqlglot.parse(sql, read="bigquery"):
         if tree is not None:
-            scanner.query(tree, {})
-    return with_prefixes(scanner.paths)
+            outputs = scanner.query(tree, {}, tables)
+    return with_prefixes(scanner.paths), outputs

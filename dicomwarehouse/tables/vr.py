@@ -13,6 +13,7 @@ __all__ = [
     "BIGQUERY_TYPE_BY_VR",
     "BINARY_VRS",
     "CHARSET_VRS",
+    "EXPLICIT_LONG_LENGTH_VRS",
     "PN_COMPONENTS",
     "PN_GROUPS",
     "SINGLE_VALUE_TEXT_VRS",
@@ -45,6 +46,11 @@ BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 
 #: Text VRs decoded with the data set's Specific Character Set (PS3.5 6.1.2.3).
 CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+
+#: VRs whose explicit VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2).
+EXPLICIT_LONG_LENGTH_VRS = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
 
 #: Text VRs whose backslash is a character, not a value delimiter (always VM 1).
 SINGLE_VALUE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})

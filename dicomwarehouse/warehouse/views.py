@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import sqlglot
-from pydicom.datadict import keyword_dict
+from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID_dictionary
 from sqlglot import exp
 
-from dicomwarehouse.tables.required_columns import sql_column_paths
-from dicomwarehouse.tables.schema import ColumnPath, keyword_paths
+from dicomwarehouse.tables.required_columns import sql_paths_and_outputs
+from dicomwarehouse.tables.schema import ColumnPath
 from dicomwarehouse.warehouse.googlesql import translate
 
 if TYPE_CHECKING:
@@ -141,16 +141,6 @@ def _parse_header(name: str, sql: str) -> tuple[str, dict[str, str]]:
     return description, columns
 
 
-def _local_names(tree: exp.Expression) -> set[str]:
-    """Names that a statement defines for itself: CTEs and table, subquery and UNNEST aliases."""
-    names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    for alias in tree.find_all(exp.TableAlias):
-        names.add(alias.name)
-        names.update(column.name for column in alias.columns)
-    names.discard("")
-    return names
-
-
 def _table_names(tree: exp.Expression) -> set[str]:
     """Tables and views a statement reads, CTEs excluded."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
@@ -252,7 +242,7 @@ def _narrow_sums(con: duckdb.DuckDBPyConnection, name: str, duckdb_sql: str) -> 
 def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Create (or replace) the ``dicom_uid_names`` table and every view, with descriptions.
 
-    ``dicom_metadata`` must exist with at least the columns of :func:`referenced_keywords`
+    ``dicom_metadata`` must exist with at least the column paths of :func:`referenced_column_paths`
     and the provenance columns, since DuckDB binds a view when it is created. Descriptions
     become DuckDB comments (``duckdb_views()``, ``duckdb_columns()``). Returns the view names
     in creation order.
@@ -283,45 +273,36 @@ def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     return names
 
 
-def _column_name(column: exp.Column, local_names: set[str]) -> str:
-    """The top-level column a reference reads: ``t.PatientName.Alphabetic`` -> ``PatientName``."""
-    parts = [part.name for part in column.parts]
-    if len(parts) > 1 and parts[0] in local_names:
-        parts = parts[1:]
-    return parts[0]
-
-
-@functools.cache
-def referenced_keywords() -> frozenset[str]:
-    """The DICOM keywords (names in pydicom's data dictionary) that the views read as columns.
-
-    The ingest makes each of these a column of ``dicom_metadata`` even when no file had the
-    attribute, so every view binds. A column reference counts by its first name after any
-    table alias (``PatientName.Alphabetic.FamilyName`` reads ``PatientName``). The set may
-    hold a keyword that a view only uses as an output name of a CTE; that costs one NULL
-    column, while a missing keyword would break a view.
-    """
-    keywords: set[str] = set()
-    for view in load_views():
-        tree = sqlglot.parse_one(view.bigquery_sql, read="bigquery")
-        local_names = _local_names(tree) | _table_names(tree)
-        for column in tree.find_all(exp.Column):
-            name = _column_name(column, local_names)
-            if name in keyword_dict:
-                keywords.add(name)
-    return frozenset(keywords)
-
-
 @functools.cache
 def referenced_column_paths() -> frozenset[ColumnPath]:
     """The column paths of dicom_metadata that the views read, nested ones included.
 
-    :func:`referenced_keywords` as top-level paths, and the paths inside sequences that the
-    views name (``UNNEST(SegmentSequence) AS segment`` ... ``segment.SegmentLabel``), found by
-    ``required_columns.sql_column_paths``. The ingest makes each a column of every run, so
-    that a view reading an attribute absent from the data still binds.
+    Found by ``required_columns.sql_paths_and_outputs``: top-level columns
+    (``PatientName.Alphabetic.FamilyName`` reads PatientName) and the paths inside sequences
+    that the views name (``UNNEST(SegmentSequence) AS segment`` ... ``segment.SegmentLabel``
+    reads SegmentSequence > SegmentLabel, not a top-level SegmentLabel). A view that reads
+    another view sees the output columns of that view that are sequence items or attributes
+    inside them (the views are scanned in dependency order), so
+    ``UNNEST(contentSequence.ContentSequence)`` over ``measurement_groups`` reads the nested
+    ContentSequence. The ingest makes each a column of every run, so that a view reading an
+    attribute absent from the data still binds. The set is prefix-closed.
     """
-    paths = set(keyword_paths(referenced_keywords()))
+    paths: set[ColumnPath] = set()
+    outputs: dict[str, dict[str, ColumnPath]] = {}
     for view in load_views():
-        paths |= sql_column_paths(view.bigquery_sql)
+        read, outputs[view.name] = sql_paths_and_outputs(view.bigquery_sql, outputs)
+        paths |= read
     return frozenset(paths)
+
+
+@functools.cache
+def referenced_keywords() -> frozenset[str]:
+    """The DICOM keywords the views read as top-level columns of dicom_metadata (the first
+    step of every :func:`referenced_column_paths` path).
+
+    The ingest makes each of these a column of ``dicom_metadata`` even when no file had the
+    attribute, so every view binds. A name the scanner cannot place (a field of a STRUCT a
+    view builds, such as ``AnatomicRegion.CodeMeaning``) counts as top-level: that costs one
+    NULL column, while a missing keyword would break a view.
+    """
+    return frozenset(keyword_for_tag(path[0]) for path in referenced_column_paths())

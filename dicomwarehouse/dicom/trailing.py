@@ -1,0 +1,320 @@
+"""The elements after Pixel Data: a separate step after the header parse, whoever parsed it.
+
+The header read stops at Pixel Data, so as not to fetch the pixels. A lossless table still
+needs what some writers put after them: Data Set Trailing Padding (FFFC,FFFC) and private
+groups (7FE1 and others). This step starts at the Pixel Data element the header parse stopped
+at, skips its value without reading it (a defined length is one seek; encapsulated pixel data
+is walked by its item headers only, jumping to the last frame through the Basic Offset Table
+when it has one) and reads the elements that follow, as raw elements of the top-level data
+set, so every later stage treats them like the header's own elements.
+
+In a bucket nothing is requested when the object ends where a defined-length Pixel Data ends;
+otherwise what follows is fetched in one ranged request (up to ``TRAILING_BLOCK`` bytes; longer
+values after it are skipped like long values in the header). Encapsulated pixel data has no
+length to jump by, so the object's last ``TRAILING_BLOCK`` bytes are fetched first: the last
+fragment's end, the delimiter and what follows are usually all there, and the walk over
+fragment headers before them costs one request per header outside it. Every byte goes
+through the object's read budget.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pydicom import filereader
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from dicomwarehouse.dicom.budgets import BudgetExceeded, current_meter
+from dicomwarehouse.dicom.flatten import flatten_more
+from dicomwarehouse.dicom.pydicom_boundary import raw_elements
+from dicomwarehouse.dicom.recovery import recovering
+from dicomwarehouse.dicom.walk import Walked
+from dicomwarehouse.tables.vr import EXPLICIT_LONG_LENGTH_VRS
+
+__all__ = [
+    "TRAILING_BLOCK",
+    "Trailing",
+    "add_elements_after_pixel_data",
+    "flatten_after_pixel_data",
+    "pixel_data_at",
+    "read_after_pixel_data",
+]
+
+#: Pixel Data and its float variants: where a header parse stops.
+PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+#: What one request after Pixel Data fetches: trailing padding and private groups are small
+#: (longer values in them are skipped, not fetched).
+TRAILING_BLOCK = 8192
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM = 0xFFFEE000
+_SEQUENCE_DELIMITER = 0xFFFEE0DD
+_LONG_LENGTH_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_LONG_LENGTH_VRS)
+
+
+@dataclass
+class Trailing:
+    """What followed Pixel Data: its own element (value not read) and the elements after it."""
+
+    pixel_data: RawDataElement | None = None
+    elements: list[RawDataElement] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    #: offset where Pixel Data's value ends (None when it could not be found)
+    end: int | None = None
+
+
+def _tag(raw: bytes, little: bool) -> int:
+    group, element = struct.unpack("<HH" if little else ">HH", raw[:4])
+    return group << 16 | element
+
+
+def pixel_data_at(fp: BinaryIO, offset: int, little: bool) -> bool:
+    """True if the element at ``offset`` is Pixel Data (float or double variants included)."""
+    fp.seek(offset)
+    head = fp.read(4)
+    return len(head) == 4 and _tag(head, little) in PIXEL_DATA_TAGS
+
+
+def _ranged_layer(fp: BinaryIO) -> object | None:
+    """The ranged object under ``fp``'s buffering layers, if ``fp`` reads from a bucket."""
+    layer: object | None = fp
+    while layer is not None and not hasattr(layer, "prefetch"):
+        layer = getattr(layer, "raw", None) or getattr(layer, "_raw", None)
+    return layer
+
+
+def _object_size(fp: BinaryIO) -> int | None:
+    """The object's size, if known without a request (a listed or opened object, a file)."""
+    ranged = _ranged_layer(fp)
+    if ranged is not None:
+        return getattr(ranged, "object_size", None)
+    try:
+        position = fp.tell()
+        size = fp.seek(0, 2)
+        fp.seek(position)
+    except (OSError, ValueError):
+        return None
+    return size
+
+
+def _prefetch(fp: BinaryIO, start: int, stop: int) -> None:
+    """One ranged request for [start, stop) when ``fp`` reads from a bucket (no-op locally)."""
+    ranged = _ranged_layer(fp)
+    if ranged is None or stop <= start:
+        return
+    meter = current_meter()
+    if meter is not None:  # refused before it is made, like every read of the header
+        meter.charge_bytes(stop - start, start)
+    ranged.prefetch(start, stop)  # type: ignore[attr-defined]
+
+
+def _item_header(fp: BinaryIO, offset: int, little: bool) -> tuple[int, int] | None:
+    _prefetch(fp, offset, offset + 8)  # in a bucket: these 8 bytes, not a block of pixels
+    fp.seek(offset)
+    head = fp.read(8)
+    if len(head) < 8:
+        return None
+    length = struct.unpack("<L" if little else ">L", head[4:8])[0]
+    return _tag(head, little), length
+
+
+def _encapsulated_end(
+    fp: BinaryIO, first_item: int, little: bool, size: int | None, max_items: int
+) -> tuple[int | None, str | None]:
+    """Offset after the Sequence Delimitation Item of encapsulated pixel data.
+
+    Item headers only: the Basic Offset Table (first item) gives the last frame's first
+    fragment, so a multi-frame object costs a few reads, not one per frame; a table that does
+    not point at an item is ignored and every fragment is walked.
+    """
+    header = _item_header(fp, first_item, little)
+    if header is None or header[0] != _ITEM:
+        return None, "encapsulated pixel data without an item: elements after it not read"
+    start = first_item
+    table_length = header[1]
+    fragments_start = first_item + 8 + table_length
+    if 4 <= table_length <= 4 * max_items and table_length % 4 == 0:
+        fp.seek(first_item + 8 + table_length - 4)
+        last = fp.read(4)
+        if len(last) == 4:
+            jump = fragments_start + struct.unpack("<L" if little else ">L", last)[0]
+            at_jump = _item_header(fp, jump, little) if size is None or jump < size else None
+            if at_jump is not None and at_jump[0] == _ITEM:
+                start = jump
+    position = start
+    for _ in range(max_items):
+        header = _item_header(fp, position, little)
+        if header is None:
+            return None, "file ends inside encapsulated pixel data"
+        tag, length = header
+        if tag == _SEQUENCE_DELIMITER:
+            return position + 8, None
+        if tag != _ITEM or length == _UNDEFINED_LENGTH:
+            return None, "encapsulated pixel data item not readable: elements after it not read"
+        position += 8 + length
+        if size is not None and position > size:
+            return None, "file ends inside encapsulated pixel data"
+    return None, "encapsulated pixel data has too many fragments: elements after it not read"
+
+
+def read_after_pixel_data(
+    fp: BinaryIO,
+    offset: int,
+    implicit: bool,
+    little: bool,
+    *,
+    defer_size: int | None = None,
+    max_items: int = 200_000,
+) -> Trailing:
+    """Skip the Pixel Data element at ``offset`` and read the top-level elements after it.
+
+    ``fp`` is the object (seekable); the caller checked with ``pixel_data_at`` that Pixel Data
+    is at ``offset``. Values longer than ``defer_size`` are skipped (value ``None``), like
+    long values of the header. Never raises for a damaged object: what could not be read is in
+    ``problems``.
+    """
+    result = Trailing()
+    try:
+        _read_after_pixel_data(fp, offset, implicit, little, defer_size, max_items, result)
+    except BudgetExceeded as exceeded:
+        result.problems.append(f"elements after pixel data stopped by a budget: {exceeded.message}")
+    except (Exception, RecursionError) as exc:
+        result.problems.append(f"elements after pixel data not read: {type(exc).__name__}")
+    return result
+
+
+def _read_after_pixel_data(
+    fp: BinaryIO,
+    offset: int,
+    implicit: bool,
+    little: bool,
+    defer_size: int | None,
+    max_items: int,
+    result: Trailing,
+) -> None:
+    size = _object_size(fp)
+    fp.seek(offset)
+    head = fp.read(8)
+    if len(head) < 8:
+        result.problems.append("file ends inside the pixel data element header")
+        return
+    tag = _tag(head, little)
+    vr: str | None = None
+    if implicit:
+        length = struct.unpack("<L" if little else ">L", head[4:8])[0]
+        value_offset = offset + 8
+    elif head[4:6] in _LONG_LENGTH_VRS:
+        vr = head[4:6].decode("ascii")
+        extra = fp.read(4)
+        if len(extra) < 4:
+            result.problems.append("file ends inside the pixel data element header")
+            return
+        length = struct.unpack("<L" if little else ">L", extra)[0]
+        value_offset = offset + 12
+    else:  # a 2-byte length: not a valid pixel data header, but its length is still usable
+        vr = head[4:6].decode("latin-1")
+        length = struct.unpack("<H" if little else ">H", head[6:8])[0]
+        value_offset = offset + 8
+    if length == _UNDEFINED_LENGTH:
+        vr = vr or "OB"  # encapsulated: OB whatever the dictionary's "OB or OW" would say
+        if size is not None:
+            _prefetch(fp, max(value_offset, size - TRAILING_BLOCK), size)
+        end, problem = _encapsulated_end(fp, value_offset, little, size, max_items)
+        if problem is not None:
+            result.problems.append(problem)
+    else:
+        end = value_offset + length
+        if size is not None and end > size:
+            result.problems.append("value truncated: file ends inside pixel data")
+            end = None
+    result.end = end
+    # Pixel Data itself: tag, VR and length, never its value
+    value_length = length if end is None or length != _UNDEFINED_LENGTH else end - value_offset - 8
+    result.pixel_data = RawDataElement(
+        BaseTag(tag), vr, value_length, None, value_offset, implicit, little
+    )
+    if end is None or (size is not None and end >= size):
+        return
+    _prefetch(fp, end, min(end + TRAILING_BLOCK, size) if size is not None else end)
+    fp.seek(end)
+    seen: set[int] = set()
+    try:
+        with recovering():  # a big endian file's undefined-length UN there too (CP-246)
+            for element in filereader.data_element_generator(
+                fp, implicit, little, defer_size=defer_size
+            ):
+                if element.tag in seen or element.tag == tag:
+                    # zeros or padding parse as one empty element after another: stop there
+                    result.problems.append(
+                        f"element {int(element.tag):08X} repeated after pixel data: "
+                        "the rest of the object not read"
+                    )
+                    break
+                seen.add(element.tag)
+                if element.tag < tag:
+                    result.problems.append(
+                        f"element {int(element.tag):08X} after pixel data, out of tag order"
+                    )
+                result.elements.append(element)
+    except BudgetExceeded:
+        raise
+    except (Exception, RecursionError) as exc:
+        result.problems.append(
+            f"element parse after pixel data failed after {len(result.elements)} elements: "
+            f"{type(exc).__name__}"
+        )
+
+
+def add_elements_after_pixel_data(
+    dataset: Dataset, fp: BinaryIO, stopped_at: int | None, defer_size: int | None = None
+) -> list[str]:
+    """Add Pixel Data (tag, VR, length) and the elements after it to ``dataset``'s elements.
+
+    ``stopped_at`` is where the header parse stopped; nothing is read unless Pixel Data is
+    there. A deflated data set is left as it is: its offsets are in the inflated stream.
+    Returns the problems met, for the object's anomalies.
+    """
+    implicit, little = dataset.original_encoding
+    if stopped_at is None or implicit is None or little is None:
+        return []
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is not None and UID(syntax).is_transfer_syntax and UID(syntax).is_deflated:
+        return []
+    try:
+        if not pixel_data_at(fp, stopped_at, little):
+            return []
+    except (OSError, ValueError):
+        return []
+    trailing = read_after_pixel_data(fp, stopped_at, implicit, little, defer_size=defer_size)
+    store = raw_elements(dataset)
+    found = [trailing.pixel_data] if trailing.pixel_data is not None else []
+    for element in found + trailing.elements:
+        store.setdefault(element.tag, element)
+    return trailing.problems
+
+
+def flatten_after_pixel_data(walked: Walked, fp: BinaryIO, defer_size: int | None) -> list[str]:
+    """The step for a header the walker flattened: the rows of Pixel Data and of what follows
+    it are added to ``walked.flat``. Returns the problems met, for the object's anomalies."""
+    if walked.stopped_at is None or walked.encoding is None:
+        return []
+    implicit, little = walked.encoding
+    try:
+        if not pixel_data_at(fp, walked.stopped_at, little):
+            return []
+    except (OSError, ValueError):
+        return []
+    trailing = read_after_pixel_data(fp, walked.stopped_at, implicit, little, defer_size=defer_size)
+    found = [trailing.pixel_data] if trailing.pixel_data is not None else []
+    dataset = Dataset()
+    store = raw_elements(dataset)
+    for element in found + trailing.elements:
+        store.setdefault(element.tag, element)
+    dataset.set_original_encoding(implicit, little)
+    flatten_more(walked.flat, dataset, walked.encodings, walked.pixel_representation)
+    return trailing.problems
