@@ -16,6 +16,8 @@ from dicom_samples import (
     nested_dataset,
 )
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -133,6 +135,29 @@ def test_text_where_the_dictionary_says_sequence(
     ds.add_new(0x0040A730, "SQ", Sequence([item]))
     path = _write(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
     assert assert_same_rows(path) is walked
+
+
+def test_a_private_creator_matched_ignoring_case_is_walked(tmp_path: Path) -> None:
+    """A creator the private dictionary has in another letter case: the same VR and
+    anomaly as the pydicom path, and its UN sequence read as implicit VR little endian."""
+    item = Dataset()
+    item.ImageComments = "inside the private sequence"
+    content = DicomBytesIO()  # implicit VR little endian, as a UN sequence holds it
+    content.is_little_endian, content.is_implicit_VR = True, True
+    write_dataset(content, item)
+    body = content.getvalue()
+    value = struct.pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
+    ds = base_dataset()
+    ds.add_new(0x20010010, "LO", "PHILIPS IMAGING DD 001")  # the dictionary: Philips Imaging
+    ds.add_new(0x2001105F, "UN", value)  # Stack Sequence in the private dictionary
+    path = _write(tmp_path, dicom_bytes(ds))
+    assert assert_same_rows(path)
+    extracted = extract_object(ObjectRef(str(path), None), RUN)
+    reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+    assert sum("ignoring case" in reason for reason in reasons) == 1
+    rows = extracted.elements.to_pydict()
+    assert rows["vr"][rows["tag"].index("2001105F")] == "SQ"
+    assert ["inside the private sequence"] in rows["value_strings"]
 
 
 def test_a_skipped_value_is_not_read(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ pydicom stays the reference. The walker handles the well-formed case only: anyth
 not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
 prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
 tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind, a private creator found in the dictionary only
-ignoring case) makes it give up, and the object goes through the
-pydicom path instead. Giving up costs only the bytes already read: the same opened object is
-read again from the start (a ranged object keeps what it fetched).
+would run out, a pydicom warning of any kind) makes it give up, and the object goes through
+the pydicom path instead. A private creator found in the dictionary only ignoring case is
+read as that path reads it (the same VR and anomaly; its UN sequences as implicit VR little
+endian). Giving up costs only the bytes already read: the same opened object is read again
+from the start (a ranged object keeps what it fetched).
 
 It stops at Pixel Data like the reference; ``trailing`` then reads what follows, for both
 paths alike (``Walked`` says where the walk stopped and in which encoding).
@@ -163,6 +164,9 @@ _PRIVATE_VR: dict[tuple[int, str], str] = {}
 
 
 def _private_vr(tag: int, creator: str) -> str:
+    """The private dictionary's VR of ``tag`` in ``creator``'s block; "" where the creator
+    is in the dictionary only ignoring case (the caller records that, as the pydicom path
+    does)."""
     key = (tag, creator)
     vr = _PRIVATE_VR.get(key)
     if vr is None:
@@ -171,8 +175,6 @@ def _private_vr(tag: int, creator: str) -> str:
         if entry is not None and not entry.exact:
             vr = ""  # found ignoring case: an anomaly the pydicom path records
         _PRIVATE_VR[key] = vr
-    if not vr:
-        raise GiveUp("private creator matched ignoring case")
     return vr
 
 
@@ -549,15 +551,22 @@ class _Walker:
                     tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
                     implicit,
                 )  # fmt: skip
-                if vr == "SQ" and file_vr == "UN":
+                retyped = not vr
+                if retyped:
+                    vr = self.creator_ignoring_case(tag, tag_path, creator)
+                if vr == "SQ" and file_vr == "UN" and not retyped:
                     raise GiveUp("UN read as a sequence")
             else:
                 vr = file_vr
             if vr == "SQ":
                 self.need(value_end)
+                # a UN sequence the pydicom path retypes holds implicit VR little endian
+                content_implicit, content_little = (
+                    (True, True) if file_vr == "UN" else (implicit, little)
+                )
                 self.sequence(
-                    value_at, value_end, implicit, little, info, tag_path, path, creator,
-                    column_prefix, depth, encodings, out, False, length,
+                    value_at, value_end, content_implicit, content_little, info, tag_path, path,
+                    creator, column_prefix, depth, encodings, out, False, length,
                 )  # fmt: skip
                 position = value_end
                 continue
@@ -632,6 +641,8 @@ class _Walker:
         """The VR pydicom's ``raw_element_vr`` hook gives an implicit VR or UN element."""
         if info.private:
             vr = self.private_vr(tag, creator_values, little, implicit)
+            if not vr:
+                return vr  # the creator matched ignoring case: ``creator_ignoring_case``
         elif file_vr is None:
             vr = _public_vr(tag)
             if vr is None:
@@ -649,6 +660,23 @@ class _Walker:
                 self.assumed_unsigned = True
             vr = resolve_ambiguous_vr(vr, self.pixel_representation)
         return vr
+
+    def creator_ignoring_case(self, tag: int, tag_path: str, creator: str | None) -> str:
+        """The VR of a private element whose creator the dictionary has only ignoring case,
+        with the anomaly the pydicom path records (once per creator and object)."""
+        entry = private_entry(tag, creator) if creator is not None else None
+        if entry is None or entry.exact or " or " in str(entry.vr):
+            raise GiveUp("private creator matched ignoring case")
+        flattener = self.flattener
+        if creator not in flattener.creators_matched:
+            flattener.creators_matched.add(creator)
+            flattener.anomaly(
+                tag_path,
+                None,
+                f"private creator {creator[:64]!r} matched the private dictionary's "
+                f"{entry.creator!r} ignoring case and spaces",
+            )
+        return str(entry.vr)
 
     def private_vr(
         self,
