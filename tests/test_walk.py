@@ -16,7 +16,10 @@ from dicom_samples import (
     nested_dataset,
 )
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
@@ -89,6 +92,72 @@ def test_values_and_sequences_past_the_defer_size(tmp_path: Path) -> None:
         "ingest_anomalies"
     ]
     assert any("deferred" in a["reason"] for a in anomalies)
+
+
+def test_a_deflated_data_set_is_walked_inflated(tmp_path: Path) -> None:
+    ds = _many_items(40)
+    ds.add_new(0x00091001, "OB", b"\x01" * 5000)  # binary past the defer size: never needed
+    data = dicom_bytes(ds, syntax=DeflatedExplicitVRLittleEndian)
+    path = _write(tmp_path, data)
+    assert assert_same_rows(path, defer_size=4096)  # taken by the walker, the same rows
+    with open(path, "rb") as handle:
+        walked = walk_object(handle, defer_size=4096, defer_in_items=False, first_read=256)
+    assert walked is not None and walked.bytes_read == len(data)  # the whole object
+    # a sequence past the defer size: the reference would read it at an inflated offset
+    assert not assert_same_rows(path, defer_size=256)
+    ranged = []
+    for walker in (True, False):
+        options = StorageOptions(first_block=512)
+        opened = open_file_ranged(ObjectRef(str(path), len(data)), options)
+        ranged.append(_rows(extract_object(opened.ref, RUN, opened=opened, walker=walker)))
+    assert ranged[0] == ranged[1]
+
+
+@pytest.mark.parametrize("cut", [-40, 400])
+def test_a_damaged_deflated_stream_falls_back(tmp_path: Path, cut: int) -> None:
+    data = dicom_bytes(_many_items(40), syntax=DeflatedExplicitVRLittleEndian)
+    assert not assert_same_rows(_write(tmp_path, data[:cut]))
+
+
+@pytest.mark.parametrize(
+    ("value", "walked"),
+    [(b"NAMED TYPE", True), (b"ABCDEFGH", True), (b"ABCD", False), (b"ABCD\0\0\0\0XY", False)],
+)
+def test_text_where_the_dictionary_says_sequence(
+    tmp_path: Path, value: bytes, walked: bool
+) -> None:
+    """Implicit VR text in a sequence tag: pydicom reads its bytes as an item header; the
+    walker gives the same rows where that is one empty item, else leaves it to pydicom."""
+    ds = base_dataset()
+    item = Dataset()
+    item.add_new(0x0040A170, "OB", value)  # Purpose of Reference Code Sequence
+    item.add_new(0x0040A171, "UI", "1.2.3")
+    ds.add_new(0x0040A730, "SQ", Sequence([item]))
+    path = _write(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian))
+    assert assert_same_rows(path) is walked
+
+
+def test_a_private_creator_matched_ignoring_case_is_walked(tmp_path: Path) -> None:
+    """A creator the private dictionary has in another letter case: the same VR and
+    anomaly as the pydicom path, and its UN sequence read as implicit VR little endian."""
+    item = Dataset()
+    item.ImageComments = "inside the private sequence"
+    content = DicomBytesIO()  # implicit VR little endian, as a UN sequence holds it
+    content.is_little_endian, content.is_implicit_VR = True, True
+    write_dataset(content, item)
+    body = content.getvalue()
+    value = struct.pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
+    ds = base_dataset()
+    ds.add_new(0x20010010, "LO", "PHILIPS IMAGING DD 001")  # the dictionary: Philips Imaging
+    ds.add_new(0x2001105F, "UN", value)  # Stack Sequence in the private dictionary
+    path = _write(tmp_path, dicom_bytes(ds))
+    assert assert_same_rows(path)
+    extracted = extract_object(ObjectRef(str(path), None), RUN)
+    reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+    assert sum("ignoring case" in reason for reason in reasons) == 1
+    rows = extracted.elements.to_pydict()
+    assert rows["vr"][rows["tag"].index("2001105F")] == "SQ"
+    assert ["inside the private sequence"] in rows["value_strings"]
 
 
 def test_a_skipped_value_is_not_read(tmp_path: Path) -> None:

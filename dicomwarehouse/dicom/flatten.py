@@ -71,6 +71,12 @@ _ROW_FIELDS = (
 )
 
 
+#: The row tuples as one Arrow struct; the schema's other columns are the constants
+#: ``to_record_batch`` adds around them, in this order.
+_ROW_TYPE = pa.struct([ELEMENTS_SCHEMA.field(name) for name in _ROW_FIELDS])
+assert ELEMENTS_SCHEMA.names == ["source_url", "SOPInstanceUID", *_ROW_FIELDS, "ingest_run_id"]
+
+
 class ElementRows:
     """dicom_elements rows of one object: one tuple a row, transposed once for Arrow."""
 
@@ -93,19 +99,20 @@ class ElementRows:
     def to_record_batch(
         self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
     ) -> pa.RecordBatch:
-        """The rows as an Arrow batch of the dicom_elements schema."""
+        """The rows as an Arrow batch of the dicom_elements schema.
+
+        One conversion of the row tuples as a struct array (its fields are the columns)
+        rather than one per column: for an object of a hundred elements, the fixed cost of
+        each ``pa.array`` call is most of the batch's cost.
+        """
         count = len(self.rows)
-        columns = dict(zip(_ROW_FIELDS, zip(*self.rows, strict=True), strict=True)) if count else {}
-        constants = {
-            "source_url": source_url,
-            "SOPInstanceUID": sop_instance_uid,
-            "ingest_run_id": ingest_run_id,
-        }
+        children = pa.array(self.rows, _ROW_TYPE).flatten()
+        constants = pa.array([source_url, sop_instance_uid, ingest_run_id], pa.string())
         arrays = [
-            pa.repeat(pa.scalar(constants[f.name], f.type), count)
-            if f.name in constants
-            else pa.array(columns.get(f.name, ()), f.type)
-            for f in ELEMENTS_SCHEMA
+            pa.repeat(constants[0], count),
+            pa.repeat(constants[1], count),
+            *children,
+            pa.repeat(constants[2], count),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
 
@@ -580,8 +587,25 @@ def _checked_paths(flattener: Flattener) -> set[ColumnPath]:
     object holds can reach the run's schema, whatever a later change to the walk does.
     """
     paths = flattener.paths
-    for path in [p for p in paths if column_path_problem(p) is not None]:
+    for path in [p for p in paths if _path_problem(p) is not None]:
         paths.discard(path)
         tag_path = ".".join(f"{tag:08X}" for tag in path)
-        flattener.anomaly(tag_path, None, f"not a column: {column_path_problem(path)}")
+        flattener.anomaly(tag_path, None, f"not a column: {_path_problem(path)}")
     return paths
+
+
+_PATH_PROBLEMS: dict[ColumnPath, str | None] = {}
+_MAX_PATH_PROBLEMS = 65536
+
+
+def _path_problem(path: ColumnPath) -> str | None:
+    """``column_path_problem``, once per path and process: objects repeat the same paths."""
+    try:
+        return _PATH_PROBLEMS[path]
+    except KeyError:
+        pass
+    problem = column_path_problem(path)
+    if len(_PATH_PROBLEMS) >= _MAX_PATH_PROBLEMS:
+        _PATH_PROBLEMS.clear()
+    _PATH_PROBLEMS[path] = problem
+    return problem

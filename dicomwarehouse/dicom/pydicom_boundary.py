@@ -85,6 +85,8 @@ def wrap_filereader(name: str, attribute: str, make_wrapper: Callable[[Any], Any
     pydicom looks these functions up as module attributes at each call, so a wrapper sees
     every element or data set it reads; the read budgets count through this.
     """
+    if name in _wrapped:  # installed: no lock to take on every object
+        return
     with _install_lock:
         if name in _wrapped:
             return

@@ -9,12 +9,13 @@ methods the pydicom path uses (rows, columns, anomalies) and to the same value d
 
 pydicom stays the reference. The walker handles the well-formed case only: anything it does
 not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
-prefix, an unknown, private or deflated transfer syntax, a VR switch, a duplicate or unsorted
+prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
 tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind, a private creator found in the dictionary only
-ignoring case) makes it give up, and the object goes through the
-pydicom path instead. Giving up costs only the bytes already read: the same opened object is
-read again from the start (a ranged object keeps what it fetched).
+would run out, a pydicom warning of any kind) makes it give up, and the object goes through
+the pydicom path instead. A private creator found in the dictionary only ignoring case is
+read as that path reads it (the same VR and anomaly; its UN sequences as implicit VR little
+endian). Giving up costs only the bytes already read: the same opened object is read again
+from the start (a ranged object keeps what it fetched).
 
 It stops at Pixel Data like the reference; ``trailing`` then reads what follows, for both
 paths alike (``Walked`` says where the walk stopped and in which encoding).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -82,6 +84,8 @@ LOCAL_GROWTH = 8
 _AFTER_SKIP_READ = 4096
 #: A skipped value longer than this is not held as zeros: the pydicom path takes the object.
 _MAX_SKIP = 32 * 1024 * 1024
+#: A need for every byte of the object (a deflated data set is inflated whole).
+_WHOLE_OBJECT = 1 << 62
 #: Parse attempts per object (each after reading more): far more than doubling needs.
 _MAX_ATTEMPTS = 40
 
@@ -160,6 +164,9 @@ _PRIVATE_VR: dict[tuple[int, str], str] = {}
 
 
 def _private_vr(tag: int, creator: str) -> str:
+    """The private dictionary's VR of ``tag`` in ``creator``'s block; "" where the creator
+    is in the dictionary only ignoring case (the caller records that, as the pydicom path
+    does)."""
     key = (tag, creator)
     vr = _PRIVATE_VR.get(key)
     if vr is None:
@@ -168,8 +175,6 @@ def _private_vr(tag: int, creator: str) -> str:
         if entry is not None and not entry.exact:
             vr = ""  # found ignoring case: an anomaly the pydicom path records
         _PRIVATE_VR[key] = vr
-    if not vr:
-        raise GiveUp("private creator matched ignoring case")
     return vr
 
 
@@ -237,6 +242,7 @@ class _Walker:
         self.stopped_at: int | None = None
         self.encodings: tuple[str, ...] = ()
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
+        self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -287,6 +293,9 @@ class _Walker:
             raise GiveUp("no DICM prefix")
         metadata: dict[str, Any] = {"OtherElements": []}
         position, syntax = self.file_meta(132, metadata)
+        if syntax == DeflatedExplicitVRLittleEndian:
+            position = self.inflate(position)
+            syntax = ExplicitVRLittleEndian
         self.need(position + 8)
         if self.data[position : position + 2] == b"\0\0":
             raise GiveUp("command set elements")
@@ -296,11 +305,7 @@ class _Walker:
             implicit, little = False, True
         elif syntax == ExplicitVRBigEndian:
             implicit, little = False, False
-        elif (
-            syntax == DeflatedExplicitVRLittleEndian
-            or syntax in PrivateTransferSyntaxes
-            or not UID(syntax).is_transfer_syntax
-        ):
+        elif syntax in PrivateTransferSyntaxes or not UID(syntax).is_transfer_syntax:
             raise GiveUp("transfer syntax")
         else:
             implicit, little = False, True
@@ -319,6 +324,31 @@ class _Walker:
             position, None, implicit, little, True, "", "", (), 0, None, metadata, True
         )  # fmt: skip
         return self.finish()
+
+    def inflate(self, position: int) -> int:
+        """Replace the deflated data set after the file meta group by its inflated bytes.
+
+        The reference inflates everything after the file meta group at once (raw deflate)
+        and parses the copy as explicit VR little endian; so does this, from the whole
+        object. Offsets after ``position`` are then offsets in the inflated stream, which the
+        reference would use to read a sequence it deferred: where it would (a top-level
+        sequence or text value past the defer size), the walker gives up, so that both paths
+        keep giving the same rows.
+        """
+        if self.defer_in_items:
+            # a ranged read: the reference fetches what it skipped at offsets in the object,
+            # which in a deflated one are not where the inflated values are
+            raise GiveUp("deflated data set read by ranges")
+        if not self.at_end:
+            raise _NeedBytes(_WHOLE_OBJECT)  # the whole object, within the header budget
+        try:
+            inflated = zlib.decompress(self.data[position:], -zlib.MAX_WBITS)
+        except zlib.error:
+            raise GiveUp("deflated data set") from None
+        self.data = self.data[:position] + inflated
+        self.size = len(self.data)
+        self.inflated = True
+        return position
 
     def finish(self) -> FlatObject:
         if self.assumed_unsigned and self.pixel_representation == 1:
@@ -512,6 +542,8 @@ class _Walker:
 
             value_end = value_at + length
             deferred = deferrable and length > defer_size and tag != _CHARSET
+            if deferred and self.inflated and (file_vr is None or file_vr not in BINARY_VRS):
+                raise GiveUp("value past the defer size in a deflated data set")
             if file_vr is None and tag in _IMPLICIT_VR:
                 vr = _IMPLICIT_VR[tag]
             elif file_vr is None or file_vr == "UN":
@@ -519,15 +551,22 @@ class _Walker:
                     tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
                     implicit,
                 )  # fmt: skip
-                if vr == "SQ" and file_vr == "UN":
+                retyped = not vr
+                if retyped:
+                    vr = self.creator_ignoring_case(tag, tag_path, creator)
+                if vr == "SQ" and file_vr == "UN" and not retyped:
                     raise GiveUp("UN read as a sequence")
             else:
                 vr = file_vr
             if vr == "SQ":
                 self.need(value_end)
+                # a UN sequence the pydicom path retypes holds implicit VR little endian
+                content_implicit, content_little = (
+                    (True, True) if file_vr == "UN" else (implicit, little)
+                )
                 self.sequence(
-                    value_at, value_end, implicit, little, info, tag_path, path, creator,
-                    column_prefix, depth, encodings, out, False, length,
+                    value_at, value_end, content_implicit, content_little, info, tag_path, path,
+                    creator, column_prefix, depth, encodings, out, False, length,
                 )  # fmt: skip
                 position = value_end
                 continue
@@ -602,6 +641,8 @@ class _Walker:
         """The VR pydicom's ``raw_element_vr`` hook gives an implicit VR or UN element."""
         if info.private:
             vr = self.private_vr(tag, creator_values, little, implicit)
+            if not vr:
+                return vr  # the creator matched ignoring case: ``creator_ignoring_case``
         elif file_vr is None:
             vr = _public_vr(tag)
             if vr is None:
@@ -619,6 +660,23 @@ class _Walker:
                 self.assumed_unsigned = True
             vr = resolve_ambiguous_vr(vr, self.pixel_representation)
         return vr
+
+    def creator_ignoring_case(self, tag: int, tag_path: str, creator: str | None) -> str:
+        """The VR of a private element whose creator the dictionary has only ignoring case,
+        with the anomaly the pydicom path records (once per creator and object)."""
+        entry = private_entry(tag, creator) if creator is not None else None
+        if entry is None or entry.exact or " or " in str(entry.vr):
+            raise GiveUp("private creator matched ignoring case")
+        flattener = self.flattener
+        if creator not in flattener.creators_matched:
+            flattener.creators_matched.add(creator)
+            flattener.anomaly(
+                tag_path,
+                None,
+                f"private creator {creator[:64]!r} matched the private dictionary's "
+                f"{entry.creator!r} ignoring case and spaces",
+            )
+        return str(entry.vr)
 
     def private_vr(
         self,
@@ -691,7 +749,18 @@ class _Walker:
                 position += 8
                 break
             if tag != _ITEM:
-                raise GiveUp("not an item")
+                if not self.short_stray_item(position, end, item_length):
+                    raise GiveUp("not an item")
+                self.count += ITEM_WEIGHT
+                if self.count >= self.max_elements:
+                    raise GiveUp("element budget")
+                self.empty_items += 1
+                if self.empty_items > self.max_empty_items:
+                    raise GiveUp("empty items")
+                values.append({"OtherElements": []})
+                index += 1
+                position = end
+                break
             self.count += ITEM_WEIGHT
             if self.count >= self.max_elements:
                 raise GiveUp("element budget")
@@ -730,6 +799,21 @@ class _Walker:
         flattener.set_item_count(row_index, index)
         flattener.close_sequence(info, item_prefix, values, out)
         return position
+
+    @staticmethod
+    def short_stray_item(position: int, end: int | None, item_length: int) -> bool:
+        """True where pydicom reads the bytes at ``position`` as one empty item.
+
+        pydicom takes any 8 bytes where an item starts as an item header. When fewer than 8
+        bytes of a defined-length sequence follow them (a short text value written where the
+        dictionary says sequence, in implicit VR), its item has no room for an element: it
+        is one empty item, and the sequence ends (a zero "length" with bytes left would
+        make pydicom read a second header past them, which it fails on).
+        """
+        if end is None:
+            return False
+        left = end - (position + 8)
+        return 0 <= left < 8 and (left == 0 or item_length != 0)
 
 
 def _read(raw: BinaryIO, offset: int, count: int) -> bytes:
