@@ -284,6 +284,10 @@ class _ChooseColumns(beam.CombineFn):
 #: What a writer buffers before it writes a shard, in bytes: the bound of a worker's memory
 #: per writer, whatever the run's size (rows are counted too, ``shard_rows``).
 SHARD_BYTES = 32 * 2**20
+#: The same bound for staged metadata rows, counted pickled: a row of the run's wide schema
+#: takes several times its pickle once it is an Arrow table, when ``WriteMetadataShards`` turns
+#: a staged file into a shard (the peak of a run, measured with ``benchmarks/memory.py``).
+METADATA_SHARD_BYTES = 8 * 2**20
 
 
 class _BundleBuffer(beam.DoFn):
@@ -360,7 +364,9 @@ class StageMetadataRows(_BundleBuffer):
     commit, and with the run folder when the run never commits.
     """
 
-    def __init__(self, directory: str, shard_rows: int, shard_bytes: int = SHARD_BYTES) -> None:
+    def __init__(
+        self, directory: str, shard_rows: int, shard_bytes: int = METADATA_SHARD_BYTES
+    ) -> None:
         super().__init__(shard_rows, shard_bytes)
         self.directory = directory
 
@@ -394,6 +400,7 @@ class WriteMetadataShards(beam.DoFn):
             extra = dict.fromkeys(self.extra_columns, pa.string())
             self.schema = metadata_schema(map(tuple, column_paths), extra)
         yield write_shard(metadata_table(read_staged_rows(staged), self.schema), self.directory)
+        gc.collect()  # the rows' reference cycles, before the next file (see ExtractObjects)
 
 
 class _WriteColumnPaths(beam.DoFn):
