@@ -1,10 +1,13 @@
 """The ingest job as an Apache Beam pipeline (DirectRunner by default, Dataflow by flags).
 
-    objects -> ExtractObjects -> metadata rows -> StageMetadataRows -> WriteMetadataShards -\\
-                 \\-> column paths -> union (side input) ------------^                    |
-                 \\-> element batches ----------------> WriteParquetShards -------------+-> Finish
-                 \\-> error rows ---------------------> WriteParquetShards -------------/     ^
-                 \\-> bytes and requests read -> sums (side input) -------------------------/
+    tasks, ledger shards -> PlanRun -> ledger rows (skipped, deleted) --------> events --\\
+                              \\-> counts (side input) --------------------------------+ |
+    (object, action) -> ExtractObjects -> metadata rows -> StageMetadataRows ->        | |
+                 |                       WriteMetadataShards (paths side input) ---+-+-> Finish
+                 \\-> column paths -> union ----------^                              |
+                 \\-> element batches, error rows -> WriteParquetShards --------------/
+                 \\-> ledger rows with their outcome -> events (WriteParquetShards)
+                 \\-> bytes and requests read -> sums (side input of Finish)
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
@@ -12,7 +15,9 @@ rarest attributes are left to dicom_elements when the union would not fit). That
 known only once every object is read, so metadata rows are first staged as they come (a file
 of rows per shard under the run folder's ``_staging/``) and turned into Parquet shards of the
 run's schema afterwards, one staged file at a time: a worker's memory holds one shard of rows,
-never the run's. The last step, ``Finish``, sees the list of every shard written, so it runs
+never the run's (every writer's buffer is bounded in bytes too, and extraction workers collect
+cyclic garbage as they go: ``benchmarks/memory.py`` measures the peak against the run's size).
+The last step, ``Finish``, sees the list of every shard written, so it runs
 once all writers are done: it commits the run (``finish.RunFinish``) inside the job, which is
 what lets a Dataflow job whose launcher does not wait for it (a Flex Template) commit and
 publish on its own.

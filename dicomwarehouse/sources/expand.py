@@ -159,17 +159,20 @@ def listing_tasks(sources: Iterable[str], manifests: Iterable[str] = ()) -> list
 
 def check_sources(sources: Iterable[str], manifests: Iterable[str] = ()) -> None:
     """Usage errors the launcher can see without listing: a bad scheme, a missing path, a glob
-    or folder that matches nothing, a missing local manifest (one line, before any job).
+    that matches nothing, local sources that name no file at all, a missing local manifest
+    (one line, before any job). Only the first file of each local source is looked for.
 
     Bucket sources are checked by the workers that list them.
     """
     from dicomwarehouse.io.urls import is_bucket_url
 
+    sources, manifests = list(sources), list(manifests)
+    named_any = bool(manifests)
     for source in sources:
-        if is_bucket_url(source):
-            continue
-        if next(iter(_expand_one(source, strict=True)), None) is None:
-            raise SourceError(f"no file below {source!r}")
+        if is_bucket_url(source) or next(iter(_expand_one(source, strict=True)), None) is not None:
+            named_any = True
+    if not named_any:
+        raise SourceError("the sources name no files")
     for manifest in manifests:
         if not is_bucket_url(manifest) and not os.path.isfile(manifest):
             raise SourceError(f"manifest not found: {manifest}")
