@@ -1,5 +1,6 @@
 """The ``dicomwarehouse`` command: ``ingest`` files into a warehouse, query it with ``sql``,
-``publish bigquery`` it (``dicomwarehouse.bigquery.cli``).
+``export`` the objects a query names (``warehouse.export``), ``publish bigquery`` it
+(``dicomwarehouse.bigquery.cli``).
 
 Errors in use (a missing warehouse, a bad flag, an empty source) print one line and exit
 non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
@@ -8,7 +9,9 @@ non-zero; tracebacks are for bugs only (``-v`` shows them for everything).
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import datetime as dt
 import json
 import logging
 import sys
@@ -19,6 +22,7 @@ from dicomwarehouse.bigquery.cli import COMMANDS as BIGQUERY_COMMANDS
 from dicomwarehouse.bigquery.cli import add_commands as add_bigquery_commands
 from dicomwarehouse.bigquery.cli import run_command as run_bigquery_command
 from dicomwarehouse.pipeline.options import OptionError, add_cli_arguments, ingest_from_arguments
+from dicomwarehouse.warehouse.export import EXPORT_FORMATS
 
 __all__ = ["main"]
 
@@ -81,6 +85,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "(project.dataset.table), from the warehouse's NEW; without an entry, any "
         "project.dataset prefix (such as bigquery-public-data.idc_current) is dropped",
     )
+    export = commands.add_parser(
+        "export",
+        help="export the objects a query names: an s5cmd file, a URL list, a CSV or Parquet table",
+        description="Export the objects a query names (by source_url, SOPInstanceUID, "
+        "SeriesInstanceUID or StudyInstanceUID, the first the query returns) as an s5cmd file "
+        "(one wildcard line per series that is a whole bucket folder), a URL list, or a table "
+        "of URLs and versions; each is a manifest 'ingest --manifest' reads back.",
+    )
+    export.add_argument("query", metavar="QUERY")
+    export.add_argument(
+        "--warehouse", metavar="DIR", required=True, help="a local folder or a gs:// prefix"
+    )
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="s5cmd")
+    export.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
+    export.add_argument("--dialect", choices=("duckdb", "bigquery"), default="duckdb")
     add_bigquery_commands(commands)
     return parser
 
@@ -96,6 +115,18 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _run_ingest(args: argparse.Namespace, beam_args: list[str]) -> int:
     summary = ingest_from_arguments(args, beam_args, "cli")
     print(summary.describe())
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from dicomwarehouse.api import open as open_warehouse
+
+    if args.format == "parquet" and args.output is None:
+        raise _UsageError("--format parquet needs --output FILE")
+    with open_warehouse(args.warehouse) as warehouse:
+        result = warehouse.export(args.query, args.format, args.output, args.dialect)
+    if args.output is None:
+        sys.stdout.write(str(result))
     return 0
 
 
@@ -129,12 +160,35 @@ def _run_sql(args: argparse.Namespace) -> int:
     if args.format == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([_csv_cell(value) for value in row] for row in rows)
     else:
         records = [dict(zip(columns, row, strict=True)) for row in rows]
-        json.dump(records, sys.stdout, default=str, indent=1)
+        json.dump(records, sys.stdout, default=_json_default, indent=1)
         sys.stdout.write("\n")
     return 0
+
+
+def _json_default(value: object) -> object:
+    """JSON for what DuckDB returns beyond JSON's types: ISO dates and times (as BigQuery's
+    JSON export writes them), base64 bytes, decimals as strings (no float rounding)."""
+    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)  # Decimal, UUID, timedelta
+
+
+def _csv_cell(value: object) -> object:
+    """One CSV field: lists and structs as JSON, dates and times ISO, NULL empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    if isinstance(value, (str, int, float)):
+        return value
+    return _json_default(value)
 
 
 class _UsageError(ValueError):
@@ -187,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in BIGQUERY_COMMANDS:
             return run_bigquery_command(args)
+        if args.command == "export":
+            return _run_export(args)
         return _run_sql(args)
     except (_UsageError, OptionError) as exc:
         print(f"dicomwarehouse: error: {exc}", file=sys.stderr)

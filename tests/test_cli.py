@@ -31,7 +31,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr
     assert "ingested 4 objects" in result.stdout
-    assert "3 instances" in result.stdout
+    assert "3 DICOM instances" in result.stdout
     assert "1 errors" in result.stdout
     return root / "w"
 

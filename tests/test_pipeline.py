@@ -52,7 +52,6 @@ def test_transform_writes_shards_with_one_schema(mixed_files: Path, tmp_path: Pa
             | IngestTransform(
                 str(staging / "{table}"),
                 run,
-                total=len(refs),
                 required_paths=keyword_paths(["Modality"]),
                 shard_rows={"metadata": 2, "elements": 50},
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ def add_commands(commands: Any) -> None:
         help="gs:// prefix to copy a local warehouse's Parquet to for the load jobs",
     )
     bigquery.add_argument(
-        "--dry-run", action="store_true", help="print the plan; needs no credentials"
+        "--dry-run",
+        action="store_true",
+        help="print the plan; needs no credentials; fails (status 1) when the publish would "
+        "(a local warehouse without --staging)",
     )
     bigquery.add_argument(
         "--full", action="store_true", help="reload every day, even those already published"
@@ -92,6 +96,10 @@ def _publish(args: argparse.Namespace) -> int:
             print(json.dumps(plan.to_dict(), indent=1))
         else:
             print(plan.describe())
+        # a dry run that the real publish would refuse fails too, so scripts see it
+        for problem in plan.problems():
+            print(f"dicomwarehouse: error: the publish would stop: {problem}", file=sys.stderr)
+            return 1
         return 0
     from dicomwarehouse.bigquery.clients import GoogleBigQuery
     from dicomwarehouse.bigquery.publish import publish

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BigQueryApi", "GoogleBigQuery", "LoadResult", "import_bigquery"]
 
-_EXTRA_HINT = "pip install 'dicomwarehouse[gcp]'"
+_EXTRA_HINT = "pip install '.[gcp]' in the dicomwarehouse checkout"
 
 
 def import_bigquery() -> Any:

@@ -197,10 +197,16 @@ class PublishPlan:
     def is_local(self) -> bool:
         return not self.warehouse.startswith("gs://")
 
+    def problems(self) -> list[str]:
+        """Why the plan can be shown but not carried out (empty when it can be)."""
+        if self.is_local and self.staging is None:
+            return ["a local warehouse needs --staging gs://bucket/prefix to load from"]
+        return []
+
     def check_publishable(self) -> None:
         """Raise PlanError when the plan can be shown but not carried out."""
-        if self.is_local and self.staging is None:
-            raise PlanError("a local warehouse needs --staging gs://bucket/prefix to load from")
+        for problem in self.problems():
+            raise PlanError(problem)
 
     def only_days(self, days: Mapping[str, Iterable[str]]) -> PublishPlan:
         """The plan with only the loads of the given days per history table (and the uploads
@@ -276,6 +282,8 @@ class PublishPlan:
             ],
             "views": [view.name for view in self.views],
             "notes": list(self.notes),
+            "publishable": not self.problems(),
+            "problems": self.problems(),
         }
 
     def describe(self) -> str:

@@ -66,7 +66,8 @@ DEFAULT_REQUESTS_IN_FLIGHT = 32
 def missing_extra(module: str, extra: str) -> StorageError:
     """The error for an optional cloud SDK that is not installed, naming the extra."""
     return StorageError(
-        f"{module} is not installed: pip install 'dicomwarehouse[{extra}]' to read buckets"
+        f"{module} is not installed: pip install '.[{extra}]' in the dicomwarehouse checkout "
+        "to read buckets"
     )
 
 

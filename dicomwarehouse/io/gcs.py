@@ -46,7 +46,7 @@ __all__ = [
 GCS_ENDPOINT = "https://storage.googleapis.com"
 GCS_READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
 _EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
-_EXTRA_HINT = "pip install 'dicomwarehouse[gcp]'"
+_EXTRA_HINT = "pip install '.[gcp]' in the dicomwarehouse checkout"
 
 T = TypeVar("T")
 

@@ -77,8 +77,8 @@ class IngestSummary:
 
     run_id: str
     warehouse: str  # a local folder or a gs:// prefix
-    objects: int
-    instances: int
+    objects: int  # objects listed
+    instances: int  # DICOM instances: objects read into a dicom_metadata row
     elements: int
     errors: int
     header_bytes_read: int
@@ -95,6 +95,9 @@ class IngestSummary:
     #: the runner only submitted the job (a template launch): it commits when it finishes
     submitted: bool = False
     to_read: int = 0  # objects the run read (a submitted run: not known at launch)
+    #: distinct SOPInstanceUIDs of those instances (the instances view's rows for this run)
+    sop_instance_uids: int = 0
+    instances_without_uid: int = 0  # instances without a SOPInstanceUID (DICOMDIRs, ...)
 
     @property
     def objects_read(self) -> int:
@@ -125,10 +128,15 @@ class IngestSummary:
                 f", left to dicom_elements only: {self.attributes_left_out} rare attributes "
                 f"(column limit), {self.deep_sequences_left_out} sequences nested too deep"
             )
+        without = (
+            f", {self.instances_without_uid} without one" if self.instances_without_uid else ""
+        )
         return (
             f"ingested {self.objects} objects{listed} into {self.warehouse}: "
-            f"{self.objects_read} read, {self.instances} instances, {self.elements} elements, "
-            f"{self.errors} errors, {self.header_bytes_read / 1e6:.1f} MB of headers read"
+            f"{self.objects_read} objects read: {self.instances} DICOM instances "
+            f"({self.sop_instance_uids} distinct SOP Instance UIDs{without}), "
+            f"{self.errors} errors; "
+            f"{self.elements} elements, {self.header_bytes_read / 1e6:.1f} MB of headers read"
             f"{requests} "
             f"in {self.elapsed_seconds:.1f} s (run {self.run_id}){left_out}"
             + (f"; {self.publish_report['describe']}" if self.publish_report else "")
@@ -245,5 +253,7 @@ def ingest(
         attributes_left_out=record["attributes_left_out"],
         deep_sequences_left_out=record["deep_sequences_left_out"],
         to_read=record["objects_read"],
+        sop_instance_uids=record.get("sop_instance_uids", 0),
+        instances_without_uid=record.get("instances_without_uid", 0),
         publish_report=read_json(report_url) if publish is not None else None,
     )

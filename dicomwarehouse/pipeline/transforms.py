@@ -29,7 +29,6 @@ import gc
 import logging
 import pickle
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -51,6 +50,13 @@ from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun
 from dicomwarehouse.sources.expand import ListingTask
+from dicomwarehouse.pipeline.interactive import beam_outside_ipython
+from dicomwarehouse.pipeline.progress import (
+    ProgressCounter,
+    ProgressDisplay,
+    local_runner,
+    on_terminal,
+)
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
@@ -91,27 +97,6 @@ class PipelineArgumentError(UsageError):
     """Beam flags (after ``--``) that Beam refuses, such as an unknown runner."""
 
 
-class _Progress:
-    """A one-line progress display on an interactive terminal (per worker process)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.errors = 0
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.errors += failed
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.2 or self.done == self.total):
-            self._last = now
-            of = f"/{self.total}" if self.total else ""
-            sys.stderr.write(f"\r  read {self.done}{of} objects, {self.errors} errors ")
-            sys.stderr.flush()
-
-
 def _in_global_window(output: Any) -> Any:
     """An output of finish_bundle: Beam wants it windowed (the pipeline is global-window)."""
     window = [beam.transforms.window.GlobalWindow()]
@@ -145,24 +130,26 @@ class ExtractObjects(beam.DoFn):
         self,
         run: RunInfo,
         defer_size: int,
-        total: int,
         storage: StorageOptions | None = None,
         budget: ReadBudget | None = None,
+        progress_folder: str | None = None,
     ) -> None:
         self.run = run
         self.defer_size = defer_size
-        self.total = total
         self.storage = storage
         self.budget = budget
+        # the launcher's progress line sums what each instance counts there (``progress``)
+        self.progress_folder = progress_folder
         # live progress in the runner's monitoring (Dataflow's job page); the run record's
         # numbers come from the stats output instead, which the Finish step can see
         self.objects = beam.metrics.Metrics.counter("dicomwarehouse", "objects")
         self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
 
     def setup(self) -> None:
-        self.progress = _Progress(self.total)
+        self.progress = ProgressCounter(self.progress_folder)
         self.prefetcher = Prefetcher(self.storage)
         self.actions: dict[str, str] = {}  # of the objects in the prefetcher's window only
+        self.extracted = 0
 
     def _event(self, ref: ObjectRef, outcome: str) -> Iterator[Any]:
         action = self.actions.pop(ref.url, None)
@@ -171,6 +158,7 @@ class ExtractObjects(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_EVENTS, row)
 
     def teardown(self) -> None:
+        self.progress.flush()
         self.prefetcher.close()
 
     def process(self, element: ObjectRef | tuple[ObjectRef, str]) -> Iterator[Any]:
@@ -187,6 +175,7 @@ class ExtractObjects(beam.DoFn):
         for due, opened in self.prefetcher.drain():
             for output in self._extract(due, opened):
                 yield _in_global_window(output)
+        self.progress.flush()
 
     def _extract(self, ref: ObjectRef, opened: Any) -> Iterator[Any]:
         extracted = extract_object(
@@ -197,17 +186,19 @@ class ExtractObjects(beam.DoFn):
             opened=opened,
             budget=self.budget,
         )
-        self.progress.update(extracted.error is not None)
         self.objects.inc()
-        if self.progress.done % COLLECT_EVERY == 0:
+        self.extracted += 1
+        if self.extracted % COLLECT_EVERY == 0:
             gc.collect()
         if extracted.error is not None:
+            self.progress.add(failed=True, bytes_read=0)
             self.failures.inc()
             yield beam.pvalue.TaggedOutput(_STATS, (0, extracted.requests))
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
             yield from self._event(ref, FAILED)
             return
         header_bytes = extracted.metadata["header_bytes_read"] or 0
+        self.progress.add(failed=False, bytes_read=header_bytes)
         yield beam.pvalue.TaggedOutput(_STATS, (header_bytes, extracted.requests))
         too_deep = sum(
             1
@@ -441,7 +432,6 @@ class IngestTransform(beam.PTransform):
         output: str,
         run: RunInfo,
         *,
-        total: int,
         required_paths: Iterable[ColumnPath],
         existing_paths: Iterable[ColumnPath] = (),
         extra_columns: Sequence[str] = (),
@@ -449,11 +439,12 @@ class IngestTransform(beam.PTransform):
         shard_rows: dict[str, int] | None = None,
         storage: StorageOptions | None = None,
         budget: ReadBudget | None = None,
+        progress_folder: str | None = None,
     ) -> None:
         super().__init__()
         self.output = output
         self.run = run
-        self.total = total
+        self.progress_folder = progress_folder
         self.required_paths = sorted(set(required_paths))
         self.existing_paths = sorted(set(existing_paths))
         self.extra_columns = tuple(extra_columns)
@@ -465,7 +456,9 @@ class IngestTransform(beam.PTransform):
 
     def expand(self, refs: beam.PCollection) -> dict[str, beam.PCollection]:
         results = refs | "Extract" >> beam.ParDo(
-            ExtractObjects(self.run, self.defer_size, self.total, self.storage, self.budget)
+            ExtractObjects(
+                self.run, self.defer_size, self.storage, self.budget, self.progress_folder
+            )
         ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, _EVENTS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
@@ -548,47 +541,54 @@ def run_pipeline(
         pipeline = beam.Pipeline(options=options)
     except (ValueError, TypeError) as exc:
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
-    planned = (
-        pipeline
-        | "ListingTasks" >> beam.Create(list(tasks))
-        | "Plan" >> PlanRun(list(ledger_shards), plan, storage)
+    display = ProgressDisplay(
+        None,  # the objects to read are known only once the pipeline has planned
+        enabled=on_terminal(sys.stderr) and local_runner(options.view_as(StandardOptions).runner),
     )
-    written = (
-        planned["to_read"]
-        | "Spread" >> beam.Reshuffle()
-        | "Ingest"
-        >> IngestTransform(
-            output,
-            run,
-            total=0,
-            required_paths=required_paths,
-            existing_paths=existing_paths,
-            extra_columns=extra_columns,
-            defer_size=defer_size,
-            storage=storage,
-            budget=budget,
+    # one line for the run, drawn here from what every DoFn instance counts; in a notebook,
+    # Beam builds and runs the pipeline as in a script (pipeline.interactive)
+    with display, beam_outside_ipython():
+        planned = (
+            pipeline
+            | "ListingTasks" >> beam.Create(list(tasks))
+            | "Plan" >> PlanRun(list(ledger_shards), plan, storage)
         )
-    )
-    stats = written.pop("stats")
-    events = (
-        (written.pop("events"), planned["events"])
-        | "AllEvents" >> beam.Flatten()
-        | "WriteEvents"
-        >> beam.ParDo(WriteParquetShards(output.format(table=EVENTS_TABLE), "events", 100_000))
-    )
-    _ = (
-        (*written.values(), events)
-        | "AllWrites" >> beam.Flatten()
-        | "ListWrites" >> beam.combiners.ToList()
-        | "Finish"
-        >> beam.Map(
-            lambda shards, sums, counts: finish(shards, *sums, counts),
-            sums=beam.pvalue.AsSingleton(stats),
-            counts=beam.pvalue.AsSingleton(planned["counts"]),
+        written = (
+            planned["to_read"]
+            | "Spread" >> beam.Reshuffle()
+            | "Ingest"
+            >> IngestTransform(
+                output,
+                run,
+                required_paths=required_paths,
+                existing_paths=existing_paths,
+                extra_columns=extra_columns,
+                defer_size=defer_size,
+                storage=storage,
+                budget=budget,
+                progress_folder=display.folder,
+            )
         )
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+        stats = written.pop("stats")
+        events = (
+            (written.pop("events"), planned["events"])
+            | "AllEvents" >> beam.Flatten()
+            | "WriteEvents"
+            >> beam.ParDo(
+                WriteParquetShards(output.format(table=EVENTS_TABLE), "events", 100_000)
+            )
+        )
+        _ = (
+            (*written.values(), events)
+            | "AllWrites" >> beam.Flatten()
+            | "ListWrites" >> beam.combiners.ToList()
+            | "Finish"
+            >> beam.Map(
+                lambda shards, sums, counts: finish(shards, *sums, counts),
+                sums=beam.pvalue.AsSingleton(stats),
+                counts=beam.pvalue.AsSingleton(planned["counts"]),
+            )
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
     return getattr(result, "has_job", True)

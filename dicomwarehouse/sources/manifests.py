@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import shlex
@@ -241,13 +242,18 @@ def _s5cmd_entries(text: str, location: str, endpoint: str | None) -> Iterator[M
         try:
             words = shlex.split(stripped)
             command = words.index("cp")
-            source = next(word for word in words[command + 1 :] if not word.startswith("-"))
-        except (ValueError, StopIteration):
+            flags = list(
+                itertools.takewhile(lambda word: word.startswith("-"), words[command + 1 :])
+            )
+            source = words[command + 1 + len(flags)]
+        except (ValueError, IndexError):
             yield ManifestEntry(f"{location}#line={number}", error="not an s5cmd 'cp SRC DST' line")
             continue
         if to_gcs and source.startswith("s3://"):
             source = "gs://" + source[len("s3://") :]
-        pattern = "s5cmd" if any(char in source for char in "*?[") else None
+        # --raw: s5cmd takes the key literally, wildcard characters included
+        wildcard = "--raw" not in flags and any(char in source for char in "*?[")
+        pattern = "s5cmd" if wildcard else None
         yield ManifestEntry(source, pattern)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import (
@@ -66,6 +67,12 @@ class RunCounts:
     attributes_left_out: int = 0
     #: sequences nested too deep for dicom_metadata (schema.MAX_SEQUENCE_COLUMN_DEPTH)
     deep_sequences_left_out: int = 0
+    #: distinct SOPInstanceUIDs among the run's dicom_metadata rows: fewer than ``instances``
+    #: when copies of an object (or objects reusing a UID) were read, as the instances view,
+    #: one row per SOPInstanceUID, shows
+    sop_instance_uids: int = 0
+    #: rows of the run without a SOPInstanceUID (DICOMDIRs, damaged objects)
+    instances_without_uid: int = 0
 
 
 def remove_uncommitted(root: Location) -> list[str]:
@@ -107,6 +114,30 @@ def _row_count(root: str, table: str, run_id: str) -> int:
         with store_for(url).open_input(url) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
+
+
+def _sop_instance_uids(root: str, run_id: str) -> tuple[int, int]:
+    """Distinct SOPInstanceUIDs of a run's dicom_metadata shards, and rows without one.
+
+    Counted in Arrow (one string column, not Python strings): a run of millions of objects
+    holds its UIDs in a few hundred MB at the commit.
+    """
+    columns: list[pa.ChunkedArray] = []
+    without = 0
+    for url in shard_urls(root, "dicom_metadata", run_id):
+        with store_for(url).open_input(url) as handle:
+            shard = pq.ParquetFile(handle)
+            if "SOPInstanceUID" not in shard.schema_arrow.names:
+                without += shard.metadata.num_rows
+                continue
+            column = shard.read(columns=["SOPInstanceUID"]).column(0).cast(pa.string())
+            without += column.null_count
+            columns.append(column)
+    if not columns:
+        return 0, without
+    chunks = [chunk for column in columns for chunk in column.chunks]
+    uids = pa.chunked_array(chunks, pa.string())
+    return pc.count_distinct(uids, mode="only_valid").as_py(), without
 
 
 def staged_urls(root: Location, run_id: str) -> dict[str, str]:
@@ -162,12 +193,15 @@ def commit_run(
             run_schema_json(shard_schema, table).encode("utf-8"),
         )
     left_out = read_json_if_present(join(metadata_dir, LEFT_OUT_FILE)) or {}
+    sop_instance_uids, without_uid = _sop_instance_uids(location, run_id)
     counts = RunCounts(
         instances=_row_count(location, "dicom_metadata", run_id),
         elements=_row_count(location, "dicom_elements", run_id),
         errors=_row_count(location, "ingest_errors", run_id),
         attributes_left_out=left_out.get("left_out_count", 0),
         deep_sequences_left_out=left_out.get("too_deep", {}).get("sequences", 0),
+        sop_instance_uids=sop_instance_uids,
+        instances_without_uid=without_uid,
     )
     if counts.instances + counts.errors != expected_objects:
         raise WarehouseError(
