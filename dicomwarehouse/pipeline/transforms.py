@@ -48,15 +48,15 @@ from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
-from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun
-from dicomwarehouse.sources.expand import ListingTask
 from dicomwarehouse.pipeline.interactive import beam_outside_ipython
+from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun
 from dicomwarehouse.pipeline.progress import (
     ProgressCounter,
     ProgressDisplay,
     local_runner,
     on_terminal,
 )
+from dicomwarehouse.sources.expand import ListingTask
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
