@@ -105,9 +105,7 @@ class ProgressDisplay:
     what the DoFns get. ``enabled`` defaults to: a local runner and stderr on a terminal.
     """
 
-    def __init__(
-        self, total: int | None, *, enabled: bool, stream: TextIO | None = None
-    ) -> None:
+    def __init__(self, total: int | None, *, enabled: bool, stream: TextIO | None = None) -> None:
         """``total``: the objects to read, or None when the pipeline plans them itself."""
         self.total = total
         self.enabled = enabled

@@ -574,9 +574,7 @@ def run_pipeline(
             (written.pop("events"), planned["events"])
             | "AllEvents" >> beam.Flatten()
             | "WriteEvents"
-            >> beam.ParDo(
-                WriteParquetShards(output.format(table=EVENTS_TABLE), "events", 100_000)
-            )
+            >> beam.ParDo(WriteParquetShards(output.format(table=EVENTS_TABLE), "events", 100_000))
         )
         _ = (
             (*written.values(), events)
