@@ -139,7 +139,7 @@ def test_sources_that_overlap_give_each_object_once(mixed_files: Path, tmp_path:
     assert (summary.objects, summary.objects_read, summary.actions["new"]) == (files,) * 3
     con = connect(tmp_path / "w")
     try:
-        urls = con.sql("SELECT source_url FROM ingest_object_events").fetchall()
+        urls = con.sql("SELECT source_url FROM ingest_object_events_history").fetchall()
     finally:
         con.close()
     assert sorted(url for (url,) in urls) == sorted(str(p) for p in mixed_files.iterdir())
