@@ -125,7 +125,7 @@ def _states(text: str) -> list[tuple[int, int]]:
     """(objects, errors) of each drawing of the progress line."""
     return [
         (int(done), int(errors))
-        for done, errors in re.findall(r"(\d+)/\d+ objects read, (\d+) errors", text)
+        for done, errors in re.findall(r"(\d+)(?:/\d+)? objects read, (\d+) errors", text)
     ]
 
 
