@@ -194,10 +194,12 @@ def generate(target: str, count: int, templates: int, seed: int) -> dict:
 
 # --- measurement --------------------------------------------------------------------------------
 
-#: -v log lines that end a phase, in order (first match wins; absent ones give n/a)
+#: -v log lines that end a phase, in order (first match wins; absent ones give n/a). Listing
+#: and planning are the pipeline's first steps, on its workers: one phase, ended by the line
+#: the planning logs once every object is planned (``planning.report_plan``); it includes
+#: the pipeline's start.
 PHASE_MARKERS = (
-    ("list", re.compile(r"listed \d+ objects|objects listed")),
-    ("plan", re.compile(r"objects listed, \d+ to read")),
+    ("list+plan", re.compile(r"objects listed, \d+ to read")),
     ("extract+write", re.compile(r"committing run")),
     ("commit", re.compile(r"committed run")),
     ("duckdb build", re.compile(r"built warehouse\.duckdb|^ingested ")),

@@ -19,18 +19,11 @@ from beam_launch import submit_without_waiting
 from dicom_samples import base_dataset, dicom_bytes
 
 from dicomwarehouse.dicom.extract import new_run
-from dicomwarehouse.io.refs import ListingFailure, ObjectRef
-from dicomwarehouse.pipeline.finish import (
-    RunFinish,
-    objects_url,
-    plan_url,
-    read_objects,
-    write_objects,
-    write_plan,
-)
+from dicomwarehouse.pipeline.finish import RunFinish
+from dicomwarehouse.pipeline.planning import PlanObjects
 from dicomwarehouse.pipeline.run import ingest
 from dicomwarehouse.pipeline.transforms import run_pipeline
-from dicomwarehouse.sources.expand import expand_sources
+from dicomwarehouse.sources.expand import listing_tasks
 from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import (
@@ -39,7 +32,6 @@ from dicomwarehouse.warehouse.layout import (
     read_run_record,
     run_output,
 )
-from dicomwarehouse.warehouse.ledger import plan_run
 from dicomwarehouse.warehouse.lock import exclusive_writer
 from dicomwarehouse.warehouse.views import referenced_column_paths
 
@@ -62,8 +54,9 @@ class RecordFinish:
 
     path: str
 
-    def __call__(self, shards, header_bytes_read: int, read_requests: int) -> None:
-        Path(self.path).write_text(json.dumps([sorted(shards), header_bytes_read, read_requests]))
+    def __call__(self, shards, header_bytes_read: int, read_requests: int, counts) -> None:
+        handed = [sorted(shards), header_bytes_read, read_requests, counts]
+        Path(self.path).write_text(json.dumps(handed))
 
 
 def count(warehouse: Path, query: str) -> int:
@@ -78,35 +71,38 @@ def test_retried_bundles_and_a_retried_finish_leave_one_clean_run(
     folder: Path, tmp_path: Path
 ) -> None:
     warehouse = str(tmp_path / "w")
-    refs = expand_sources([str(folder)])
     run = new_run()
-    plan = plan_run(refs, {}, incremental=False, full_listing=False, retry_errors=False)
     handed = tmp_path / "handed.json"
     with exclusive_writer(warehouse) as lock:
-        write_plan(warehouse, run.run_id, plan.events(run.run_id, run.started_at))
         run_pipeline(
-            write_objects(warehouse, run.run_id, refs),
-            len(refs),
+            listing_tasks([str(folder)]),
+            [],  # an empty ledger
+            PlanObjects(
+                run.run_id,
+                run.started_at,
+                incremental=False,
+                full_listing=False,
+                retry_errors=False,
+            ),
             run_output(warehouse, run.run_id),
             run,
             RecordFinish(str(handed)),
             required_paths=set(referenced_column_paths()),  # the views' columns, nested too
             extra_columns=[COLLECTION_COLUMN],  # as every ingest has it
         )
-        shards, header_bytes, requests = json.loads(handed.read_text())
+        shards, header_bytes, requests, counts = json.loads(handed.read_text())
         assert header_bytes > 0 and requests == 0  # local files: no bucket requests
+        assert (counts["objects_listed"], counts["new"]) == (6, 6)
         metadata_shard = next(s for s in shards if "/dicom_metadata/" in s and s.endswith("et"))
         shutil.copy(metadata_shard, Path(metadata_shard).with_name("part-retried.parquet"))
         finish = RunFinish(warehouse, run.run_id, lock.token, summary={"note": "by hand"})
-        finish(shards, header_bytes, requests)
+        finish(shards, header_bytes, requests, counts)
         record = read_run_record(warehouse, run.run_id)
         assert record is not None and record["note"] == "by hand"
         assert (record["instances"], record["errors"], record["failed"]) == (5, 1, 1)
         assert record["header_bytes_read"] == header_bytes
         assert not Path(metadata_shard).with_name("part-retried.parquet").exists()
-        assert not Path(plan_url(warehouse, run.run_id)).exists()
-        assert not Path(objects_url(warehouse, run.run_id)).exists()
-        finish(shards, header_bytes, requests)  # a retried step: nothing doubles
+        finish(shards, header_bytes, requests, counts)  # a retried step: nothing doubles
     assert committed_runs(warehouse) == [run.run_id]
     events = pq.read_table(Path(warehouse) / EVENTS_TABLE / f"run-{run.run_id}")
     assert sorted(events.column("outcome").to_pylist()) == ["failed"] + ["ingested"] * 5
@@ -121,7 +117,7 @@ def test_the_job_commits_when_its_launcher_does_not_wait(
     jobs = submit_without_waiting(monkeypatch)
     warehouse = tmp_path / "w"
     summary = ingest([str(folder)], warehouse)
-    assert summary.submitted and summary.to_read == 6
+    assert summary.submitted
     assert "submitted run" in summary.describe()
     assert committed_runs(warehouse) == []  # nothing ran yet
     (job,) = jobs
@@ -129,16 +125,3 @@ def test_the_job_commits_when_its_launcher_does_not_wait(
     job.join(timeout=120)
     assert committed_runs(warehouse) == [summary.run_id]
     assert count(warehouse, "SELECT count(*) FROM dicom_metadata") == 5
-
-
-def test_the_objects_to_read_round_trip_through_their_file(tmp_path: Path) -> None:
-    refs = [
-        ObjectRef("gs://b/a.dcm", 10, (("collection_id", "c1"), ("license", "CC BY")), "17",
-                  "etag", "md5hex", "crc"),
-        ObjectRef("/data/b.dcm"),
-        ListingFailure("m.s5cmd#line=4", error_type="UnreadableLine", message="unbalanced quote"),
-    ]  # fmt: skip
-    url = write_objects(str(tmp_path), "run-x", refs)
-    back = list(read_objects(url))
-    assert back == refs
-    assert [type(ref) for ref in back] == [ObjectRef, ObjectRef, ListingFailure]

@@ -20,7 +20,7 @@ from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.warehouse.commit import start_run
 from dicomwarehouse.warehouse.duckdb_file import connect
-from dicomwarehouse.warehouse.layout import PLANS_FOLDER, STARTED_FOLDER, committed_runs
+from dicomwarehouse.warehouse.layout import STARTED_FOLDER, committed_runs
 
 INCREMENTAL = IngestOptions(incremental=True, full_listing=True)
 
@@ -152,6 +152,37 @@ def test_a_rerun_of_an_unchanged_listing_reads_nothing(first_run: tuple[Path, Pa
     assert len(committed_runs(warehouse)) == 2
 
 
+def test_an_unchanged_rerun_plans_in_the_pipeline_and_opens_no_object(
+    first_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing is joined with the ledger per URL inside the pipeline: the launcher never
+    reads the ledger whole, and no object is opened when nothing changed."""
+    import dicomwarehouse.pipeline.planning as planning
+    import dicomwarehouse.pipeline.transforms as transforms
+    import dicomwarehouse.warehouse.ledger as ledger
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("called during an unchanged incremental run")
+
+    bucket, warehouse = first_run
+    record = warehouse.parent / "ledger-shards-read.txt"
+
+    def read_shard(url: str, record: Path = record) -> list[dict[str, object]]:
+        with record.open("a") as handle:  # the pipeline runs a pickled copy: a file, not a list
+            handle.write(url + "\n")
+        return ledger.read_ledger_shard(url)
+
+    monkeypatch.setattr(ledger, "read_known_objects", refuse)
+    monkeypatch.setattr(transforms, "extract_object", refuse)
+    monkeypatch.setattr(planning, "read_ledger_shard", read_shard)
+    again = ingest([str(bucket)], warehouse, options=INCREMENTAL)
+    assert (again.objects, again.objects_read, again.header_bytes_read) == (6, 0, 0)
+    assert again.actions["unchanged"] == 6
+    first_run_id = committed_runs(warehouse)[0]
+    read = record.read_text().split()
+    assert read and all(f"/run-{first_run_id}/" in url for url in read)
+
+
 def test_failed_objects_are_retried_on_request(bucket: Path, tmp_path: Path) -> None:
     warehouse = tmp_path / "w"
     (bucket / "broken.dcm").write_bytes(b"not dicom")
@@ -223,7 +254,7 @@ def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
 
     What the in-process faults below cannot show: no ``finally`` of the dead process runs,
     so its local lock is freed only by the kernel's release of the flock, and its half-done
-    run folders and plan files stay for the next writer to remove.
+    run folders (its ledger rows among them) stay for the next writer to remove.
     """
     warehouse = tmp_path / "w"
     command = ["ingest", str(bucket), "--warehouse", str(warehouse), "--incremental",
@@ -232,10 +263,9 @@ def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert committed_runs(warehouse) == []
     assert uncommitted_folders(warehouse)  # it died with a shard written
-    assert list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # and its plan
     rerun = ingest([str(bucket)], warehouse, options=INCREMENTAL)  # takes the lock at once
     assert (rerun.objects_read, rerun.actions["new"]) == (6, 6)
-    assert not list(warehouse.glob(f"{PLANS_FOLDER}/*"))  # the dead run's plan removed
+    assert not uncommitted_folders(warehouse)  # the dead run's folders removed
     clean = tmp_path / "clean"
     ingest([str(bucket)], clean, options=INCREMENTAL)
     assert_same_tables(warehouse, clean)

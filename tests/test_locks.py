@@ -35,6 +35,7 @@ from dicomwarehouse.warehouse import lock as lock_module
 from dicomwarehouse.warehouse.commit import remove_uncommitted
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
+    EVENTS_TABLE,
     STARTED_FOLDER,
     WarehouseError,
     committed_runs,
@@ -275,6 +276,8 @@ def test_clean_up_lists_and_deletes_only_what_the_failed_run_named(
     monkeypatch.delenv(FAULT_ENV)
     (failed,) = [p.stem for p in (warehouse / STARTED_FOLDER).glob("*.json")]
     assert any(warehouse.glob(f"*/run-{failed}/*.parquet"))  # it left a shard behind
+    named = json.loads((warehouse / STARTED_FOLDER / f"{failed}.json").read_text())["outputs"]
+    assert f"{EVENTS_TABLE}/run-{failed}" in named  # the ledger rows its planning writes too
     foreign = warehouse / "dicom_elements" / "run-unnamed" / "note.txt"
     foreign.parent.mkdir()
     foreign.write_text("no run named this folder")

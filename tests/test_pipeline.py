@@ -129,3 +129,17 @@ def test_staged_rows_make_the_shard_the_rows_would_make(tmp_path: Path) -> None:
     table = pq.read_table(shard)
     assert table.column("Modality").to_pylist() == ["CT", None]
     assert table.num_rows == 2
+
+
+def test_sources_that_overlap_give_each_object_once(mixed_files: Path, tmp_path: Path) -> None:
+    """Listing tasks are expanded by workers; the join on the URL keeps one object per URL."""
+    one = mixed_files / "plain0.dcm"
+    summary = ingest([str(mixed_files), str(mixed_files / "plain*.dcm"), str(one)], tmp_path / "w")
+    files = len(list(mixed_files.iterdir()))
+    assert (summary.objects, summary.objects_read, summary.actions["new"]) == (files,) * 3
+    con = connect(tmp_path / "w")
+    try:
+        urls = con.sql("SELECT source_url FROM ingest_object_events_history").fetchall()
+    finally:
+        con.close()
+    assert sorted(url for (url,) in urls) == sorted(str(p) for p in mixed_files.iterdir())

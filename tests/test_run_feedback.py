@@ -19,7 +19,7 @@ from ingested import IngestedFolder
 
 import dicomwarehouse
 from dicomwarehouse.pipeline import progress
-from dicomwarehouse.pipeline.progress import ProgressCounter, ProgressDisplay
+from dicomwarehouse.pipeline.progress import ProgressCounter, ProgressDisplay, report_total
 
 
 def _read(path: Path) -> pydicom.Dataset | None:
@@ -125,7 +125,7 @@ def _states(text: str) -> list[tuple[int, int]]:
     """(objects, errors) of each drawing of the progress line."""
     return [
         (int(done), int(errors))
-        for done, errors in re.findall(r"(\d+)/\d+ objects read, (\d+) errors", text)
+        for done, errors in re.findall(r"(\d+)(?:/\d+)? objects read, (\d+) errors", text)
     ]
 
 
@@ -145,6 +145,21 @@ def test_display_sums_the_counters_of_every_worker() -> None:
     with ProgressDisplay(10, enabled=False, stream=quiet) as display:
         ProgressCounter(display.folder).add(failed=False, bytes_read=1)  # counts, writes nothing
     assert display.folder is None and quiet.getvalue() == ""
+
+
+def test_display_takes_the_total_the_planning_reports() -> None:
+    """A run starts without a total (the pipeline plans what it reads); once the planning
+    reports its count, the line shows it, and an ETA."""
+    stream = io.StringIO()
+    with ProgressDisplay(None, enabled=True, stream=stream) as display:
+        assert display.total is None
+        report_total(display.folder, 4)
+        counter = ProgressCounter(display.folder)
+        for _ in range(4):
+            counter.add(failed=False, bytes_read=10)
+        counter.flush()
+    assert display.total == 4
+    assert "4/4 objects read" in stream.getvalue().rsplit("\r", 1)[-1]
 
 
 def test_display_rate_and_eta() -> None:
@@ -182,6 +197,9 @@ def test_one_line_for_a_run_with_worker_processes(
     )
     states = _states(terminal.getvalue())
     assert states[-1] == (len(names), summary.errors)
+    # the planning reported how many objects the run reads before the first was read
+    counted = [d for d in terminal.getvalue().split("\r") if re.search(r"[1-9]\d* objects read", d)]
+    assert counted and all(f"/{len(names)} objects read" in drawing for drawing in counted)
     done = [objects for objects, _ in states]
     assert done == sorted(done)
 

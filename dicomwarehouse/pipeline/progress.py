@@ -8,6 +8,10 @@ running totals to a small file of its own in a folder of the launching machine
 (:class:`ProgressCounter`), and the launching process sums those files and draws the one line
 (:class:`ProgressDisplay`).
 
+The pipeline plans what it reads, so the launcher starts without a total: once the planning
+step has counted the objects to read, it writes that count to the same folder
+(:func:`report_total`) and the line gets its total and an ETA.
+
 The folder exists only on the launching machine, so only runners whose workers run there
 (the DirectRunner and Prism) get a display; Dataflow shows the same counts as the job's Beam
 metrics (``ExtractObjects``). Nothing is drawn unless stderr is a terminal.
@@ -25,10 +29,12 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["ProgressCounter", "ProgressDisplay", "local_runner", "on_terminal"]
+__all__ = ["ProgressCounter", "ProgressDisplay", "local_runner", "on_terminal", "report_total"]
 
 #: Seconds between two writes of a counter's file, and between two draws of the line.
 INTERVAL = 0.25
+#: In the progress folder: the number of objects the run reads, once the pipeline planned it.
+TOTAL_FILE = "to_read.total"
 
 
 def on_terminal(stream: TextIO) -> bool:
@@ -80,6 +86,26 @@ class ProgressCounter:
             self._path = None
 
 
+def report_total(folder: str | None, total: int) -> None:
+    """Tell the display how many objects the run reads (the planning step knows it last)."""
+    if folder is None:
+        return
+    path = Path(folder) / TOTAL_FILE
+    aside = path.with_suffix(".tmp")
+    try:
+        aside.write_text(f"{total}\n", encoding="ascii")
+        os.replace(aside, path)
+    except OSError:  # the run ended and its display removed the folder
+        pass
+
+
+def _reported_total(folder: Path) -> int | None:
+    try:
+        return int((folder / TOTAL_FILE).read_text(encoding="ascii"))
+    except (OSError, ValueError):  # not planned yet
+        return None
+
+
 def _totals(folder: Path) -> tuple[int, int, int]:
     objects = errors = size = 0
     for path in folder.glob("*.progress"):
@@ -105,7 +131,9 @@ class ProgressDisplay:
     what the DoFns get. ``enabled`` defaults to: a local runner and stderr on a terminal.
     """
 
-    def __init__(self, total: int, *, enabled: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int | None, *, enabled: bool, stream: TextIO | None = None) -> None:
+        """``total``: the objects to read, or None until the pipeline's planning reports it
+        (``report_total``)."""
         self.total = total
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
@@ -142,8 +170,10 @@ class ProgressDisplay:
 
     def line(self, objects: int, errors: int, size: int, now: float) -> str:
         """The text of the line for these totals at time ``now`` (monotonic seconds)."""
-        objects = min(objects, self.total)  # a retried bundle counts twice
-        parts = [f"{objects}/{self.total} objects read", f"{errors} errors", f"{size / 1e6:.1f} MB"]
+        if self.total is not None:
+            objects = min(objects, self.total)  # a retried bundle counts twice
+        of = "" if self.total is None else f"/{self.total}"
+        parts = [f"{objects}{of} objects read", f"{errors} errors", f"{size / 1e6:.1f} MB"]
         if objects and self._first is None:
             self._first = (now, objects)
         if objects == self.total and self._all_read is None:
@@ -152,7 +182,7 @@ class ProgressDisplay:
         if self._first is not None and until > self._first[0] and objects > self._first[1]:
             rate = (objects - self._first[1]) / (until - self._first[0])
             parts.append(f"{rate:.0f} objects/s")
-            if objects < self.total:
+            if self.total is not None and objects < self.total:
                 parts.append(f"ETA {_duration((self.total - objects) / rate)}")
         if not objects:
             parts.append("starting")
@@ -164,6 +194,8 @@ class ProgressDisplay:
     def _draw(self) -> None:
         if self.folder is None:
             return
+        if self.total is None:
+            self.total = _reported_total(Path(self.folder))
         text = "  " + self.line(*_totals(Path(self.folder)), time.monotonic())
         padding = " " * max(0, self._width - len(text))  # clear what a longer line left
         self._width = len(text)

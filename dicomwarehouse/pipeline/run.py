@@ -1,4 +1,4 @@
-"""One ingest run end to end: list, plan against the ledger, run the pipeline, commit, publish.
+"""One ingest run end to end: a pipeline that lists, plans against the ledger, reads, commits.
 
 This is what ``dicomwarehouse ingest`` and the Beam job's ``run(argv)`` both call. Beam flags
 may ask for a BigQuery publish at the end (``pipeline.publish_options``).
@@ -21,8 +21,9 @@ from dicomwarehouse.errors import SourceError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.objectstore import read_json, warehouse_location
 from dicomwarehouse.io.urls import Location
-from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url, write_objects, write_plan
-from dicomwarehouse.sources.expand import expand_sources
+from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url
+from dicomwarehouse.sources.expand import check_sources, listing_tasks
+from dicomwarehouse.sources.listing import Lister
 from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN, with_prefixes
 from dicomwarehouse.tables.schema import ColumnPath
 from dicomwarehouse.warehouse.commit import remove_uncommitted, start_run
@@ -32,7 +33,7 @@ from dicomwarehouse.warehouse.layout import (
     read_run_record,
     run_output,
 )
-from dicomwarehouse.warehouse.ledger import plan_run, read_known_objects
+from dicomwarehouse.warehouse.ledger import ACTIONS, ledger_shard_urls
 from dicomwarehouse.warehouse.lock import exclusive_writer
 
 __all__ = ["IngestOptions", "IngestSummary", "ingest", "redact_arguments"]
@@ -95,7 +96,7 @@ class IngestSummary:
     publish_report: dict[str, Any] | None = None
     #: the runner only submitted the job (a template launch): it commits when it finishes
     submitted: bool = False
-    to_read: int = 0  # objects the run reads (of a submitted run: will read)
+    to_read: int = 0  # objects the run read (a submitted run: not known at launch)
     #: distinct SOPInstanceUIDs of those instances (the instances view's rows for this run)
     sop_instance_uids: int = 0
     instances_without_uid: int = 0  # instances without a SOPInstanceUID (DICOMDIRs, ...)
@@ -108,8 +109,8 @@ class IngestSummary:
         """One human-readable line."""
         if self.submitted:
             return (
-                f"submitted run {self.run_id}: {self.objects} objects listed, "
-                f"{self.to_read} to read; the job commits to {self.warehouse} when it finishes"
+                f"submitted run {self.run_id}: the job lists, plans, reads and commits to "
+                f"{self.warehouse}"
             )
         listed = ""
         if self.actions:
@@ -165,9 +166,9 @@ def ingest(
     are column paths the run's dicom_metadata has even when no object has the attribute,
     besides those the views read (``required_columns.read_required_columns``).
     """
+    from dicomwarehouse.pipeline.planning import PlanObjects
     from dicomwarehouse.pipeline.publish_options import publish_request
     from dicomwarehouse.pipeline.transforms import check_runner, run_pipeline
-    from dicomwarehouse.sources.listing import Lister
     from dicomwarehouse.warehouse.views import referenced_column_paths
 
     options = options or IngestOptions()
@@ -175,32 +176,23 @@ def ingest(
     warehouse = warehouse_location(warehouse)
     check_runner(beam_args, warehouse)
     publish = publish_request(beam_args, warehouse)  # checked before the run, not after it
-    lister = Lister(storage)
-    refs = expand_sources(sources, manifests, lister=lister)
-    logger.info("listed %d objects", len(refs))
+    storage = storage or StorageOptions()
+    check_sources(sources, manifests)
+    tasks = listing_tasks(sources, manifests)
+    if not tasks:
+        raise SourceError("the sources name no files")
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
     # collection_id always, so that IDC queries filtering on it bind without a manifest
+    lister = Lister(storage)
     extra_columns = list(
-        dict.fromkeys([*(name for ref in refs for name, _ in ref.extras), COLLECTION_COLUMN])
+        dict.fromkeys([*(n for m in manifests for n in lister.extra_columns(m)), COLLECTION_COLUMN])
     )
-    if not refs:
-        raise SourceError("the sources name no files")
     with exclusive_writer(warehouse, force=options.force_unlock) as lock:
         remove_uncommitted(warehouse)
-        plan = plan_run(
-            refs,
-            read_known_objects(warehouse),
-            incremental=options.incremental,
-            full_listing=options.full_listing,
-            retry_errors=options.retry_errors,
-        )
         run = new_run()
-        logger.info(
-            "run %s: %d objects listed, %d to read", run.run_id, len(refs), len(plan.to_read)
-        )
-        actions = plan.counts()
-        start_run(warehouse, run.run_id)  # before the run writes anything: what it writes
-        write_plan(warehouse, run.run_id, plan.events(run.run_id, run.started_at))
+        logger.info("run %s: %d listing tasks", run.run_id, len(tasks))
+        # before the run writes anything: the folders it writes (its ledger rows included)
+        start_run(warehouse, run.run_id)
         finish = RunFinish(
             warehouse,
             run.run_id,
@@ -213,43 +205,40 @@ def ingest(
                 "incremental": options.incremental,
                 "full_listing": options.full_listing,
                 "retry_errors": options.retry_errors,
-                "objects_listed": len(refs),
-                "objects_read": len(plan.to_read),
-                **actions,
-                "list_requests": lister.requests,
                 "read_budget": dataclasses.asdict(budget or ReadBudget()),
                 "pipeline_options": redact_arguments(beam_args),
             },
             publish=publish,
         )
-        finished_here = True
-        if plan.to_read:
-            finished_here = run_pipeline(
-                write_objects(warehouse, run.run_id, plan.to_read),
-                len(plan.to_read),
-                run_output(warehouse, run.run_id),
-                run,
-                finish,
-                beam_args=beam_args,
-                required_paths=with_prefixes(
-                    referenced_column_paths() | set(map(tuple, required_columns))
-                ),
-                existing_paths=committed_column_paths(warehouse),
-                extra_columns=extra_columns,
-                defer_size=defer_size,
-                storage=lister.options,
-                budget=budget,
-                lock=(warehouse, lock.token),
-            )
-        else:
-            finish(None)
+        finished_here = run_pipeline(
+            tasks,
+            ledger_shard_urls(warehouse),
+            PlanObjects(
+                run.run_id,
+                run.started_at,
+                incremental=options.incremental,
+                full_listing=options.full_listing,
+                retry_errors=options.retry_errors,
+            ),
+            run_output(warehouse, run.run_id),
+            run,
+            finish,
+            beam_args=beam_args,
+            required_paths=with_prefixes(
+                referenced_column_paths() | set(map(tuple, required_columns))
+            ),
+            existing_paths=committed_column_paths(warehouse),
+            extra_columns=extra_columns,
+            defer_size=defer_size,
+            storage=storage,
+            budget=budget,
+            lock=(warehouse, lock.token),
+        )
         if not finished_here:
             lock.hand_over()  # the job releases it when it commits
             return IngestSummary(
-                run.run_id, warehouse, len(refs), 0, 0, 0, 0, time.monotonic() - started,
-                actions, list_requests=lister.requests, submitted=True,
-                to_read=len(plan.to_read),
-            )  # fmt: skip
+                run.run_id, warehouse, 0, 0, 0, 0, 0, time.monotonic() - started, submitted=True
+            )
     record = read_run_record(warehouse, run.run_id)
     if record is None:
         raise WarehouseError(f"run {run.run_id} ended without committing")
@@ -257,18 +246,18 @@ def ingest(
     return IngestSummary(
         run_id=run.run_id,
         warehouse=warehouse,
-        objects=len(refs),
+        objects=record["objects_listed"],
         instances=record["instances"],
         elements=record["elements"],
         errors=record["errors"],
         header_bytes_read=record["header_bytes_read"],
         elapsed_seconds=time.monotonic() - started,
-        actions=actions,
+        actions={name: record[name] for name in ACTIONS},
         read_requests=record["read_requests"],
-        list_requests=lister.requests,
+        list_requests=record["list_requests"],
         attributes_left_out=record["attributes_left_out"],
         deep_sequences_left_out=record["deep_sequences_left_out"],
-        to_read=len(plan.to_read),
+        to_read=record["objects_read"],
         sop_instance_uids=record.get("sop_instance_uids", 0),
         instances_without_uid=record.get("instances_without_uid", 0),
         publish_report=read_json(report_url) if publish is not None else None,

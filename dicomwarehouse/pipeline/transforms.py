@@ -1,10 +1,13 @@
 """The ingest job as an Apache Beam pipeline (DirectRunner by default, Dataflow by flags).
 
-    objects -> ExtractObjects -> metadata rows -> StageMetadataRows -> WriteMetadataShards -\\
-                 \\-> column paths -> union (side input) ------------^                    |
-                 \\-> element batches ----------------> WriteParquetShards -------------+-> Finish
-                 \\-> error rows ---------------------> WriteParquetShards -------------/     ^
-                 \\-> bytes and requests read -> sums (side input) -------------------------/
+    tasks, ledger shards -> PlanRun -> ledger rows (skipped, deleted) --------> events --\\
+                              \\-> counts (side input) --------------------------------+ |
+    (object, action) -> ExtractObjects -> metadata rows -> StageMetadataRows ->        | |
+                 |                       WriteMetadataShards (paths side input) ---+-+-> Finish
+                 \\-> column paths -> union ----------^                              |
+                 \\-> element batches, error rows -> WriteParquetShards --------------/
+                 \\-> ledger rows with their outcome -> events (WriteParquetShards)
+                 \\-> bytes and requests read -> sums (side input of Finish)
 
 Every shard of dicom_metadata is written with the run's one schema: the union of the column
 paths all objects reported, held to BigQuery's column limit (``limits.choose_columns``: the
@@ -12,7 +15,9 @@ rarest attributes are left to dicom_elements when the union would not fit). That
 known only once every object is read, so metadata rows are first staged as they come (a file
 of rows per shard under the run folder's ``_staging/``) and turned into Parquet shards of the
 run's schema afterwards, one staged file at a time: a worker's memory holds one shard of rows,
-never the run's. The last step, ``Finish``, sees the list of every shard written, so it runs
+never the run's (every writer's buffer is bounded in bytes too, and extraction workers collect
+cyclic garbage as they go: ``benchmarks/memory.py`` measures the peak against the run's size).
+The last step, ``Finish``, sees the list of every shard written, so it runs
 once all writers are done: it commits the run (``finish.RunFinish``) inside the job, which is
 what lets a Dataflow job whose launcher does not wait for it (a Flex Template) commit and
 publish on its own.
@@ -20,6 +25,9 @@ publish on its own.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 import pickle
 import sys
@@ -42,18 +50,25 @@ from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.pipeline.faults import fault_point
-from dicomwarehouse.pipeline.finish import read_objects
 from dicomwarehouse.pipeline.interactive import beam_outside_ipython
+from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun, after_planning
 from dicomwarehouse.pipeline.progress import (
     ProgressCounter,
     ProgressDisplay,
     local_runner,
     on_terminal,
 )
+from dicomwarehouse.sources.expand import ListingTask
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
-from dicomwarehouse.warehouse.layout import COLUMN_PATHS_FILE, LEFT_OUT_FILE, STAGING_FOLDER
+from dicomwarehouse.warehouse.layout import (
+    COLUMN_PATHS_FILE,
+    EVENTS_TABLE,
+    LEFT_OUT_FILE,
+    STAGING_FOLDER,
+)
+from dicomwarehouse.warehouse.ledger import EVENTS_SCHEMA, FAILED, INGESTED, event_row
 from dicomwarehouse.warehouse.lock import keep_lease
 
 __all__ = [
@@ -73,12 +88,29 @@ _ELEMENTS = "elements"
 _ERRORS = "errors"
 _PATHS = "paths"
 _STATS = "stats"
+#: Ledger rows of the objects read, with their outcome (ingested or failed).
+_EVENTS = "events"
+#: Objects between two full garbage collections in a worker (see ``ExtractObjects``).
+COLLECT_EVERY = 200
 #: How flatten words the anomaly of a sequence too deep for a column (see flatten.sequence).
 _TOO_DEEP = "sequence nested deeper than"
 
 
 class PipelineArgumentError(UsageError):
     """Beam flags (after ``--``) that Beam refuses, such as an unknown runner."""
+
+
+def release_memory() -> None:
+    """Collect cyclic garbage, then hand the freed heap back to the system where C allows.
+
+    Collecting frees the cycles parsing leaves behind (see ``ExtractObjects``); glibc's
+    ``malloc_trim`` then returns the free pages of the heap, which it otherwise keeps, so the
+    process's resident memory follows what it holds rather than what it once held.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _in_global_window(output: Any) -> Any:
@@ -101,6 +133,14 @@ class ExtractObjects(beam.DoFn):
     first-block requests in flight per DoFn instance) while this thread parses the ones whose
     bytes have arrived; outputs of the objects still in flight at the end of a bundle are
     emitted by ``finish_bundle``.
+
+    Every ``COLLECT_EVERY`` objects the worker runs a full garbage collection
+    (``release_memory``). Parsing leaves
+    reference cycles behind (datasets and their elements point at each other), and Python
+    collects its oldest generation only when the long-lived objects grew by a quarter: on a
+    long bundle (the DirectRunner's is the whole run) that garbage piled up at about 0.07 MiB
+    an object, measured with ``benchmarks/memory.py``, and a census of live objects after a
+    collection showed nothing else growing.
     """
 
     def __init__(
@@ -125,13 +165,26 @@ class ExtractObjects(beam.DoFn):
     def setup(self) -> None:
         self.progress = ProgressCounter(self.progress_folder)
         self.prefetcher = Prefetcher(self.storage)
+        self.actions: dict[str, str] = {}  # of the objects in the prefetcher's window only
+        self.extracted = 0
+
+    def _event(self, ref: ObjectRef, outcome: str) -> Iterator[Any]:
+        action = self.actions.pop(ref.url, None)
+        if action is not None:
+            row = event_row(ref, action, outcome, self.run.run_id, self.run.started_at)
+            yield beam.pvalue.TaggedOutput(_EVENTS, row)
 
     def teardown(self) -> None:
         self.progress.flush()
         self.prefetcher.close()
 
-    def process(self, ref: ObjectRef) -> Iterator[Any]:
+    def process(self, element: ObjectRef | tuple[ObjectRef, str]) -> Iterator[Any]:
+        """``element``: an object, or an object and why the run reads it (``PlanObjects``),
+        whose ledger row then comes out with its outcome."""
         pause_point("extract")  # tests hold a running ingest here (pausepoints)
+        ref, action = element if isinstance(element, tuple) else (element, None)
+        if action is not None:
+            self.actions[ref.url] = action
         for due, opened in self.prefetcher.push(ref):
             yield from self._extract(due, opened)
 
@@ -151,11 +204,15 @@ class ExtractObjects(beam.DoFn):
             budget=self.budget,
         )
         self.objects.inc()
+        self.extracted += 1
+        if self.extracted % COLLECT_EVERY == 0:
+            release_memory()
         if extracted.error is not None:
             self.progress.add(failed=True, bytes_read=0)
             self.failures.inc()
             yield beam.pvalue.TaggedOutput(_STATS, (0, extracted.requests))
             yield beam.pvalue.TaggedOutput(_ERRORS, extracted.error)
+            yield from self._event(ref, FAILED)
             return
         header_bytes = extracted.metadata["header_bytes_read"] or 0
         self.progress.add(failed=False, bytes_read=header_bytes)
@@ -167,6 +224,7 @@ class ExtractObjects(beam.DoFn):
         )
         yield beam.pvalue.TaggedOutput(_PATHS, (extracted.column_paths, too_deep))
         yield beam.pvalue.TaggedOutput(_ELEMENTS, extracted.elements)
+        yield from self._event(ref, INGESTED)
         yield extracted.metadata
 
 
@@ -236,20 +294,37 @@ class _ChooseColumns(beam.CombineFn):
         }
 
 
-class _BundleBuffer(beam.DoFn):
-    """Buffer a bundle's elements and flush them every ``shard_rows`` rows (and at its end)."""
+#: What a writer buffers before it writes a shard, in bytes: the bound of a worker's memory
+#: per writer, whatever the run's size (rows are counted too, ``shard_rows``).
+SHARD_BYTES = 32 * 2**20
+#: The same bound for staged metadata rows, counted pickled: a row of the run's wide schema
+#: takes several times its pickle once it is an Arrow table, when ``WriteMetadataShards`` turns
+#: a staged file into a shard (the peak of a run, measured with ``benchmarks/memory.py``).
+METADATA_SHARD_BYTES = 8 * 2**20
 
-    def __init__(self, shard_rows: int) -> None:
+
+class _BundleBuffer(beam.DoFn):
+    """Buffer a bundle's elements; flush every ``shard_rows`` rows or ``shard_bytes`` bytes.
+
+    The byte bound matters on the DirectRunner, whose bundles are the whole run: without it a
+    writer of element batches held up to ``shard_rows`` rows (hundreds of MiB) at a time.
+    """
+
+    def __init__(self, shard_rows: int, shard_bytes: int = SHARD_BYTES) -> None:
         self.shard_rows = shard_rows
+        self.shard_bytes = shard_bytes
 
     def start_bundle(self) -> None:
         self.buffer: list[Any] = []
         self.buffered_rows = 0
+        self.buffered_bytes = 0
 
     def process(self, element: Any) -> Iterator[str]:
+        element, rows, size = self.measure(element)
         self.buffer.append(element)
-        self.buffered_rows += element.num_rows if isinstance(element, pa.RecordBatch) else 1
-        if self.buffered_rows >= self.shard_rows:
+        self.buffered_rows += rows
+        self.buffered_bytes += size
+        if self.buffered_rows >= self.shard_rows or self.buffered_bytes >= self.shard_bytes:
             yield self._flush()
 
     def finish_bundle(self) -> Iterator[Any]:
@@ -257,16 +332,25 @@ class _BundleBuffer(beam.DoFn):
             yield _in_global_window(self._flush())
 
     def _flush(self) -> str:
-        buffer, self.buffer, self.buffered_rows = self.buffer, [], 0
+        buffer, self.buffer, self.buffered_rows, self.buffered_bytes = self.buffer, [], 0, 0
         return self.write(buffer)
+
+    def measure(self, element: Any) -> tuple[Any, int, int]:
+        """The element as buffered, its rows and its bytes (0: not measured)."""
+        if isinstance(element, pa.RecordBatch):
+            return element, element.num_rows, element.nbytes
+        return element, 1, 0
 
     def write(self, buffer: list[Any]) -> str:
         raise NotImplementedError
 
 
+_ROW_SCHEMAS = {"errors": ERRORS_SCHEMA, "events": EVENTS_SCHEMA}
+
+
 class WriteParquetShards(_BundleBuffer):
-    """Write a bundle's error rows or element batches as Parquet shards of about ``shard_rows``
-    rows (their schemas are fixed)."""
+    """Write a bundle's error rows, ledger rows or element batches as Parquet shards of about
+    ``shard_rows`` rows (their schemas are fixed)."""
 
     def __init__(self, directory: str, kind: str, shard_rows: int) -> None:
         super().__init__(shard_rows)
@@ -274,8 +358,8 @@ class WriteParquetShards(_BundleBuffer):
         self.kind = kind
 
     def write(self, buffer: list[Any]) -> str:
-        if self.kind == "errors":
-            table = pa.Table.from_pylist(buffer, schema=ERRORS_SCHEMA)
+        if self.kind in _ROW_SCHEMAS:
+            table = pa.Table.from_pylist(buffer, schema=_ROW_SCHEMAS[self.kind])
         else:
             table = pa.Table.from_batches(buffer, schema=ELEMENTS_SCHEMA)
         written = write_shard(table, self.directory)
@@ -286,20 +370,32 @@ class WriteParquetShards(_BundleBuffer):
 class StageMetadataRows(_BundleBuffer):
     """Write a bundle's metadata rows, as they come, to staged files of ``shard_rows`` rows.
 
-    The rows are pickled as they are (nested dicts of Python values), so the shard made of
-    them later is exactly the one the rows would have made directly. Staged files live under
-    the run folder's ``_staging/``: never a shard (not Parquet), removed at commit, and with the
-    run folder when the run never commits.
+    Each row is pickled when it arrives (nested dicts of Python values, a few times larger in
+    memory than pickled), so the buffer holds compact bytes, bounded by ``shard_bytes`` too;
+    the shard made of them later is exactly the one the rows would have made directly. Staged
+    files live under the run folder's ``_staging/``: never a shard (not Parquet), removed at
+    commit, and with the run folder when the run never commits.
     """
 
-    def __init__(self, directory: str, shard_rows: int) -> None:
-        super().__init__(shard_rows)
+    def __init__(
+        self, directory: str, shard_rows: int, shard_bytes: int = METADATA_SHARD_BYTES
+    ) -> None:
+        super().__init__(shard_rows, shard_bytes)
         self.directory = directory
+
+    def measure(self, element: Any) -> tuple[Any, int, int]:
+        pickled = pickle.dumps(element, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickled, 1, len(pickled)
 
     def write(self, buffer: list[Any]) -> str:
         url = join(self.directory, STAGING_FOLDER, f"rows-{uuid.uuid4().hex}.pickle")
         store_for(url).write_bytes(url, pickle.dumps(buffer, protocol=pickle.HIGHEST_PROTOCOL))
         return url
+
+
+def read_staged_rows(url: str) -> list[dict[str, Any]]:
+    """The metadata rows of one staged file (``StageMetadataRows``), in order."""
+    return [pickle.loads(row) for row in pickle.loads(store_for(url).read_bytes(url))]
 
 
 class WriteMetadataShards(beam.DoFn):
@@ -316,8 +412,8 @@ class WriteMetadataShards(beam.DoFn):
         if self.schema is None:
             extra = dict.fromkeys(self.extra_columns, pa.string())
             self.schema = metadata_schema(map(tuple, column_paths), extra)
-        rows = pickle.loads(store_for(staged).read_bytes(staged))
-        yield write_shard(metadata_table(rows, self.schema), self.directory)
+        yield write_shard(metadata_table(read_staged_rows(staged), self.schema), self.directory)
+        release_memory()  # the rows' reference cycles, before the next file
 
 
 class _WriteColumnPaths(beam.DoFn):
@@ -342,8 +438,10 @@ class IngestTransform(beam.PTransform):
     """ObjectRefs in; Parquet shards of the three tables out.
 
     ``output`` names each table's folder with a ``{table}`` placeholder, e.g.
-    ``/warehouse/{table}/run-<run id>``. The outputs: the shard paths of each table, the
-    column-paths file, and ``stats``: one (header bytes read, read requests) pair for the run.
+    ``/warehouse/{table}/run-<run id>``. Its input: objects, or (object, action) pairs
+    (``planning.PlanObjects``). The outputs: the shard paths of each table, the column-paths
+    file, ``stats``: one (header bytes read, read requests) pair for the run, and ``events``:
+    the ledger rows of the objects given with an action, with their outcome.
     """
 
     def __init__(
@@ -378,7 +476,7 @@ class IngestTransform(beam.PTransform):
             ExtractObjects(
                 self.run, self.defer_size, self.storage, self.budget, self.progress_folder
             )
-        ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, main="metadata")
+        ).with_outputs(_ELEMENTS, _ERRORS, _PATHS, _STATS, _EVENTS, main="metadata")
         chosen = results[_PATHS] | "ChooseColumns" >> beam.CombineGlobally(
             _ChooseColumns(self.required_paths, self.existing_paths, self.extra_columns)
         )
@@ -412,11 +510,12 @@ class IngestTransform(beam.PTransform):
             "ingest_errors": errors,
             "column_paths": paths_written,
             "stats": stats,
+            "events": results[_EVENTS],
         }
 
 
 class _KeepWriterLock(beam.DoFn):
-    """Passes objects on; renews the run's gs:// write lock from each worker process it runs in.
+    """Passes elements on; renews the run's gs:// write lock from each worker process it runs in.
 
     A job whose launcher did not wait (a Flex Template) so keeps its lock while it is alive,
     and loses it minutes after it dies (``lock.keep_lease``: one heartbeat per process).
@@ -429,8 +528,8 @@ class _KeepWriterLock(beam.DoFn):
     def setup(self) -> None:
         keep_lease(self.warehouse, self.token)
 
-    def process(self, ref: ObjectRef) -> Iterator[ObjectRef]:
-        yield ref
+    def process(self, element: Any) -> Iterator[Any]:
+        yield element
 
 
 def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
@@ -446,12 +545,25 @@ def check_runner(beam_args: Sequence[str], warehouse: str) -> None:
         )
 
 
+def _finish_run(
+    shards: list[str],
+    finish: Callable[..., None],
+    sums: tuple[int, int],
+    counts: dict[str, int],
+) -> None:
+    """The last step: the worker's freed memory back first (the commit and the DuckDB build
+    are the run's last peaks), then ``finish``."""
+    release_memory()
+    finish(shards, *sums, counts)
+
+
 def run_pipeline(
-    objects: str,
-    total: int,
+    tasks: Sequence[ListingTask],
+    ledger_shards: Sequence[str],
+    plan: PlanObjects,
     output: str,
     run: RunInfo,
-    finish: Callable[[Sequence[str], int, int], None],
+    finish: Callable[..., None],
     *,
     beam_args: Sequence[str] = (),
     required_paths: Iterable[ColumnPath] = (),
@@ -462,10 +574,12 @@ def run_pipeline(
     budget: ReadBudget | None = None,
     lock: tuple[str, str] | None = None,
 ) -> bool:
-    """Run the ingest pipeline, ending with ``finish(shards, header_bytes, read_requests)``.
+    """List, plan, read and write a run, ending with ``finish(shards, header_bytes,
+    read_requests, counts)`` (``counts``: objects per action, listed, list requests).
 
-    ``objects`` is the file of the ``total`` objects to read (``finish.write_objects``): the
-    pipeline's first step reads it, so the job graph does not grow with the run.
+    ``tasks`` are the run's listing tasks and ``ledger_shards`` the ledger's shards: the
+    pipeline lists and joins them with the ledger itself (``planning.PlanRun``), so the job
+    graph and the launcher stay small however many objects a run has.
 
     Returns True once the pipeline ran to its end here; False when the runner only submitted
     it (a Dataflow template launch has no job to wait for), so the job finishes on its own.
@@ -477,19 +591,25 @@ def run_pipeline(
     except (ValueError, TypeError) as exc:
         raise PipelineArgumentError(f"bad Beam pipeline flags: {exc}") from exc
     display = ProgressDisplay(
-        total,
+        None,  # the objects to read are known only once the pipeline has planned
         enabled=on_terminal(sys.stderr) and local_runner(options.view_as(StandardOptions).runner),
     )
     # one line for the run, drawn here from what every DoFn instance counts; in a notebook,
     # Beam builds and runs the pipeline as in a script (pipeline.interactive)
     with display, beam_outside_ipython():
-        refs = (
-            pipeline
-            | "ObjectsFile" >> beam.Create([objects])
-            | "Objects" >> beam.FlatMap(read_objects)
-            | "Spread" >> beam.Reshuffle()
+        tasks_in = pipeline | "ListingTasks" >> beam.Create(list(tasks))
+        if lock is not None:  # renewed from the workers from the first step (listing) on
+            tasks_in = tasks_in | "KeepWriterLockListing" >> beam.ParDo(_KeepWriterLock(*lock))
+        planned = tasks_in | "Plan" >> PlanRun(
+            list(ledger_shards), plan, storage, progress_folder=display.folder
         )
-        if lock is not None:
+        refs = (
+            planned["to_read"]
+            | "Spread" >> beam.Reshuffle()
+            | "AfterPlanning"
+            >> beam.Map(after_planning, beam.pvalue.AsSingleton(planned["counts"]))
+        )
+        if lock is not None:  # and from each worker that reads
             refs = refs | "KeepWriterLock" >> beam.ParDo(_KeepWriterLock(*lock))
         written = refs | "Ingest" >> IngestTransform(
             output,
@@ -503,13 +623,22 @@ def run_pipeline(
             progress_folder=display.folder,
         )
         stats = written.pop("stats")
+        events = (
+            (written.pop("events"), planned["events"])
+            | "AllEvents" >> beam.Flatten()
+            | "WriteEvents"
+            >> beam.ParDo(WriteParquetShards(output.format(table=EVENTS_TABLE), "events", 100_000))
+        )
         _ = (
-            tuple(written.values())
+            (*written.values(), events)
             | "AllWrites" >> beam.Flatten()
             | "ListWrites" >> beam.combiners.ToList()
             | "Finish"
             >> beam.Map(
-                lambda shards, sums: finish(shards, *sums), sums=beam.pvalue.AsSingleton(stats)
+                _finish_run,
+                finish,
+                sums=beam.pvalue.AsSingleton(stats),
+                counts=beam.pvalue.AsSingleton(planned["counts"]),
             )
         )
         result = pipeline.run()

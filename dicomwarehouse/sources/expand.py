@@ -1,7 +1,11 @@
-"""Turn what the user names (directories, files, globs, manifests) into a list of objects.
+"""Turn what the user names (directories, files, globs, manifests) into objects.
 
-Every object a run is given must end up in exactly one of dicom_metadata and ingest_errors, so
-the list is made once, up front, de-duplicated by URL, and handed to the pipeline whole.
+Every object a run is given must end up in exactly one of dicom_metadata and ingest_errors.
+A run's listing is a set of :class:`ListingTask` (one per source the user typed, one per
+manifest): the launcher only makes the tasks and checks, cheaply, that local sources exist;
+the pipeline's workers expand each task (``expand_task``) and de-duplicate by URL, so the
+launcher's memory does not grow with the number of objects. ``expand_sources`` does the same
+in one process, for tools and tests.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import glob
 import os
 import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dicomwarehouse.errors import SourceError
@@ -20,7 +25,11 @@ if TYPE_CHECKING:
     from dicomwarehouse.sources.listing import Lister
 
 __all__ = [
+    "ListingTask",
+    "check_sources",
     "expand_sources",
+    "expand_task",
+    "listing_tasks",
     "sample_files_dir",
 ]
 
@@ -127,6 +136,68 @@ def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
         raise SourceError(f"no such file or directory: {source!r}")
 
 
+@dataclass(frozen=True)
+class ListingTask:
+    """One element of a run's listing: a source the user typed, or a manifest.
+
+    ``order`` ranks the tasks as the user named them (sources, then manifests): when two
+    tasks name the same URL, the object of the first one is kept, as in ``expand_sources``.
+    """
+
+    order: int
+    location: str
+    manifest: bool = False
+
+
+def listing_tasks(sources: Iterable[str], manifests: Iterable[str] = ()) -> list[ListingTask]:
+    """The run's listing tasks, in the order the user named them."""
+    named = [(source, False) for source in sources] + [(m, True) for m in manifests]
+    return [
+        ListingTask(order, location, manifest) for order, (location, manifest) in enumerate(named)
+    ]
+
+
+def check_sources(sources: Iterable[str], manifests: Iterable[str] = ()) -> None:
+    """Usage errors the launcher can see without listing: a bad scheme, a missing path, a glob
+    that matches nothing, local sources that name no file at all, a missing local manifest
+    (one line, before any job). Only the first file of each local source is looked for.
+
+    Bucket sources are checked by the workers that list them.
+    """
+    from dicomwarehouse.io.urls import is_bucket_url
+
+    sources, manifests = list(sources), list(manifests)
+    named_any = bool(manifests)
+    for source in sources:
+        if is_bucket_url(source) or next(iter(_expand_one(source, strict=True)), None) is not None:
+            named_any = True
+    if not named_any:
+        raise SourceError("the sources name no files")
+    for manifest in manifests:
+        if not is_bucket_url(manifest) and not os.path.isfile(manifest):
+            raise SourceError(f"manifest not found: {manifest}")
+
+
+def expand_task(task: ListingTask, lister: Lister) -> Iterator[ObjectRef]:
+    """The objects of one listing task, in order (a URL may repeat; callers de-duplicate)."""
+    from dicomwarehouse.io.urls import is_bucket_url
+
+    if not task.manifest:
+        if is_bucket_url(task.location):
+            yield from lister.expand_url(task.location)
+        else:
+            yield from _expand_one(task.location, strict=True)
+        return
+    # local paths in a manifest are relative to the manifest, as users expect
+    for entry in lister.expand_manifest(task.location):
+        if isinstance(entry, ObjectRef):
+            yield entry
+        elif is_bucket_url(entry):
+            yield from lister.expand_url(entry)
+        else:
+            yield from _expand_one(entry, strict=False)
+
+
 def expand_sources(
     sources: Iterable[str], manifests: Iterable[str] = (), *, lister: Lister | None = None
 ) -> list[ObjectRef]:
@@ -135,22 +206,11 @@ def expand_sources(
     gs:// and s3:// sources, and manifests of every format (see ``manifests``), go through
     ``lister`` (``listing.Lister``), which also counts the listing requests.
     """
-    from dicomwarehouse.io.urls import is_bucket_url
     from dicomwarehouse.sources.listing import Lister
 
     lister = lister or Lister()
     seen: dict[str, ObjectRef] = {}
-    named: list[tuple[str | ObjectRef, bool]] = [(source, True) for source in sources]
-    for manifest in manifests:
-        # local paths in a manifest are relative to the manifest, as users expect
-        named.extend((entry, False) for entry in lister.expand_manifest(manifest))
-    for source, strict in named:
-        if isinstance(source, ObjectRef):
-            refs: Iterable[ObjectRef] = (source,)
-        elif is_bucket_url(source):
-            refs = lister.expand_url(source)
-        else:
-            refs = _expand_one(source, strict)
-        for ref in refs:
+    for task in listing_tasks(sources, manifests):
+        for ref in expand_task(task, lister):
             seen.setdefault(ref.url, ref)
     return list(seen.values())

@@ -139,20 +139,33 @@ class Lister:
             raise SourceError(f"manifest not found: {location}")
         return path.read_bytes()
 
+    def _entries(self, location: str) -> Iterator[ManifestEntry]:
+        return parse_manifest(
+            self.read_bytes(location),
+            location,
+            manifest_format=self.options.manifest_format,
+            s5cmd_endpoint_url=self.options.s5cmd_endpoint_url,
+            fetch=self.read_bytes,
+        )
+
+    def extra_columns(self, location: str) -> list[str]:
+        """The extra columns a manifest's entries give their objects (collection_id, ...).
+
+        The launcher needs them before the pipeline lists (they are columns of the run's
+        dicom_metadata); the entries are read one at a time and nothing is listed.
+        """
+        names: dict[str, None] = {}
+        for entry in self._entries(location):
+            names.update(dict.fromkeys(name for name, _ in entry.extras))
+        return list(names)
+
     def expand_manifest(self, location: str) -> Iterator[ObjectRef | str]:
         """Objects of a manifest in order: refs, and local paths (relative to the manifest).
 
         Series and glob entries are listed on a thread pool (``requests_in_flight`` at once),
         in the manifest's order.
         """
-        data = self.read_bytes(location)
-        entries = parse_manifest(
-            data,
-            location,
-            manifest_format=self.options.manifest_format,
-            s5cmd_endpoint_url=self.options.s5cmd_endpoint_url,
-            fetch=self.read_bytes,
-        )
+        entries = self._entries(location)
         folder = None if is_bucket_url(location) else Path(location).parent
         workers = max(1, self.options.requests_in_flight)
         with ThreadPoolExecutor(workers, thread_name_prefix="dicomwarehouse-list") as pool:

@@ -122,6 +122,14 @@ def build_duckdb(root: Location) -> Path:
     try:
         con = duckdb.connect(str(aside))
         try:
+            # one thread: the build reads the footers of every shard (wide ones for
+            # dicom_metadata) and scans the runs' URLs; each thread's buffers add to the peak
+            # memory of the run's last step (343 -> 293 MiB for the build alone at 10,692 objects)
+            con.execute("SET threads = 1")
+            # every view bound over the tables reads the footers of every shard again (wide
+            # ones for dicom_metadata); cached, they are read once per build: the build's peak
+            # at 10,692 objects falls from 570 to 336 MiB (shards never change once written)
+            con.execute("SET parquet_metadata_cache = true")
             _create_warehouse_objects(con, location, runs)
             pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
         finally:

@@ -77,7 +77,9 @@ RUNS_FOLDER = "_runs"
 #: Folder of the records of runs that started and have not committed: each names the folders
 #: its run writes, which are all that clean-up after a failed run deletes.
 STARTED_FOLDER = "_started"
-#: Folder of the ledger rows a run plans to write (see ``finish``); gone once it commits.
+#: Folder where runs of earlier versions kept their planned ledger rows and objects to read;
+#: runs now plan in the pipeline and write their ledger rows to their own run folder, but
+#: clean-up still removes what an interrupted earlier run left here.
 PLANS_FOLDER = "_plans"
 #: Inside a run's dicom_metadata folder: rows staged until the run's schema is known
 #: (``pipeline.transforms``); removed when the run commits.

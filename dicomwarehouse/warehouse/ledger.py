@@ -28,13 +28,19 @@ from dicomwarehouse.tables.schema import SOURCE_FIELDS
 from dicomwarehouse.warehouse.layout import EVENTS_TABLE, committed_runs, shard_urls
 
 __all__ = [
+    "ACTIONS",
     "EVENTS_SCHEMA",
     "PENDING",
+    "READ_ACTIONS",
     "KnownObject",
     "RunPlan",
+    "decide_action",
+    "event_row",
     "known_objects",
+    "ledger_shard_urls",
     "plan_run",
     "read_known_objects",
+    "read_ledger_shard",
 ]
 
 #: The physical ledger table (one Parquet folder per run, like the other tables).
@@ -59,6 +65,9 @@ NEW, CHANGED, UNCHANGED, RETRIED, REINGESTED, DELETED = (
     "deleted",
 )
 INGESTED, FAILED, SKIPPED = "ingested", "failed", "skipped"
+#: Every action, in the run record's order; those that make a run read the object.
+ACTIONS = (NEW, CHANGED, UNCHANGED, RETRIED, REINGESTED, DELETED)
+READ_ACTIONS = (NEW, CHANGED, RETRIED, REINGESTED)
 #: The outcome of an object to read in a run's plan, until the run's finishing step knows it.
 PENDING = "pending"
 
@@ -96,7 +105,7 @@ class RunPlan:
 
     def counts(self) -> dict[str, int]:
         """Objects per action, for the run record and the summary line."""
-        result = {name: 0 for name in (NEW, CHANGED, UNCHANGED, RETRIED, REINGESTED, DELETED)}
+        result = dict.fromkeys(ACTIONS, 0)
         for action in self.actions.values():
             result[action] += 1
         result[UNCHANGED] += len(self.skipped)
@@ -113,15 +122,7 @@ class RunPlan:
         rows: list[dict[str, Any]] = []
 
         def add(ref: ObjectRef, action: str, outcome: str) -> None:
-            rows.append(
-                {
-                    **ref.provenance(),
-                    "action": action,
-                    "outcome": outcome,
-                    "ingest_run_id": run_id,
-                    "listed_at": listed_at,
-                }
-            )
+            rows.append(event_row(ref, action, outcome, run_id, listed_at))
 
         for ref in self.to_read:
             add(ref, self.actions[ref.url], outcomes[ref.url] if outcomes else PENDING)
@@ -130,6 +131,36 @@ class RunPlan:
         for ref in self.deleted:
             add(ref, DELETED, DELETED)
         return pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA)
+
+
+def event_row(
+    ref: ObjectRef, action: str, outcome: str, run_id: str, listed_at: dt.datetime
+) -> dict[str, Any]:
+    """One ledger row (``EVENTS_SCHEMA``): what a run did with one object version."""
+    return {
+        **ref.provenance(),
+        "action": action,
+        "outcome": outcome,
+        "ingest_run_id": run_id,
+        "listed_at": listed_at,
+    }
+
+
+def decide_action(
+    ref: ObjectRef, previous: KnownObject | None, *, incremental: bool, retry_errors: bool
+) -> str | None:
+    """Why a run reads a listed object (new, changed, ...); None: it skips it (unchanged).
+
+    The decision needs only what the ledger knows of this one URL, which is what lets the
+    pipeline make it per key after joining the listing with the ledger.
+    """
+    if previous is None or previous.outcome == DELETED:
+        return NEW
+    if not same_version(ref, previous.ref):
+        return CHANGED
+    if previous.outcome == FAILED and retry_errors:
+        return RETRIED
+    return None if incremental else REINGESTED
 
 
 def plan_run(
@@ -143,18 +174,12 @@ def plan_run(
     """Compare a listing with the ledger: what to read, what to skip, what was deleted."""
     plan = RunPlan()
     for ref in listing:
-        previous = known.get(ref.url)
-        if previous is None or previous.outcome == DELETED:
-            action = NEW
-        elif not same_version(ref, previous.ref):
-            action = CHANGED
-        elif previous.outcome == FAILED and retry_errors:
-            action = RETRIED
-        elif incremental:
+        action = decide_action(
+            ref, known.get(ref.url), incremental=incremental, retry_errors=retry_errors
+        )
+        if action is None:
             plan.skipped.append(ref)
             continue
-        else:
-            action = REINGESTED
         plan.to_read.append(ref)
         plan.actions[ref.url] = action
     if full_listing:
@@ -190,18 +215,30 @@ def known_objects(events: Iterable[Mapping[str, Any]]) -> dict[str, KnownObject]
     return {url: KnownObject(_ref_from_row(row), row["outcome"]) for url, row in latest.items()}
 
 
+def ledger_shard_urls(root: Location) -> list[str]:
+    """The ledger's Parquet shards, of the committed runs only (names: nothing is read)."""
+    location = warehouse_location(root)
+    return [
+        url
+        for run_id in committed_runs(location)
+        for url in shard_urls(location, EVENTS_TABLE, run_id)
+    ]
+
+
+def read_ledger_shard(url: str) -> list[dict[str, Any]]:
+    """The rows of one ledger shard that can change what is known (skips change nothing)."""
+    table = read_parquet(url)
+    return [row for row in table.to_pylist() if row["outcome"] != SKIPPED]
+
+
 def read_known_objects(root: Location) -> dict[str, KnownObject]:
     """The ledger's current knowledge per URL, from the committed runs' events.
 
     Read through the store (local or gs://) into memory: one row per object per run that
-    read or deleted it, so a few hundred bytes per object.
+    read or deleted it, so a few hundred bytes per object. Runs do not call this: their
+    pipeline joins the listing with the ledger shards per URL (``pipeline.planning``).
     """
-    location = warehouse_location(root)
-    tables = [
-        read_parquet(url)
-        for run_id in committed_runs(location)
-        for url in shard_urls(location, EVENTS_TABLE, run_id)
-    ]
+    tables = [read_parquet(url) for url in ledger_shard_urls(root)]
     if not tables:
         return {}
     events = pa.concat_tables(tables, promote_options="default")  # noqa: F841 - read by DuckDB
