@@ -23,6 +23,7 @@ from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 from dicomwarehouse.bigquery.plan import build_plan
 from dicomwarehouse.io.urls import idc_object_uuids
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.sources.manifests import parse_manifest
 from dicomwarehouse.tables.bigquery_schema import RUN_SCHEMA_FILE, run_schema_json
 from dicomwarehouse.tables.required_columns import (
     CRDC_INSTANCE_COLUMN,
@@ -118,6 +119,20 @@ def test_every_rfc4122_version_and_variant_is_taken() -> None:
         for variant in "89abAB":
             text = base[:14] + version + base[15:19] + variant + base[20:]
             assert idc_object_uuids(f"gs://b/{text}/{text}.dcm") == (text.lower(), text.lower())
+
+
+def test_manifest_columns_named_in_another_case_are_the_same_columns() -> None:
+    series, instance = new_uuid(), new_uuid()
+    manifest = (
+        "GCS_URL,CRDC_Series_UUID,Crdc-Instance-UUID,Collection ID\n"
+        f"gs://b/x.dcm,{series},{instance},c1\n"
+    ).encode()
+    (entry,) = parse_manifest(manifest, "m.csv", fetch=lambda url: b"")
+    assert dict(entry.extras) == {
+        CRDC_SERIES_COLUMN: series,
+        CRDC_INSTANCE_COLUMN: instance,
+        "collection_id": "c1",
+    }
 
 
 # --- ingests --------------------------------------------------------------------------------
