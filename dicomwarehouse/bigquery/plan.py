@@ -361,7 +361,7 @@ def _missing_manifest_fields(schema: list[Field]) -> list[Field]:
     names = {field["name"].lower() for field in schema}
     missing = [name for name in IDC_MANIFEST_COLUMNS if name.lower() not in names]
     arrow = pa.schema([pa.field(name, pa.string()) for name in missing])
-    return arrow_schema_to_bigquery(arrow, "dicom_metadata", extra_columns=missing)
+    return arrow_schema_to_bigquery(arrow, "dicom_metadata")
 
 
 def _history_specs(runs: list[WarehouseRun]) -> list[TableSpec]:
