@@ -42,6 +42,7 @@ from dicomwarehouse.tables.vr import (
 )
 
 __all__ = [
+    "TAG_INFOS",
     "ElementRows",
     "FlatObject",
     "Flattener",
@@ -159,11 +160,12 @@ class TagInfo:
     delimiter: bool  # an item or delimitation tag (group FFFE) read as an element
 
 
-_TAG_INFO: dict[int, TagInfo] = {}
+#: Every tag met so far, by tag: a hot loop looks here first and calls ``tag_info`` on a miss.
+TAG_INFOS: dict[int, TagInfo] = {}
 
 
 def tag_info(tag: int) -> TagInfo:
-    info = _TAG_INFO.get(tag)
+    info = TAG_INFOS.get(tag)
     if info is None:
         tag_hex = f"{tag:08X}"
         private = bool(tag >> 16 & 1)
@@ -181,7 +183,7 @@ def tag_info(tag: int) -> TagInfo:
             creator_key=(tag & 0xFFFF0000) | (block >> 8) if private and block >= 0x1000 else None,
             delimiter=tag >> 16 == 0xFFFE,
         )
-        _TAG_INFO[tag] = info
+        TAG_INFOS[tag] = info
     return info
 
 

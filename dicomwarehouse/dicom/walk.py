@@ -51,7 +51,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets
-from dicomwarehouse.dicom.flatten import FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.read import collect_pydicom_problems
 from dicomwarehouse.dicom.values import (
@@ -73,7 +73,6 @@ _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _LONG_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_16}
 _BINARY = DecodedValue(None)
-_NO_BYTES = b""
 #: What the reference's file meta read converts besides its first element.
 _META_CONVERTED = frozenset({0x00020000, 0x00020010})
 #: First read of a local file: the whole header of most single-frame objects.
@@ -454,13 +453,20 @@ class _Walker:
         element is kept in ``mark`` (``resume`` goes on from it); ``resumed`` is that state.
         """
         data = self.data
+        size = self.size
         flattener = self.flattener
         implicit_header, explicit_header, unpack_long = _UNPACK[little]
+        short_vrs = _SHORT_VRS
+        tag_infos = TAG_INFOS
+        decoded_values = _DECODED
         creators: dict[int, str] = {}
         creator_values: dict[int, tuple[str | None, bytes]] = {}
         text_before_charset = False
         last_tag = -1
         defer_size = self.defer_size
+        # the top level of an object not read to its end keeps the state before an element
+        # that may need more bytes (``resume`` goes on from it); nothing else can need them
+        marking = top and not self.at_end
         if top:
             encodings = ()  # no Specific Character Set: the default repertoire
             if resumed is not None:
@@ -468,24 +474,20 @@ class _Walker:
             rows = flattener.rows.rows
             anomalies = flattener.anomalies
         while True:
-            if top:
-                # elements before this one stand whatever happens to it (see ``resume``)
-                self.mark = (
-                    position,
-                    (creators, creator_values, text_before_charset, last_tag, encodings),
-                    len(rows),
-                    len(anomalies),
-                    self.count,
-                    self.empty_items,
-                    len(self.problems),
-                )
             if end is not None and position >= end:
                 if position > end:
                     raise GiveUp("item overrun")
                 return position
-            if position + 8 > self.size:
-                if top and self.at_end and position == self.size:
+            if position + 12 > size:
+                if top and self.at_end and position == size:
                     return position
+                if marking:
+                    self.mark = (
+                        position,
+                        (creators, creator_values, text_before_charset, last_tag, encodings),
+                        len(rows), len(anomalies), self.count, self.empty_items,
+                        len(self.problems),
+                    )  # fmt: skip
                 self.need(position + 8)
             if implicit:
                 group, element, length = implicit_header(data, position)
@@ -501,16 +503,26 @@ class _Walker:
             if top and tag in _PIXEL_DATA_TAGS:
                 return position
             if not implicit:
-                file_vr, length, value_at = self.explicit_vr(
-                    vr_bytes, position, length, unpack_long
-                )
+                file_vr = short_vrs.get(vr_bytes)
+                if file_vr is None:
+                    file_vr, length, value_at = self.explicit_vr(
+                        vr_bytes, position, length, unpack_long
+                    )
+                else:
+                    value_at = position + 8
+            if marking and (length == _UNDEFINED or value_at + length > size):
+                self.mark = (
+                    position,
+                    (creators, creator_values, text_before_charset, last_tag, encodings),
+                    len(rows), len(anomalies), self.count, self.empty_items, len(self.problems),
+                )  # fmt: skip
             if tag <= last_tag or group == 0xFFFE:
                 raise GiveUp("tag order")
             last_tag = tag
             self.count += 1
             if self.count >= self.max_elements:
                 raise GiveUp("element budget")
-            info = tag_info(tag)
+            info = tag_infos.get(tag) or tag_info(tag)
             tag_path = tag_prefix + info.hex
             path = path_prefix + info.segment
             creator_key = info.creator_key
@@ -579,47 +591,23 @@ class _Walker:
                 self.skip(value_end)
                 decoded = _BINARY
             else:
-                if value_end > self.size:
+                if value_end > size:
                     self.need(value_end)
-                value = data[value_at:value_end] if length else _NO_BYTES
-                if vr in CHARSET_VRS:
+                value = data[value_at:value_end]
+                if tag == _CHARSET or (top and tag == _PIXEL_REPRESENTATION):
+                    if vr in CHARSET_VRS:
+                        text_before_charset = True
+                    vr, decoded, row_length, encodings = self.converted_value(
+                        tag, file_vr, vr, value, implicit, little, top, encodings,
+                        text_before_charset,
+                    )  # fmt: skip
+                elif vr in CHARSET_VRS:
                     text_before_charset = True
-                if tag == _CHARSET:
-                    if text_before_charset:
-                        raise GiveUp("text before the character set")
-                    converted = _converted(tag, file_vr, value, implicit, little)
-                    if top:
-                        if not converted.value:
-                            raise GiveUp("empty character set")
-                        vr = str(converted.VR)
-                        decoded = decode_converted_value(vr, converted.value)
-                        row_length = text_length(decoded, vr)
-                    else:
-                        decoded = decode_raw_value(vr, value, little, encodings)
-                    with collect_pydicom_problems() as problems:
-                        convert_encodings(converted.value)  # for the warnings pydicom gives
-                    encodings = character_sets(converted.value)
-                    if top:
-                        self.encodings = encodings
-                    # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the
-                    # row's problem, as on the pydicom path
-                    self.problems.extend(problems)
-                elif top and tag == _PIXEL_REPRESENTATION:
-                    converted = _converted(tag, file_vr, value, implicit, little)
-                    vr = str(converted.VR)
-                    number = converted.value
-                    if number in (None, ""):
-                        self.pixel_representation = None
-                    elif isinstance(number, int) and vr == "US":
-                        self.pixel_representation = number
-                    else:
-                        raise GiveUp("pixel representation")
-                    decoded = decode_converted_value(vr, number)
-                    row_length = text_length(decoded, vr)
-                elif vr in CHARSET_VRS or length > _MAX_SHARED_VALUE:
+                    decoded = decode_raw_value(vr, value, little, encodings)
+                elif length > _MAX_SHARED_VALUE:
                     decoded = decode_raw_value(vr, value, little, encodings)
                 else:
-                    decoded = _decoded(vr, value, little)
+                    decoded = decoded_values.get((vr, value, little)) or _decoded(vr, value, little)
                 if info.creator_slot:
                     creator_values[tag] = (file_vr, value)
             flattener.add_value(
@@ -627,6 +615,54 @@ class _Walker:
                 creator, creators, out,
             )  # fmt: skip
             position = value_end
+
+    def converted_value(
+        self,
+        tag: int,
+        file_vr: str | None,
+        vr: str,
+        value: bytes,
+        implicit: bool,
+        little: bool,
+        top: bool,
+        encodings: Any,
+        text_before_charset: bool,
+    ) -> tuple[str, DecodedValue, int | None, Any]:
+        """A Specific Character Set, or the top level's Pixel Representation: values the
+        reference converts before the flatten sees them. Returns the VR, decoded value, row
+        length and the character set terms in force after the element."""
+        converted = _converted(tag, file_vr, value, implicit, little)
+        if tag == _CHARSET:
+            if text_before_charset:
+                raise GiveUp("text before the character set")
+            if top:
+                if not converted.value:
+                    raise GiveUp("empty character set")
+                vr = str(converted.VR)
+                decoded = decode_converted_value(vr, converted.value)
+                row_length = text_length(decoded, vr)
+            else:
+                decoded = decode_raw_value(vr, value, little, encodings)
+                row_length = len(value)
+            with collect_pydicom_problems() as problems:
+                convert_encodings(converted.value)  # for the warnings pydicom gives
+            encodings = character_sets(converted.value)
+            if top:
+                self.encodings = encodings
+            # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
+            # problem, as on the pydicom path
+            self.problems.extend(problems)
+            return vr, decoded, row_length, encodings
+        vr = str(converted.VR)
+        number = converted.value
+        if number in (None, ""):
+            self.pixel_representation = None
+        elif isinstance(number, int) and vr == "US":
+            self.pixel_representation = number
+        else:
+            raise GiveUp("pixel representation")
+        decoded = decode_converted_value(vr, number)
+        return vr, decoded, text_length(decoded, vr), encodings
 
     def resolve_vr(
         self,
