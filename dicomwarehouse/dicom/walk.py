@@ -126,6 +126,11 @@ class Walked:
     encoding: tuple[bool, bool] | None = None
     encodings: tuple[str, ...] = ()
     pixel_representation: int | None = None
+    #: the data set was deflated (its offsets are in the inflated stream)
+    inflated: bool = False
+    #: the object's first bytes as read (a local file's: ``trailing`` reads no byte twice)
+    head: bytes = b""
+    object_size: int | None = None
 
 
 def _defaults_in_force() -> bool:
@@ -214,6 +219,29 @@ def _decoded(vr: str, value: bytes, little: bool) -> DecodedValue:
             _DECODED.clear()
         _DECODED[key] = decoded
     return decoded
+
+
+#: File meta values as the row gets them, by (tag, VR, bytes, first element of the group).
+_META_VALUES: dict[tuple[int, str, bytes, bool], tuple[str, DecodedValue, int | None, Any]] = {}
+
+
+def _meta_value(
+    tag: int, vr: str, value: bytes, first: bool
+) -> tuple[str, DecodedValue, int | None, Any]:
+    """A file meta element's VR, decoded value, row length and converted value (the transfer
+    syntax's is what the walk goes on with), as the reference's file meta read gives them."""
+    if tag == 0x00020000 and vr == "UL" and len(value) == 4:
+        # what pydicom's conversion gives, without it: one number, 4 bytes
+        return vr, decode_raw_value(vr, value, True, None), len(value), None
+    if first or tag in _META_CONVERTED:
+        converted = _converted(tag, vr, value, False, True)
+        vr = str(converted.VR)
+        decoded = decode_converted_value(vr, converted.value)
+        binary = isinstance(converted.value, bytes | bytearray)
+        row_length = len(converted.value) if binary else text_length(decoded, vr)
+        return vr, decoded, row_length, converted.value
+    # no character set in the file meta group
+    return vr, decode_raw_value(vr, value, True, None), len(value), None
 
 
 class _Walker:
@@ -381,6 +409,8 @@ class _Walker:
         data = self.data
         flattener = self.flattener
         _, explicit_header, unpack_long = _UNPACK[True]
+        tag_infos = TAG_INFOS
+        meta_values = _META_VALUES
         self.charge(ITEM_WEIGHT)
         syntax = None
         creators: dict[int, str] = {}
@@ -402,26 +432,18 @@ class _Walker:
             end = value_at + length
             self.need(end)
             value = data[value_at:end]
-            info = tag_info(tag)
-            if tag == 0x00020000 and vr == "UL" and length == 4:
-                # what pydicom's conversion gives, without it: one number, 4 bytes
-                decoded = decode_raw_value(vr, value, True, None)
-                row_length = length
-            elif first or tag in _META_CONVERTED:
-                converted = _converted(tag, vr, value, False, True)
-                vr = str(converted.VR)
-                decoded = decode_converted_value(vr, converted.value)
-                binary = isinstance(converted.value, bytes | bytearray)
-                row_length = len(converted.value) if binary else text_length(decoded, vr)
-                if tag == 0x00020010:
-                    syntax = converted.value
-            else:
-                decoded = (
-                    _decoded(vr, value, True)  # no character set in the file meta group
-                    if length <= _MAX_SHARED_VALUE
-                    else decode_raw_value(vr, value, True, None)
-                )
-                row_length = length
+            info = tag_infos.get(tag) or tag_info(tag)
+            key = (tag, vr, value, first)
+            found = meta_values.get(key)
+            if found is None:
+                found = _meta_value(tag, vr, value, first)
+                if length <= _MAX_SHARED_VALUE:
+                    if len(meta_values) >= _MAX_SHARED_VALUES:
+                        meta_values.clear()
+                    meta_values[key] = found
+            vr, decoded, row_length, converted_syntax = found
+            if tag == 0x00020010:
+                syntax = converted_syntax
             flattener.add_value(
                 tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
                 creators, out,
@@ -962,6 +984,9 @@ def walk_object(
                 encoding=walker.top_level[:2],
                 encodings=walker.encodings,
                 pixel_representation=walker.pixel_representation,
+                inflated=walker.inflated,
+                head=walker.data if not defer_in_items else b"",
+                object_size=size,
             )
     except (GiveUp, Exception, RecursionError):
         return None
