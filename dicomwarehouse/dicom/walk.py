@@ -36,11 +36,10 @@ from typing import Any, BinaryIO
 
 from pydicom import config
 from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import (
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -48,12 +47,13 @@ from pydicom.uid import (
     PrivateTransferSyntaxes,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
+from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets
 from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
-from dicomwarehouse.dicom.read import collect_pydicom_problems
+from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM, collect_pydicom_problems
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     decode_converted_value,
@@ -70,6 +70,9 @@ _SEQUENCE_END = 0xFFFEE0DD
 _CHARSET = 0x00080005
 _PIXEL_REPRESENTATION = 0x00280103
 _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+#: VRs pydicom reads values of: a data set without a transfer syntax whose first element's
+#: VR bytes name one of these is explicit VR to pydicom
+_PYDICOM_VRS = frozenset(converters)
 _LONG_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_16}
 _BINARY = DecodedValue(None)
@@ -270,6 +273,7 @@ class _Walker:
         self.encodings: tuple[str, ...] = ()
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
+        self.raw = False  # no preamble and file meta group: a raw data set
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -316,10 +320,11 @@ class _Walker:
 
     def walk(self) -> FlatObject:
         self.need(132)
-        if self.data[128:132] != b"DICM":
-            raise GiveUp("no DICM prefix")
         metadata: dict[str, Any] = {"OtherElements": []}
-        position, syntax = self.file_meta(132, metadata)
+        if self.data[128:132] == b"DICM":
+            position, syntax = self.file_meta(132, metadata)
+        else:
+            position, syntax = 0, self.raw_data_set()
         if syntax == DeflatedExplicitVRLittleEndian:
             position = self.inflate(position)
             syntax = ExplicitVRLittleEndian
@@ -332,9 +337,14 @@ class _Walker:
             implicit, little = False, True
         elif syntax == ExplicitVRBigEndian:
             implicit, little = False, False
-        elif syntax in PrivateTransferSyntaxes or not UID(syntax).is_transfer_syntax:
+        elif syntax is None:
+            implicit, little = self.guessed_encoding(position)
+        elif syntax in PrivateTransferSyntaxes:
             raise GiveUp("transfer syntax")
         else:
+            # any other transfer syntax, known or not (JPEG XL, a newer one), is explicit VR
+            # little endian (PS3.5 A.4), as the reference reads it; an implicit VR data set
+            # under one is met by the VR check below
             implicit, little = False, True
         # pydicom checks the first element's VR bytes and switches (with a warning) if the
         # transfer syntax says otherwise
@@ -377,9 +387,41 @@ class _Walker:
         self.inflated = True
         return position
 
+    def raw_data_set(self) -> str:
+        """The transfer syntax of an object without preamble and file meta group: a raw data
+        set, read as the reference reads one (encoding guessed from its first element) where
+        the reference takes it for DICOM (its first element an identifying one, group 0008,
+        with a known tag or a group length). Returns the syntax the guess amounts to."""
+        self.need(8)
+        group, element = struct.unpack_from("<HH", self.data, 0)
+        implicit, little = self.guessed_encoding(0)
+        if not little:
+            group, element = struct.unpack_from(">HH", self.data, 0)
+        tag = group << 16 | element
+        if group != 0x0008 or not (element == 0 or dictionary_has_tag(tag)):
+            raise GiveUp("no DICM prefix")  # not DICOM to the reference: its error row
+        self.raw = True
+        if implicit:
+            return ImplicitVRLittleEndian
+        return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+    def guessed_encoding(self, position: int) -> tuple[bool, bool]:
+        """(implicit VR, little endian) of a data set with no transfer syntax, as pydicom
+        guesses it: explicit VR if the first element's VR bytes name a VR pydicom converts,
+        then big endian if its group read as little endian is 1024 or more (a big endian
+        group 0x0004 to 0x00FF); else implicit VR little endian."""
+        self.need(position + 6)
+        group = struct.unpack_from("<H", self.data, position)[0]
+        vr = self.data[position + 4 : position + 6].decode("latin-1")
+        if vr in _PYDICOM_VRS:
+            return False, group < 1024
+        return True, True
+
     def finish(self) -> FlatObject:
         if self.assumed_unsigned and self.pixel_representation == 1:
             raise GiveUp("ambiguous VR resolved before Pixel Representation")
+        if self.raw:  # recorded after the read, as the reference records it
+            self.problems.append(RAW_DATA_SET_PROBLEM)
         return self.flattener.result(self.top_level[2])
 
     def resume(self, data: bytes, at_end: bool) -> FlatObject:
