@@ -209,15 +209,19 @@ _MAX_SHARED_VALUE = 64
 _MAX_SHARED_VALUES = 65536
 
 
-def _decoded(vr: str, value: bytes, little: bool) -> DecodedValue:
-    """A short value of a VR the character set does not affect, decoded once per process.
+def _decoded(
+    vr: str, value: bytes, little: bool, encodings: tuple[str, ...] | None = None
+) -> DecodedValue:
+    """A short value decoded once per process: of a VR the character set does not affect, or
+    of a text VR with the character set terms in force (``encodings``).
 
-    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs).
+    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs,
+    names of manufacturers, stations, protocols and private creators).
     """
-    key = (vr, value, little)
+    key = (vr, value, little) if encodings is None else (vr, value, little, encodings)
     decoded = _DECODED.get(key)
     if decoded is None:
-        decoded = decode_raw_value(vr, value, little, None)
+        decoded = decode_raw_value(vr, value, little, encodings)
         if len(_DECODED) >= _MAX_SHARED_VALUES:
             _DECODED.clear()
         _DECODED[key] = decoded
@@ -680,7 +684,12 @@ class _Walker:
                     )  # fmt: skip
                 elif vr in CHARSET_VRS:
                     text_before_charset = True
-                    decoded = decode_raw_value(vr, value, little, encodings)
+                    decoded = (
+                        decoded_values.get((vr, value, little, encodings))
+                        or _decoded(vr, value, little, encodings)
+                        if length <= _MAX_SHARED_VALUE
+                        else decode_raw_value(vr, value, little, encodings)
+                    )
                 elif length > _MAX_SHARED_VALUE:
                     decoded = decode_raw_value(vr, value, little, encodings)
                 else:
