@@ -15,15 +15,18 @@ from dicom_samples import (
     every_vr_dataset,
     nested_dataset,
 )
-from pydicom.dataset import Dataset
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 
 from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
 from dicomwarehouse.dicom.ranged import open_file_ranged
+from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM
 from dicomwarehouse.dicom.walk import walk_object
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
@@ -223,6 +226,81 @@ def test_element_budget_is_kept(tmp_path: Path) -> None:
     fast = extract_object(ref, RUN, budget=budget)
     reasons = [a["reason"] for a in fast.metadata["ingest_anomalies"]] if fast.metadata else []
     assert fast.error is not None or any("budget" in r for r in reasons)
+
+
+def _reasons(path: Path) -> list[str]:
+    extracted = extract_object(ObjectRef(str(path), path.stat().st_size), RUN)
+    return [anomaly["reason"] for anomaly in extracted.metadata["ingest_anomalies"]]
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])  # fmt: skip
+def test_a_raw_data_set_is_walked(tmp_path: Path, syntax: str) -> None:
+    ds = every_vr_dataset()
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.PixelRepresentation = 2, 2, 8, 0
+    ds.add_new(0x7FE00010, "OB", b"\x01\x02\x03\x04")
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 6)  # after Pixel Data: the trailing step reads it
+    path = _write(tmp_path, dicom_bytes(ds, syntax=syntax, preamble=False))
+    assert path.read_bytes()[128:132] != b"DICM"
+    assert assert_same_rows(path)
+    assert _reasons(path).count(RAW_DATA_SET_PROBLEM) == 1
+
+
+def test_a_raw_data_set_the_reference_refuses_is_left_to_it(tmp_path: Path) -> None:
+    ds = Dataset()
+    ds.PatientID = "P"  # group 0010 first: not taken for DICOM without a prefix
+    ds.PatientName = "Doe^Jane"
+    ds.add_new(0x00200010, "SH", "x" * 200)  # past the first 132 bytes
+    path = _write(tmp_path, dicom_bytes(ds, syntax=ImplicitVRLittleEndian, preamble=False))
+    assert not assert_same_rows(path)
+    extracted = extract_object(ObjectRef(str(path), None), RUN)
+    assert extracted.error is not None and extracted.error["error_type"] == "NotDicom"
+
+
+def _with_syntax(data: bytes, old: str, new: str) -> bytes:
+    """The file with its transfer syntax UID replaced by one of the same encoded length."""
+    assert len(old) == len(new)
+    assert data.count(old.encode()) == 1
+    return data.replace(old.encode(), new.encode())
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    ["1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112", "1.2.840.10008.1.2.4.999"],
+    ids=["jpeg-xl", "jpeg-xl-jpeg-recompression", "unknown"],
+)
+def test_an_unknown_encapsulated_syntax_is_walked_as_explicit_vr_little_endian(
+    tmp_path: Path, syntax: str
+) -> None:
+    ds = every_vr_dataset()
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.NumberOfFrames = 2, 2, 8, 2
+    ds.PixelRepresentation = 0
+    ds.PixelData = encapsulate([b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"])
+    ds["PixelData"].VR = "OB"
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 6)
+    path = _write(tmp_path, _with_syntax(dicom_bytes(ds, syntax=MPEG2MPML), MPEG2MPML, syntax))
+    assert assert_same_rows(path)
+    rows = extract_object(ObjectRef(str(path), None), RUN).elements.to_pydict()
+    assert "FFFCFFFC" in rows["tag_path"]  # read after the encapsulated Pixel Data
+    assert syntax in [v[0] for v in rows["value_strings"] if v]
+
+
+def test_an_unknown_syntax_over_implicit_vr_is_left_to_the_reference(tmp_path: Path) -> None:
+    data = dicom_bytes(every_vr_dataset(), syntax=ImplicitVRLittleEndian)
+    path = _write(tmp_path, _with_syntax(data, ImplicitVRLittleEndian, "1.2.840.99999.9.9"))
+    assert not assert_same_rows(path)
+
+
+def test_file_meta_without_a_transfer_syntax(tmp_path: Path) -> None:
+    for implicit in (True, False):
+        ds = every_vr_dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.preamble = b"\0" * 128
+        buffer = DicomBytesIO()
+        dcmwrite(buffer, ds, implicit_vr=implicit, little_endian=True)
+        path = _write(tmp_path, buffer.getvalue(), f"no-syntax-{implicit}.dcm")
+        assert assert_same_rows(path)
 
 
 def test_pydicom_files_give_the_same_rows(pydicom_files_dir: Path) -> None:

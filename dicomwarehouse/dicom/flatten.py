@@ -42,6 +42,7 @@ from dicomwarehouse.tables.vr import (
 )
 
 __all__ = [
+    "TAG_INFOS",
     "ElementRows",
     "FlatObject",
     "Flattener",
@@ -159,11 +160,12 @@ class TagInfo:
     delimiter: bool  # an item or delimitation tag (group FFFE) read as an element
 
 
-_TAG_INFO: dict[int, TagInfo] = {}
+#: Every tag met so far, by tag: a hot loop looks here first and calls ``tag_info`` on a miss.
+TAG_INFOS: dict[int, TagInfo] = {}
 
 
 def tag_info(tag: int) -> TagInfo:
-    info = _TAG_INFO.get(tag)
+    info = TAG_INFOS.get(tag)
     if info is None:
         tag_hex = f"{tag:08X}"
         private = bool(tag >> 16 & 1)
@@ -181,7 +183,7 @@ def tag_info(tag: int) -> TagInfo:
             creator_key=(tag & 0xFFFF0000) | (block >> 8) if private and block >= 0x1000 else None,
             delimiter=tag >> 16 == 0xFFFE,
         )
-        _TAG_INFO[tag] = info
+        TAG_INFOS[tag] = info
     return info
 
 
@@ -193,6 +195,7 @@ class Flattener:
     ) -> None:
         self.read_range = read_range
         self.rows = ElementRows()
+        self.row_list = self.rows.rows  # appended to once per element
         self.paths: set[ColumnPath] = set()
         self.anomalies: list[dict[str, str | None]] = []
         self.pixel_representation = pixel_representation
@@ -204,20 +207,25 @@ class Flattener:
 
     def walk(
         self,
-        dataset: Dataset,
+        dataset: Dataset | None,
         tag_prefix: str,
         path_prefix: str,
         column_prefix: ColumnPath | None,
         depth: int,
         encodings: Sequence[str] | None,
         out: dict[str, Any],
+        elements: Any = None,
     ) -> None:
-        """Add the rows of every element of ``dataset`` (recursively) and fill ``out``."""
+        """Add the rows of every element of ``dataset`` (recursively) and fill ``out``.
+
+        ``elements``: instead of ``dataset``'s, raw elements of public non-sequence tags,
+        which need no data set around them (``dataset`` None)."""
         creators: dict[int, str] = {}
         rows = self.rows.rows
         # the raw element store: Dataset.get_item() would load every value the header read
         # deferred, which is what deferring is meant to avoid.
-        elements = raw_elements(dataset)
+        if elements is None:
+            elements = raw_elements(dataset)
         for base_tag, element in list(elements.items()):
             # a plain int: BaseTag compares in Python, which dominates dict look-ups
             tag = int(base_tag)
@@ -385,16 +393,21 @@ class Flattener:
         (``walk``), so that both give the same rows by construction.
         """
         keyword = info.keyword
+        strings = decoded.strings
         if decoded.problem:
             self.anomaly(tag_path, keyword, decoded.problem)
-        strings = decoded.strings
-        if info.creator_slot and strings:
-            creator = strings[0]
-            creators[tag] = creator
-        self.rows.rows.append(
-            (tag_path, path, info.hex, keyword, vr,
-             len(strings) if strings is not None else None, depth, creator, strings, length)
-        )  # fmt: skip
+        if strings is None:
+            self.row_list.append(
+                (tag_path, path, info.hex, keyword, vr, None, depth, creator, None, length)
+            )
+        else:
+            if strings and info.creator_slot:
+                creator = strings[0]
+                creators[tag] = creator
+            self.row_list.append(
+                (tag_path, path, info.hex, keyword, vr, len(strings), depth, creator, strings,
+                 length)
+            )  # fmt: skip
 
         if column_prefix is None:
             return
@@ -562,15 +575,17 @@ def flatten_dataset(
 
 def flatten_more(
     flat: FlatObject,
-    dataset: Dataset,
+    dataset: Dataset | None,
     encodings: Sequence[str] | None,
     pixel_representation: int | None,
+    elements: Any = None,
 ) -> None:
-    """Add the top-level elements of ``dataset`` to a flat object already made (the elements
-    after Pixel Data, read after a header flattened by the walker)."""
+    """Add the top-level elements of ``dataset`` (or ``elements``, see ``Flattener.walk``) to
+    a flat object already made (the elements after Pixel Data, read after a header flattened
+    by the walker)."""
     flattener = Flattener(pixel_representation, None)
     out: dict[str, Any] = {"OtherElements": []}
-    flattener.walk(dataset, "", "", (), 0, encodings, out)
+    flattener.walk(dataset, "", "", (), 0, encodings, out, elements)
     more = flattener.result(out)
     flat.elements.rows.extend(more.elements.rows)
     flat.anomalies.extend(more.anomalies)
@@ -587,7 +602,15 @@ def _checked_paths(flattener: Flattener) -> set[ColumnPath]:
     object holds can reach the run's schema, whatever a later change to the walk does.
     """
     paths = flattener.paths
-    for path in [p for p in paths if _path_problem(p) is not None]:
+    unchecked = paths - _GOOD_PATHS  # one set operation: objects repeat the same paths
+    if not unchecked:
+        return paths
+    for path in unchecked:
+        if _path_problem(path) is None:
+            if len(_GOOD_PATHS) >= _MAX_PATH_PROBLEMS:
+                _GOOD_PATHS.clear()
+            _GOOD_PATHS.add(path)
+    for path in [p for p in unchecked if _path_problem(p) is not None]:
         paths.discard(path)
         tag_path = ".".join(f"{tag:08X}" for tag in path)
         flattener.anomaly(tag_path, None, f"not a column: {_path_problem(path)}")
@@ -595,6 +618,8 @@ def _checked_paths(flattener: Flattener) -> set[ColumnPath]:
 
 
 _PATH_PROBLEMS: dict[ColumnPath, str | None] = {}
+#: Paths found fit to be columns.
+_GOOD_PATHS: set[ColumnPath] = set()
 _MAX_PATH_PROBLEMS = 65536
 
 

@@ -38,6 +38,7 @@ from dicomwarehouse.errors import IngestError
 
 __all__ = [
     "DEFAULT_DEFER_SIZE",
+    "RAW_DATA_SET_PROBLEM",
     "CountingReader",
     "HeaderRead",
     "budget_problem",
@@ -222,6 +223,10 @@ _pydicom_logger.propagate = False
 warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 
+#: What a row read as a raw data set (no preamble, no file meta group) records.
+RAW_DATA_SET_PROBLEM = "no preamble or file meta header: read as a raw data set"
+
+
 def _stop_at_pixel_data(tag: int, vr: str | None, length: int) -> bool:
     return tag in _PIXEL_DATA_TAGS
 
@@ -386,7 +391,7 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
                     "no DICM prefix and the content does not parse as a DICOM data set",
                     reader.bytes_read,
                 ) from None
-            problems.append("no preamble or file meta header: read as a raw data set")
+            problems.append(RAW_DATA_SET_PROBLEM)
         except (Exception, RecursionError) as exc:
             reason = type(exc).__name__
             if meter.exceeded is not None:

@@ -19,6 +19,8 @@ through the object's read budget.
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -72,11 +74,16 @@ def _tag(raw: bytes, little: bool) -> int:
     return group << 16 | element
 
 
-def pixel_data_at(fp: BinaryIO, offset: int, little: bool) -> bool:
-    """True if the element at ``offset`` is Pixel Data (float or double variants included)."""
-    fp.seek(offset)
-    head = fp.read(4)
-    return len(head) == 4 and _tag(head, little) in PIXEL_DATA_TAGS
+def pixel_data_at(fp: BinaryIO, offset: int, little: bool, head: bytes = b"") -> bool:
+    """True if the element at ``offset`` is Pixel Data (float or double variants included).
+
+    ``head``: the object's first bytes, if already read (local files only)."""
+    if offset + 4 <= len(head):
+        tag = head[offset : offset + 4]
+    else:
+        fp.seek(offset)
+        tag = fp.read(4)
+    return len(tag) == 4 and _tag(tag, little) in PIXEL_DATA_TAGS
 
 
 def _ranged_layer(fp: BinaryIO) -> object | None:
@@ -112,10 +119,36 @@ def _prefetch(fp: BinaryIO, start: int, stop: int) -> None:
     ranged.prefetch(start, stop)  # type: ignore[attr-defined]
 
 
-def _item_header(fp: BinaryIO, offset: int, little: bool) -> tuple[int, int] | None:
-    _prefetch(fp, offset, offset + 8)  # in a bucket: these 8 bytes, not a block of pixels
-    fp.seek(offset)
-    head = fp.read(8)
+class _Reader:
+    """Small reads at given offsets of the object: from the bytes the header parse already
+    holds where they cover the range, else from ``fp``.
+
+    In a bucket each read outside them is one ranged request of just its bytes (not a block
+    of pixels); a local file is read with ``os.pread``, so that hopping over fragments does
+    not refill a read buffer at every fragment header.
+    """
+
+    def __init__(self, fp: BinaryIO, head: bytes = b"") -> None:
+        self.fp = fp
+        self.ranged = _ranged_layer(fp)
+        # a bucket's reads go through ``fp``, which counts and charges them
+        self.head = head if self.ranged is None else b""
+        # a plain local file only: a counting reader (the pydicom path's) must see every read
+        self.descriptor = fp.fileno() if type(fp) is io.BufferedReader else None
+
+    def read(self, offset: int, count: int) -> bytes:
+        if offset + count <= len(self.head):
+            return self.head[offset : offset + count]
+        if self.ranged is not None:
+            _prefetch(self.fp, offset, offset + count)
+        elif self.descriptor is not None:
+            return os.pread(self.descriptor, count, offset)
+        self.fp.seek(offset)
+        return self.fp.read(count)
+
+
+def _item_header(reader: _Reader, offset: int, little: bool) -> tuple[int, int] | None:
+    head = reader.read(offset, 8)
     if len(head) < 8:
         return None
     length = struct.unpack("<L" if little else ">L", head[4:8])[0]
@@ -123,7 +156,7 @@ def _item_header(fp: BinaryIO, offset: int, little: bool) -> tuple[int, int] | N
 
 
 def _encapsulated_end(
-    fp: BinaryIO, first_item: int, little: bool, size: int | None, max_items: int
+    reader: _Reader, first_item: int, little: bool, size: int | None, max_items: int
 ) -> tuple[int | None, str | None]:
     """Offset after the Sequence Delimitation Item of encapsulated pixel data.
 
@@ -131,23 +164,22 @@ def _encapsulated_end(
     fragment, so a multi-frame object costs a few reads, not one per frame; a table that does
     not point at an item is ignored and every fragment is walked.
     """
-    header = _item_header(fp, first_item, little)
+    header = _item_header(reader, first_item, little)
     if header is None or header[0] != _ITEM:
         return None, "encapsulated pixel data without an item: elements after it not read"
     start = first_item
     table_length = header[1]
     fragments_start = first_item + 8 + table_length
     if 4 <= table_length <= 4 * max_items and table_length % 4 == 0:
-        fp.seek(first_item + 8 + table_length - 4)
-        last = fp.read(4)
+        last = reader.read(first_item + 8 + table_length - 4, 4)
         if len(last) == 4:
             jump = fragments_start + struct.unpack("<L" if little else ">L", last)[0]
-            at_jump = _item_header(fp, jump, little) if size is None or jump < size else None
+            at_jump = _item_header(reader, jump, little) if size is None or jump < size else None
             if at_jump is not None and at_jump[0] == _ITEM:
                 start = jump
     position = start
     for _ in range(max_items):
-        header = _item_header(fp, position, little)
+        header = _item_header(reader, position, little)
         if header is None:
             return None, "file ends inside encapsulated pixel data"
         tag, length = header
@@ -169,17 +201,23 @@ def read_after_pixel_data(
     *,
     defer_size: int | None = None,
     max_items: int = 200_000,
+    head: bytes = b"",
+    size: int | None = None,
 ) -> Trailing:
     """Skip the Pixel Data element at ``offset`` and read the top-level elements after it.
 
     ``fp`` is the object (seekable); the caller checked with ``pixel_data_at`` that Pixel Data
     is at ``offset``. Values longer than ``defer_size`` are skipped (value ``None``), like
     long values of the header. Never raises for a damaged object: what could not be read is in
-    ``problems``.
+    ``problems``. ``head``: the object's first bytes, if the caller holds them (a local file
+    read by the walker), and ``size`` the object's, if known: neither is read again.
     """
     result = Trailing()
     try:
-        _read_after_pixel_data(fp, offset, implicit, little, defer_size, max_items, result)
+        reader = _Reader(fp, head)
+        _read_after_pixel_data(
+            fp, reader, offset, implicit, little, defer_size, max_items, result, size
+        )
     except BudgetExceeded as exceeded:
         result.problems.append(f"elements after pixel data stopped by a budget: {exceeded.message}")
     except (Exception, RecursionError) as exc:
@@ -189,16 +227,18 @@ def read_after_pixel_data(
 
 def _read_after_pixel_data(
     fp: BinaryIO,
+    reader: _Reader,
     offset: int,
     implicit: bool,
     little: bool,
     defer_size: int | None,
     max_items: int,
     result: Trailing,
+    size: int | None,
 ) -> None:
-    size = _object_size(fp)
-    fp.seek(offset)
-    head = fp.read(8)
+    if size is None:
+        size = _object_size(fp)
+    head = reader.read(offset, 8)
     if len(head) < 8:
         result.problems.append("file ends inside the pixel data element header")
         return
@@ -209,7 +249,7 @@ def _read_after_pixel_data(
         value_offset = offset + 8
     elif head[4:6] in _LONG_LENGTH_VRS:
         vr = head[4:6].decode("ascii")
-        extra = fp.read(4)
+        extra = reader.read(offset + 8, 4)
         if len(extra) < 4:
             result.problems.append("file ends inside the pixel data element header")
             return
@@ -223,7 +263,7 @@ def _read_after_pixel_data(
         vr = vr or "OB"  # encapsulated: OB whatever the dictionary's "OB or OW" would say
         if size is not None:
             _prefetch(fp, max(value_offset, size - TRAILING_BLOCK), size)
-        end, problem = _encapsulated_end(fp, value_offset, little, size, max_items)
+        end, problem = _encapsulated_end(reader, value_offset, little, size, max_items)
         if problem is not None:
             result.problems.append(problem)
     else:
@@ -301,20 +341,28 @@ def add_elements_after_pixel_data(
 def flatten_after_pixel_data(walked: Walked, fp: BinaryIO, defer_size: int | None) -> list[str]:
     """The step for a header the walker flattened: the rows of Pixel Data and of what follows
     it are added to ``walked.flat``. Returns the problems met, for the object's anomalies."""
-    if walked.stopped_at is None or walked.encoding is None:
-        return []
+    if walked.stopped_at is None or walked.encoding is None or walked.inflated:
+        return []  # a deflated data set's offsets are in the inflated stream, as on that path
     implicit, little = walked.encoding
     try:
-        if not pixel_data_at(fp, walked.stopped_at, little):
+        if not pixel_data_at(fp, walked.stopped_at, little, walked.head):
             return []
     except (OSError, ValueError):
         return []
-    trailing = read_after_pixel_data(fp, walked.stopped_at, implicit, little, defer_size=defer_size)
+    trailing = read_after_pixel_data(
+        fp, walked.stopped_at, implicit, little, defer_size=defer_size, head=walked.head,
+        size=walked.object_size,
+    )  # fmt: skip
     found = [trailing.pixel_data] if trailing.pixel_data is not None else []
-    dataset = Dataset()
-    store = raw_elements(dataset)
+    elements: dict[int, RawDataElement] = {}
     for element in found + trailing.elements:
-        store.setdefault(element.tag, element)
-    dataset.set_original_encoding(implicit, little)
-    flatten_more(walked.flat, dataset, walked.encodings, walked.pixel_representation)
+        elements.setdefault(element.tag, element)
+    if trailing.elements or any(element.VR == "SQ" for element in found):
+        # what follows may need its data set (sequences, private creators)
+        dataset = Dataset()
+        raw_elements(dataset).update(elements)
+        dataset.set_original_encoding(implicit, little)
+        flatten_more(walked.flat, dataset, walked.encodings, walked.pixel_representation)
+    else:  # Pixel Data alone, the common case: a public tag needs no data set
+        flatten_more(walked.flat, None, walked.encodings, walked.pixel_representation, elements)
     return trailing.problems

@@ -253,6 +253,10 @@ def _convert_one(column_vr: str, text: str, number: int | float | None) -> Any:
     return check(text) if check else text
 
 
+#: Columns of VRs whose binary values ``decode_raw_value`` gives as numbers too.
+_BINARY_NUMBER_COLUMNS = frozenset(STRUCT_PACK_FORMAT) - {"AT"}
+
+
 def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple[Any, str | None]:
     """The column value of an element and the reason it does not fit, if it does not.
 
@@ -278,6 +282,31 @@ def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple
         if BIGQUERY_TYPE_BY_VR[column_vr] == "STRING":
             return "\\".join(strings), reason
         return None, reason
+    check = _STRING_CHECKS.get(column_vr)
+    if check is not None:
+        # DS and IS keep their strings as written, each checked to be a number: the most
+        # common columns, so without the general loop's per-value dispatch
+        for text in strings:
+            if text:
+                try:
+                    check(text)
+                except ValueProblem as exc:
+                    problem = str(exc)
+        if repeated:
+            return list(strings), problem
+        return (strings[0] or None), problem
+    if numbers is not None and column_vr in _BINARY_NUMBER_COLUMNS:
+        # numbers decoded from binary VRs: no text to parse
+        try:
+            if column_vr in _NUMBER_VRS:
+                typed = [float(number) for number in numbers]
+            else:
+                typed = [_check_int64(int(number)) for number in numbers]
+        except ValueProblem as exc:
+            return None, str(exc)
+        except (ValueError, OverflowError):
+            return None, f"value does not fit {column_vr}"
+        return (typed if repeated else typed[0]), problem
     converted = []
     for index, text in enumerate(strings):
         if not text:

@@ -36,11 +36,10 @@ from typing import Any, BinaryIO
 
 from pydicom import config
 from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import (
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -48,12 +47,13 @@ from pydicom.uid import (
     PrivateTransferSyntaxes,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
+from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets
-from dicomwarehouse.dicom.flatten import FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
-from dicomwarehouse.dicom.read import collect_pydicom_problems
+from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM, collect_pydicom_problems
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     decode_converted_value,
@@ -61,7 +61,7 @@ from dicomwarehouse.dicom.values import (
 )
 from dicomwarehouse.tables.vr import BINARY_VRS, CHARSET_VRS, resolve_ambiguous_vr
 
-__all__ = ["Walked", "walk_object"]
+__all__ = ["Walked", "forget_values", "walk_object"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
@@ -70,10 +70,12 @@ _SEQUENCE_END = 0xFFFEE0DD
 _CHARSET = 0x00080005
 _PIXEL_REPRESENTATION = 0x00280103
 _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+#: VRs pydicom reads values of: a data set without a transfer syntax whose first element's
+#: VR bytes name one of these is explicit VR to pydicom
+_PYDICOM_VRS = frozenset(converters)
 _LONG_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_16}
 _BINARY = DecodedValue(None)
-_NO_BYTES = b""
 #: What the reference's file meta read converts besides its first element.
 _META_CONVERTED = frozenset({0x00020000, 0x00020010})
 #: First read of a local file: the whole header of most single-frame objects.
@@ -127,6 +129,11 @@ class Walked:
     encoding: tuple[bool, bool] | None = None
     encodings: tuple[str, ...] = ()
     pixel_representation: int | None = None
+    #: the data set was deflated (its offsets are in the inflated stream)
+    inflated: bool = False
+    #: the object's first bytes as read (a local file's: ``trailing`` reads no byte twice)
+    head: bytes = b""
+    object_size: int | None = None
 
 
 def _defaults_in_force() -> bool:
@@ -202,19 +209,59 @@ _MAX_SHARED_VALUE = 64
 _MAX_SHARED_VALUES = 65536
 
 
-def _decoded(vr: str, value: bytes, little: bool) -> DecodedValue:
-    """A short value of a VR the character set does not affect, decoded once per process.
+def _decoded(
+    vr: str, value: bytes, little: bool, encodings: tuple[str, ...] | None = None
+) -> DecodedValue:
+    """A short value decoded once per process: of a VR the character set does not affect, or
+    of a text VR with the character set terms in force (``encodings``).
 
-    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs).
+    The same values recur (per-frame items, CS terms, numbers, the file meta group's UIDs,
+    names of manufacturers, stations, protocols and private creators).
     """
-    key = (vr, value, little)
+    key = (vr, value, little) if encodings is None else (vr, value, little, encodings)
     decoded = _DECODED.get(key)
     if decoded is None:
-        decoded = decode_raw_value(vr, value, little, None)
+        decoded = decode_raw_value(vr, value, little, encodings)
         if len(_DECODED) >= _MAX_SHARED_VALUES:
             _DECODED.clear()
         _DECODED[key] = decoded
     return decoded
+
+
+#: File meta values as the row gets them, by (tag, VR, bytes, first element of the group).
+_META_VALUES: dict[tuple[int, str, bytes, bool], tuple[str, DecodedValue, int | None, Any]] = {}
+
+
+def _meta_value(
+    tag: int, vr: str, value: bytes, first: bool
+) -> tuple[str, DecodedValue, int | None, Any]:
+    """A file meta element's VR, decoded value, row length and converted value (the transfer
+    syntax's is what the walk goes on with), as the reference's file meta read gives them."""
+    if tag == 0x00020000 and vr == "UL" and len(value) == 4:
+        # what pydicom's conversion gives, without it: one number, 4 bytes
+        return vr, decode_raw_value(vr, value, True, None), len(value), None
+    if first or tag in _META_CONVERTED:
+        converted = _converted(tag, vr, value, False, True)
+        vr = str(converted.VR)
+        decoded = decode_converted_value(vr, converted.value)
+        binary = isinstance(converted.value, bytes | bytearray)
+        row_length = len(converted.value) if binary else text_length(decoded, vr)
+        return vr, decoded, row_length, converted.value
+    # no character set in the file meta group
+    return vr, decode_raw_value(vr, value, True, None), len(value), None
+
+
+def forget_values() -> None:
+    """Empty the process's caches of decoded values.
+
+    They are kept across objects because the same values recur from one object to the next;
+    a benchmark empties them before each timed pass over its files, so that a repeated pass
+    does not find every value of the same files decoded by the last one (a real ingest sees
+    each object once).
+    """
+    _DECODED.clear()
+    _CONVERTED.clear()
+    _META_VALUES.clear()
 
 
 class _Walker:
@@ -243,6 +290,7 @@ class _Walker:
         self.encodings: tuple[str, ...] = ()
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
+        self.raw = False  # no preamble and file meta group: a raw data set
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -289,10 +337,11 @@ class _Walker:
 
     def walk(self) -> FlatObject:
         self.need(132)
-        if self.data[128:132] != b"DICM":
-            raise GiveUp("no DICM prefix")
         metadata: dict[str, Any] = {"OtherElements": []}
-        position, syntax = self.file_meta(132, metadata)
+        if self.data[128:132] == b"DICM":
+            position, syntax = self.file_meta(132, metadata)
+        else:
+            position, syntax = 0, self.raw_data_set()
         if syntax == DeflatedExplicitVRLittleEndian:
             position = self.inflate(position)
             syntax = ExplicitVRLittleEndian
@@ -305,9 +354,14 @@ class _Walker:
             implicit, little = False, True
         elif syntax == ExplicitVRBigEndian:
             implicit, little = False, False
-        elif syntax in PrivateTransferSyntaxes or not UID(syntax).is_transfer_syntax:
+        elif syntax is None:
+            implicit, little = self.guessed_encoding(position)
+        elif syntax in PrivateTransferSyntaxes:
             raise GiveUp("transfer syntax")
         else:
+            # any other transfer syntax, known or not (JPEG XL, a newer one), is explicit VR
+            # little endian (PS3.5 A.4), as the reference reads it; an implicit VR data set
+            # under one is met by the VR check below
             implicit, little = False, True
         # pydicom checks the first element's VR bytes and switches (with a warning) if the
         # transfer syntax says otherwise
@@ -350,9 +404,41 @@ class _Walker:
         self.inflated = True
         return position
 
+    def raw_data_set(self) -> str:
+        """The transfer syntax of an object without preamble and file meta group: a raw data
+        set, read as the reference reads one (encoding guessed from its first element) where
+        the reference takes it for DICOM (its first element an identifying one, group 0008,
+        with a known tag or a group length). Returns the syntax the guess amounts to."""
+        self.need(8)
+        group, element = struct.unpack_from("<HH", self.data, 0)
+        implicit, little = self.guessed_encoding(0)
+        if not little:
+            group, element = struct.unpack_from(">HH", self.data, 0)
+        tag = group << 16 | element
+        if group != 0x0008 or not (element == 0 or dictionary_has_tag(tag)):
+            raise GiveUp("no DICM prefix")  # not DICOM to the reference: its error row
+        self.raw = True
+        if implicit:
+            return ImplicitVRLittleEndian
+        return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+    def guessed_encoding(self, position: int) -> tuple[bool, bool]:
+        """(implicit VR, little endian) of a data set with no transfer syntax, as pydicom
+        guesses it: explicit VR if the first element's VR bytes name a VR pydicom converts,
+        then big endian if its group read as little endian is 1024 or more (a big endian
+        group 0x0004 to 0x00FF); else implicit VR little endian."""
+        self.need(position + 6)
+        group = struct.unpack_from("<H", self.data, position)[0]
+        vr = self.data[position + 4 : position + 6].decode("latin-1")
+        if vr in _PYDICOM_VRS:
+            return False, group < 1024
+        return True, True
+
     def finish(self) -> FlatObject:
         if self.assumed_unsigned and self.pixel_representation == 1:
             raise GiveUp("ambiguous VR resolved before Pixel Representation")
+        if self.raw:  # recorded after the read, as the reference records it
+            self.problems.append(RAW_DATA_SET_PROBLEM)
         return self.flattener.result(self.top_level[2])
 
     def resume(self, data: bytes, at_end: bool) -> FlatObject:
@@ -382,6 +468,8 @@ class _Walker:
         data = self.data
         flattener = self.flattener
         _, explicit_header, unpack_long = _UNPACK[True]
+        tag_infos = TAG_INFOS
+        meta_values = _META_VALUES
         self.charge(ITEM_WEIGHT)
         syntax = None
         creators: dict[int, str] = {}
@@ -403,26 +491,18 @@ class _Walker:
             end = value_at + length
             self.need(end)
             value = data[value_at:end]
-            info = tag_info(tag)
-            if tag == 0x00020000 and vr == "UL" and length == 4:
-                # what pydicom's conversion gives, without it: one number, 4 bytes
-                decoded = decode_raw_value(vr, value, True, None)
-                row_length = length
-            elif first or tag in _META_CONVERTED:
-                converted = _converted(tag, vr, value, False, True)
-                vr = str(converted.VR)
-                decoded = decode_converted_value(vr, converted.value)
-                binary = isinstance(converted.value, bytes | bytearray)
-                row_length = len(converted.value) if binary else text_length(decoded, vr)
-                if tag == 0x00020010:
-                    syntax = converted.value
-            else:
-                decoded = (
-                    _decoded(vr, value, True)  # no character set in the file meta group
-                    if length <= _MAX_SHARED_VALUE
-                    else decode_raw_value(vr, value, True, None)
-                )
-                row_length = length
+            info = tag_infos.get(tag) or tag_info(tag)
+            key = (tag, vr, value, first)
+            found = meta_values.get(key)
+            if found is None:
+                found = _meta_value(tag, vr, value, first)
+                if length <= _MAX_SHARED_VALUE:
+                    if len(meta_values) >= _MAX_SHARED_VALUES:
+                        meta_values.clear()
+                    meta_values[key] = found
+            vr, decoded, row_length, converted_syntax = found
+            if tag == 0x00020010:
+                syntax = converted_syntax
             flattener.add_value(
                 tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
                 creators, out,
@@ -454,13 +534,20 @@ class _Walker:
         element is kept in ``mark`` (``resume`` goes on from it); ``resumed`` is that state.
         """
         data = self.data
+        size = self.size
         flattener = self.flattener
         implicit_header, explicit_header, unpack_long = _UNPACK[little]
+        short_vrs = _SHORT_VRS
+        tag_infos = TAG_INFOS
+        decoded_values = _DECODED
         creators: dict[int, str] = {}
         creator_values: dict[int, tuple[str | None, bytes]] = {}
         text_before_charset = False
         last_tag = -1
         defer_size = self.defer_size
+        # the top level of an object not read to its end keeps the state before an element
+        # that may need more bytes (``resume`` goes on from it); nothing else can need them
+        marking = top and not self.at_end
         if top:
             encodings = ()  # no Specific Character Set: the default repertoire
             if resumed is not None:
@@ -468,24 +555,20 @@ class _Walker:
             rows = flattener.rows.rows
             anomalies = flattener.anomalies
         while True:
-            if top:
-                # elements before this one stand whatever happens to it (see ``resume``)
-                self.mark = (
-                    position,
-                    (creators, creator_values, text_before_charset, last_tag, encodings),
-                    len(rows),
-                    len(anomalies),
-                    self.count,
-                    self.empty_items,
-                    len(self.problems),
-                )
             if end is not None and position >= end:
                 if position > end:
                     raise GiveUp("item overrun")
                 return position
-            if position + 8 > self.size:
-                if top and self.at_end and position == self.size:
+            if position + 12 > size:
+                if top and self.at_end and position == size:
                     return position
+                if marking:
+                    self.mark = (
+                        position,
+                        (creators, creator_values, text_before_charset, last_tag, encodings),
+                        len(rows), len(anomalies), self.count, self.empty_items,
+                        len(self.problems),
+                    )  # fmt: skip
                 self.need(position + 8)
             if implicit:
                 group, element, length = implicit_header(data, position)
@@ -501,16 +584,26 @@ class _Walker:
             if top and tag in _PIXEL_DATA_TAGS:
                 return position
             if not implicit:
-                file_vr, length, value_at = self.explicit_vr(
-                    vr_bytes, position, length, unpack_long
-                )
+                file_vr = short_vrs.get(vr_bytes)
+                if file_vr is None:
+                    file_vr, length, value_at = self.explicit_vr(
+                        vr_bytes, position, length, unpack_long
+                    )
+                else:
+                    value_at = position + 8
+            if marking and (length == _UNDEFINED or value_at + length > size):
+                self.mark = (
+                    position,
+                    (creators, creator_values, text_before_charset, last_tag, encodings),
+                    len(rows), len(anomalies), self.count, self.empty_items, len(self.problems),
+                )  # fmt: skip
             if tag <= last_tag or group == 0xFFFE:
                 raise GiveUp("tag order")
             last_tag = tag
             self.count += 1
             if self.count >= self.max_elements:
                 raise GiveUp("element budget")
-            info = tag_info(tag)
+            info = tag_infos.get(tag) or tag_info(tag)
             tag_path = tag_prefix + info.hex
             path = path_prefix + info.segment
             creator_key = info.creator_key
@@ -579,47 +672,28 @@ class _Walker:
                 self.skip(value_end)
                 decoded = _BINARY
             else:
-                if value_end > self.size:
+                if value_end > size:
                     self.need(value_end)
-                value = data[value_at:value_end] if length else _NO_BYTES
-                if vr in CHARSET_VRS:
+                value = data[value_at:value_end]
+                if tag == _CHARSET or (top and tag == _PIXEL_REPRESENTATION):
+                    if vr in CHARSET_VRS:
+                        text_before_charset = True
+                    vr, decoded, row_length, encodings = self.converted_value(
+                        tag, file_vr, vr, value, implicit, little, top, encodings,
+                        text_before_charset,
+                    )  # fmt: skip
+                elif vr in CHARSET_VRS:
                     text_before_charset = True
-                if tag == _CHARSET:
-                    if text_before_charset:
-                        raise GiveUp("text before the character set")
-                    converted = _converted(tag, file_vr, value, implicit, little)
-                    if top:
-                        if not converted.value:
-                            raise GiveUp("empty character set")
-                        vr = str(converted.VR)
-                        decoded = decode_converted_value(vr, converted.value)
-                        row_length = text_length(decoded, vr)
-                    else:
-                        decoded = decode_raw_value(vr, value, little, encodings)
-                    with collect_pydicom_problems() as problems:
-                        convert_encodings(converted.value)  # for the warnings pydicom gives
-                    encodings = character_sets(converted.value)
-                    if top:
-                        self.encodings = encodings
-                    # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the
-                    # row's problem, as on the pydicom path
-                    self.problems.extend(problems)
-                elif top and tag == _PIXEL_REPRESENTATION:
-                    converted = _converted(tag, file_vr, value, implicit, little)
-                    vr = str(converted.VR)
-                    number = converted.value
-                    if number in (None, ""):
-                        self.pixel_representation = None
-                    elif isinstance(number, int) and vr == "US":
-                        self.pixel_representation = number
-                    else:
-                        raise GiveUp("pixel representation")
-                    decoded = decode_converted_value(vr, number)
-                    row_length = text_length(decoded, vr)
-                elif vr in CHARSET_VRS or length > _MAX_SHARED_VALUE:
+                    decoded = (
+                        decoded_values.get((vr, value, little, encodings))
+                        or _decoded(vr, value, little, encodings)
+                        if length <= _MAX_SHARED_VALUE
+                        else decode_raw_value(vr, value, little, encodings)
+                    )
+                elif length > _MAX_SHARED_VALUE:
                     decoded = decode_raw_value(vr, value, little, encodings)
                 else:
-                    decoded = _decoded(vr, value, little)
+                    decoded = decoded_values.get((vr, value, little)) or _decoded(vr, value, little)
                 if info.creator_slot:
                     creator_values[tag] = (file_vr, value)
             flattener.add_value(
@@ -627,6 +701,54 @@ class _Walker:
                 creator, creators, out,
             )  # fmt: skip
             position = value_end
+
+    def converted_value(
+        self,
+        tag: int,
+        file_vr: str | None,
+        vr: str,
+        value: bytes,
+        implicit: bool,
+        little: bool,
+        top: bool,
+        encodings: Any,
+        text_before_charset: bool,
+    ) -> tuple[str, DecodedValue, int | None, Any]:
+        """A Specific Character Set, or the top level's Pixel Representation: values the
+        reference converts before the flatten sees them. Returns the VR, decoded value, row
+        length and the character set terms in force after the element."""
+        converted = _converted(tag, file_vr, value, implicit, little)
+        if tag == _CHARSET:
+            if text_before_charset:
+                raise GiveUp("text before the character set")
+            if top:
+                if not converted.value:
+                    raise GiveUp("empty character set")
+                vr = str(converted.VR)
+                decoded = decode_converted_value(vr, converted.value)
+                row_length = text_length(decoded, vr)
+            else:
+                decoded = decode_raw_value(vr, value, little, encodings)
+                row_length = len(value)
+            with collect_pydicom_problems() as problems:
+                convert_encodings(converted.value)  # for the warnings pydicom gives
+            encodings = character_sets(converted.value)
+            if top:
+                self.encodings = encodings
+            # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
+            # problem, as on the pydicom path
+            self.problems.extend(problems)
+            return vr, decoded, row_length, encodings
+        vr = str(converted.VR)
+        number = converted.value
+        if number in (None, ""):
+            self.pixel_representation = None
+        elif isinstance(number, int) and vr == "US":
+            self.pixel_representation = number
+        else:
+            raise GiveUp("pixel representation")
+        decoded = decode_converted_value(vr, number)
+        return vr, decoded, text_length(decoded, vr), encodings
 
     def resolve_vr(
         self,
@@ -926,6 +1048,9 @@ def walk_object(
                 encoding=walker.top_level[:2],
                 encodings=walker.encodings,
                 pixel_representation=walker.pixel_representation,
+                inflated=walker.inflated,
+                head=walker.data if not defer_in_items else b"",
+                object_size=size,
             )
     except (GiveUp, Exception, RecursionError):
         return None
