@@ -27,13 +27,13 @@ to 6 us and 205 to 420 bytes of peak memory per weighted element, whatever its s
   largest generated ones, 5,000 MR frames, 20,000 segmentation frames and 50,000 tiles, are at
   a quarter to a third of it); a real header at the budget takes at most about 18 s and 1.3 GB.
   An object over it is parsed up to it by each pass that reads it (the walker, pydicom, the
-  salvage of what came before): a flood of items is stopped after about 90 s of CPU at the
-  measured 30 us per weighted element of all passes together. The element count is what
-  bounds time and memory: every element and item costs at least 8 bytes, so bytes alone would
-  let 8 million elements through 64 MiB.
+  salvage of what came before): a flood of items is stopped after at most about 75 s of CPU,
+  at the measured 15 to 25 us per budgeted element of all passes together. The element count
+  is what bounds time and memory: every element and item costs at least 8 bytes, so bytes
+  alone would let 8 million elements through 64 MiB.
 - ``max_header_bytes`` = 64 MiB bounds what the element count does not see: the bytes held,
   and the values decoded (an RTSTRUCT's contour data is one element per contour, of up to 64
-  KiB, each of thousands of numbers). A header costs 0.3 to 0.6 us and 17 to 40 bytes of peak
+  KiB, each of thousands of numbers). A header costs 0.3 to 0.6 us and 17 to 35 bytes of peak
   memory per byte read, whether it is many elements (the shapes above) or few long
   multi-valued ones (dense ``1\\1\\...`` text), so at the budget at most about 40 s and 2.5 GB.
   The largest generated headers need 2 to 10 MiB, the largest the corpus needed 4.2 MB (a
