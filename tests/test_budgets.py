@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,16 @@ def test_header_bytes_budget_refuses_a_huge_value_before_reading_it(tmp_path: Pa
     for tag in (0x00081115, 0xFFFEE000):
         struct.pack_into("<I", data, spans[tag].length_offset, 0xFFFFFFFF)
     started = time.perf_counter()
-    extracted = extract_bytes(tmp_path, bytes(data), budget=ReadBudget(max_header_bytes=1 << 20))
+    tracemalloc.start()
+    try:
+        extracted = extract_bytes(
+            tmp_path, bytes(data), budget=ReadBudget(max_header_bytes=1 << 20)
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert time.perf_counter() - started < 5
+    assert peak < 64 << 20  # no buffer of the length asked for is ever allocated
     text = str(extracted.error) if extracted.error else " ".join(reasons(extracted))
     assert "HeaderBytesBudgetExceeded" in text
 
