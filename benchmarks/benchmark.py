@@ -505,10 +505,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--large-headers",
         default=None,
         metavar="N,...",
-        help="instead: time synthetic enhanced MR and slide microscopy headers of N items",
+        help="instead: time synthetic enhanced MR, slide microscopy and segmentation headers "
+        "of N frames",
     )
     parser.add_argument(
-        "--large-shapes", default="mr,sm", help="which large headers: mr, sm or both"
+        "--large-shapes",
+        default="mr,sm",
+        help="which large headers (comma-separated): mr, sm, seg (highdicom, slow to build)",
     )
     parser.add_argument(
         "--first-blocks",

@@ -8,12 +8,18 @@ This builds, from the corpus' own objects, header-only files of N items of each 
   (cycled) to N frames;
 - slide microscopy: a corpus VL Whole Slide Microscopy image made TILED_SPARSE, with one
   per-frame item per tile (plane position in the slide and in the total pixel matrix, frame
-  content with dimension index values).
+  content with dimension index values);
+- segmentation: a binary Segmentation written by highdicom over a CT series of 16 x 16 slices
+  (the tests' ``derived_objects.ct_series``), 10 segments on every slice, so one frame per
+  segment and slice, each with the per-frame items highdicom writes (derivation image with
+  its source image reference, frame content, plane position, segment identification).
 
-For each it reports elements, header bytes, the best of ``repeat`` times of dcmread,
-to_json_dict and ours (walker, and pydicom's path as reference), time per element, and the
-peak memory ours allocates (tracemalloc, in a separate untimed run) against the header size.
-Used through ``benchmark.py --large-headers 1000,2000,5000,10000 [--large-shapes mr,sm]``.
+For each it reports elements, what the object cost against the read budget (``budget units``:
+elements plus ``ITEM_WEIGHT`` per item, and header bytes), the best of ``repeat`` times of
+dcmread, to_json_dict and ours (walker, and pydicom's path as reference), time per element and
+per budget unit, and the peak memory ours allocates (tracemalloc, in a separate untimed run)
+against the header size and per budget unit: what the defaults of ``budgets`` are derived from.
+Used through ``benchmark.py --large-headers 1000,2000,5000,10000 [--large-shapes mr,sm,seg]``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,13 +39,15 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from dicomwarehouse.dicom.budgets import ReadBudget
+from dicomwarehouse.dicom.budgets import ReadBudget, metering
 from dicomwarehouse.dicom.extract import extract_object, new_run
 from dicomwarehouse.io.refs import ObjectRef
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
-#: The default element budget (200,000) stops headers this large; these are measured whole.
-LARGE_BUDGET = ReadBudget(max_elements=10_000_000)
+#: Far above the defaults: each header is measured whole, whatever the defaults are.
+LARGE_BUDGET = ReadBudget(max_elements=100_000_000, max_header_bytes=1 << 40)
+#: Segments of the generated segmentation: its frames are slices x segments.
+SEGMENTS = 10
 SLIDE_MICROSCOPY = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
 
@@ -98,6 +108,51 @@ def slide_microscopy(template: Dataset, count: int) -> Dataset:
     return dataset
 
 
+def segmentation(_template: Dataset | None, count: int) -> Dataset:
+    """A highdicom binary Segmentation of about ``count`` frames (``SEGMENTS`` per slice)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import highdicom
+    import numpy as np
+    from derived_objects import ct_series
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    slices = max(1, -(-count // SEGMENTS))
+    source = ct_series(generate_uid(), generate_uid(), [index * 1.25 for index in range(slices)])
+    mask = np.zeros((slices, source[0].Rows, source[0].Columns, SEGMENTS), dtype=bool)
+    mask[:, 2:6, 2:6, :] = True  # every segment on every slice: one frame each
+    algorithm = highdicom.AlgorithmIdentificationSequence(
+        name="benchmark", family=codes.DCM.ArtificialIntelligence, version="1"
+    )
+    segments = [
+        highdicom.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=f"segment {number}",
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Organ,
+            algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        for number in range(1, SEGMENTS + 1)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return highdicom.seg.Segmentation(
+            source_images=source,
+            pixel_array=mask,
+            segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=segments,
+            series_instance_uid=generate_uid(),
+            series_number=2,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer="benchmark",
+            manufacturer_model_name="benchmark",
+            software_versions="1",
+            device_serial_number="1",
+        )
+
+
 def _write(dataset: Dataset, path: Path) -> None:
     for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
         if tag in dataset:
@@ -130,7 +185,7 @@ def run_large_headers(
 ) -> None:
     """Build and time headers of each of ``counts`` items for each shape ("mr", "sm")."""
     headers = _headers(roots)
-    shapes: list[tuple[str, Dataset, Callable[[Dataset, int], Dataset]]] = []
+    shapes: list[tuple[str, Dataset | None, Callable[[Dataset, int], Dataset]]] = []
     mr = [h for h in headers if h[1].SOPClassUID == ENHANCED_MR]
     sm = [h for h in headers if h[1].SOPClassUID == SLIDE_MICROSCOPY]
     if mr and "mr" in shapes_wanted:
@@ -141,14 +196,17 @@ def run_large_headers(
         path, template = sm[0]
         print(f"slide microscopy template: {path}")
         shapes.append(("slide microscopy", template, slide_microscopy))
+    if "seg" in shapes_wanted:
+        shapes.append(("segmentation", None, segmentation))
     if not shapes:
         print("no enhanced MR or slide microscopy object under the paths")
         return
     run = new_run()
     head = (
-        f"{'shape':<17} {'items':>6} {'elements':>9} {'header MiB':>10} {'dcmread s':>9} "
-        f"{'json s':>8} {'ours s':>8} {'pydicom path s':>14} {'us/element':>10} "
-        f"{'/json':>6} {'/dcmread':>8} {'peak MiB':>8} {'peak/header':>11}"
+        f"{'shape':<17} {'frames':>7} {'elements':>9} {'units':>9} {'header MiB':>10} "
+        f"{'dcmread s':>9} {'json s':>8} {'ours s':>8} {'pydicom path s':>14} "
+        f"{'us/element':>10} {'us/unit':>7} {'/json':>6} {'/dcmread':>8} {'peak MiB':>8} "
+        f"{'peak/header':>11} {'peak B/unit':>11}"
     )
     print(
         f"\nbest of {repeat}, CPU seconds; ours with an element budget of "
@@ -162,9 +220,12 @@ def run_large_headers(
                 path = Path(folder) / f"{name.replace(' ', '_')}_{count}.dcm"
                 _write(build(template, count), path)
                 ref = ObjectRef(str(path), os.path.getsize(path))
-                extracted = extract_object(ref, run, budget=LARGE_BUDGET)
+                with metering(LARGE_BUDGET) as meter:
+                    extracted = extract_object(ref, run)
+                frames = int(extracted.metadata.get("NumberOfFrames") or 0)
                 elements = extracted.elements.num_rows if extracted.elements is not None else 0
                 header = extracted.metadata["header_bytes_read"] if extracted.metadata else 0
+                units = meter.elements
 
                 def floor(path: Path = path) -> object:
                     return pydicom.dcmread(path, stop_before_pixels=True)
@@ -182,8 +243,9 @@ def run_large_headers(
                 )
                 peak = _peak(lambda ref=ref: extract_object(ref, run, budget=LARGE_BUDGET))
                 print(
-                    f"{name:<17} {count:>6,} {elements:>9,} {header / 2**20:>10.2f} "
-                    f"{a:>9.3f} {b:>8.3f} {c:>8.3f} {d:>14.3f} "
-                    f"{c / max(elements, 1) * 1e6:>10.1f} {b / c:>5.2f}x {a / c:>7.2f}x "
-                    f"{peak / 2**20:>8.1f} {peak / max(header, 1):>11.1f}"
+                    f"{name:<17} {frames:>7,} {elements:>9,} {units:>9,} "
+                    f"{header / 2**20:>10.2f} {a:>9.3f} {b:>8.3f} {c:>8.3f} {d:>14.3f} "
+                    f"{c / max(elements, 1) * 1e6:>10.1f} {c / max(units, 1) * 1e6:>7.1f} "
+                    f"{b / c:>5.2f}x {a / c:>7.2f}x {peak / 2**20:>8.1f} "
+                    f"{peak / max(header, 1):>11.1f} {peak / max(units, 1):>11.0f}"
                 )

@@ -139,7 +139,36 @@ def deeply_nested_bytes(depth: int) -> bytes:
     return dicom_bytes(base_dataset()) + nested
 
 
+#: (5200,9230) Per-frame Functional Groups Sequence
+PER_FRAME_FUNCTIONAL_GROUPS = 0x52009230
+
+
+def repeated_items_bytes(ds: Dataset, item: Dataset, count: int, tag: int) -> bytes:
+    """``ds`` as a file, then a sequence ``tag`` of ``count`` copies of ``item``, by hand.
+
+    Header-only objects of IDC's sizes (thousands of per-frame items) are built this way in
+    milliseconds: the item is encoded once (explicit VR little endian, a defined length) and
+    its bytes repeated; the sequence has an undefined length, so every item is parsed. ``tag``
+    must sort after every element of ``ds``.
+    """
+    import struct
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, item)
+    body = buffer.getvalue()
+    encoded = struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+    opening = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00" + b"\xff" * 4
+    closing = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return dicom_bytes(ds) + opening + encoded * count + closing
+
+
 __all__ = [
+    "PER_FRAME_FUNCTIONAL_GROUPS",
     "DeflatedExplicitVRLittleEndian",
     "ExplicitVRBigEndian",
     "ExplicitVRLittleEndian",
@@ -149,4 +178,5 @@ __all__ = [
     "dicom_bytes",
     "every_vr_dataset",
     "nested_dataset",
+    "repeated_items_bytes",
 ]

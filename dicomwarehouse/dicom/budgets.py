@@ -13,12 +13,31 @@ A header parse is bounded three ways, counted per object on the thread that pars
   per 8 bytes), is stopped after ``max_empty_repeats``, and a run of empty sequence items
   after ``max_empty_items``, whatever the other budgets allow.
 
-Defaults come from measuring every file of the development corpus (890 real files of 7
-public test sets, enhanced multi-frame headers included) and pydicom's 177 bundled files:
-the largest header has 27,969 elements in 2,670 items (38,700 weighted, 0.5 s to read and
-flatten) and the most bytes any header needed were 4.2 MB (a Philips raw data object read
-whole). The defaults leave a margin of 5x on elements and 15x on bytes; at the measured
-15 us per element (50 us per item) a header at the element budget takes about 3 s.
+The defaults are sized for the largest real headers, not for the development corpus (whose
+largest, 38,700 weighted elements, would fit 75 times over): IDC-scale archives hold enhanced
+MR and CT of thousands of frames, TILED_SPARSE slides with one item per tile, and
+segmentations with one item per frame of each segment. Measured on generated objects of those
+shapes (``benchmarks/benchmark.py --large-headers``, docs/performance.md "Large headers"), a
+frame costs 158 weighted elements in the heaviest enhanced MR of the corpus (Philips, private
+per-frame items), 52 in a highdicom segmentation and 20 per tile of a slide; a header takes 3
+to 6 us and 205 to 420 bytes of peak memory per weighted element, whatever its size. So:
+
+- ``max_elements`` = 3,000,000 weighted elements admits an enhanced MR of that heaviest shape
+  up to 19,000 frames, a segmentation of 57,000 frames and a slide of 150,000 tiles (the
+  largest generated ones, 5,000 MR frames, 20,000 segmentation frames and 50,000 tiles, are at
+  a quarter to a third of it); a real header at the budget takes at most about 18 s and 1.3 GB.
+  An object over it is parsed up to it by each pass that reads it (the walker, pydicom, the
+  salvage of what came before): a flood of items is stopped after at most about 75 s of CPU,
+  at the measured 15 to 25 us per budgeted element of all passes together. The element count
+  is what bounds time and memory: every element and item costs at least 8 bytes, so bytes
+  alone would let 8 million elements through 64 MiB.
+- ``max_header_bytes`` = 64 MiB bounds what the element count does not see: the bytes held,
+  and the values decoded (an RTSTRUCT's contour data is one element per contour, of up to 64
+  KiB, each of thousands of numbers). A header costs 0.3 to 0.6 us and 17 to 35 bytes of peak
+  memory per byte read, whether it is many elements (the shapes above) or few long
+  multi-valued ones (dense ``1\\1\\...`` text), so at the budget at most about 40 s and 2.5 GB.
+  The largest generated headers need 2 to 10 MiB, the largest the corpus needed 4.2 MB (a
+  Philips raw data object read whole), and a header at the element budget about 40 MiB.
 
 An object over budget becomes an ingest_errors row whose error_type names the budget, or,
 when a header was read before the budget ran out, a dicom_metadata row with an anomaly
@@ -52,11 +71,11 @@ __all__ = [
     "metering",
 ]
 
-#: Elements and items of one object (largest seen: 38,700 weighted; see the module docstring).
-DEFAULT_MAX_ELEMENTS = 200_000
+#: Weighted elements and items of one object (see the module docstring for the measurements).
+DEFAULT_MAX_ELEMENTS = 3_000_000
 #: What one sequence item counts against ``max_elements``.
 ITEM_WEIGHT = 4
-#: Bytes read from one object while parsing its header (largest seen: 4.2 MB).
+#: Bytes read from one object while parsing its header (the memory bound of values).
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024
 #: Consecutive empty elements with one tag in one data set before the parse is stopped.
 DEFAULT_MAX_EMPTY_REPEATS = 64

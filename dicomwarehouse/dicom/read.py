@@ -139,8 +139,22 @@ class CountingReader(io.BufferedReader):
 
     def __init__(self, raw: BinaryIO, buffer_size: int = 8192) -> None:
         self._counting = _CountingRaw(raw, current_meter())
+        self._buffer_size = buffer_size
         super().__init__(self._counting, buffer_size)
         self._label = getattr(raw, "name", "<object>")
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Refuse a read past the header bytes budget before its buffer is allocated.
+
+        ``io.BufferedReader`` allocates all of ``size`` before the raw layer is asked for a
+        byte: without this a length field of 4 GiB would take 4 GiB of address space (or fail
+        with MemoryError on a smaller machine) before the raw layer refused it. Up to
+        ``buffer_size`` of it may be buffered already, so only the rest is charged here.
+        """
+        meter = self._counting._meter
+        if meter is not None and size is not None and size > self._buffer_size:
+            meter.charge_bytes(size - self._buffer_size, self.tell())
+        return super().read(size)
 
     @property
     def bytes_read(self) -> int:

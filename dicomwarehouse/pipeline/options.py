@@ -201,9 +201,9 @@ OPTIONS: tuple[IngestOption, ...] = (
         "max_elements",
         "int",
         help="an object whose header holds more elements and items than this is cut short "
-        "(an anomaly, or an error row) (default 200000)",
+        "(an anomaly, or an error row) (default 3000000; an item counts as 4)",
         template_help="Elements and items one object's header may hold before it is cut short "
-        "(default 200000).",
+        "(default 3000000).",
         metavar="N",
         minimum=1,
     ),
