@@ -271,13 +271,11 @@ def test_a_flood_of_items_over_the_element_budget_is_stopped_in_time_linear_in_i
     tmp_path: Path,
 ) -> None:
     """Every pass over an object over budget stops at the budget: the cost is proportional
-    to the budget, not to the object (15 to 25 us per budgeted element measured, all passes)."""
+    to the budget, not to the object (15 to 25 us per budgeted element measured, all passes).
+
+    At the default budget that is one to two minutes of CPU for one flood, too long for the
+    suite: linearity is what is checked, at a smaller budget."""
     assert _flood_is_stopped(tmp_path, ReadBudget(max_elements=60_000)) < 100e-6
-
-
-@pytest.mark.slow
-def test_a_flood_of_items_over_the_default_element_budget_is_stopped(tmp_path: Path) -> None:
-    assert _flood_is_stopped(tmp_path, None) < 100e-6
 
 
 def test_parser_text_never_reaches_an_error_message(tmp_path: Path) -> None:
