@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
+from ingested import warehouse_rows
 
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
 from dicomwarehouse.sources.expand import expand_sources
-from dicomwarehouse.warehouse.duckdb_file import connect
 
 HEADER = "url,collection_id,crdc_series_uuid,crdc_instance_uuid,md5,size"
 
@@ -134,14 +134,6 @@ def test_lines_naming_nothing_are_listing_failures(tmp_path: Path) -> None:
 # --- ingests ----------------------------------------------------------------------------------
 
 
-def _rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = connect(warehouse)
-    try:
-        return sorted(con.sql(sql).fetchall(), key=repr)
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def cohort(tmp_path: Path) -> tuple[Path, dict[str, tuple[Any, ...]], Path]:
     """A downloaded cohort and its CSV manifest of absolute paths: (manifest, expected rows
@@ -171,13 +163,13 @@ def test_an_ingest_of_a_local_manifest_fills_its_columns(cohort, tmp_path: Path)
     warehouse = tmp_path / "w"
     summary = ingest([], warehouse, manifests=[str(manifest)])
     assert (summary.instances, summary.errors) == (len(expected), 1)
-    got = _rows(
+    got = warehouse_rows(
         warehouse,
         "SELECT SOPInstanceUID, collection_id, crdc_study_uuid, crdc_series_uuid, "
         "crdc_instance_uuid, source_md5 FROM dicom_metadata",
     )
     assert got == sorted(((sop, *row) for sop, row in expected.items()), key=repr)
-    errors = _rows(warehouse, "SELECT source_url, stage, error_type FROM ingest_errors")
+    errors = warehouse_rows(warehouse, "SELECT source_url, stage, error_type FROM ingest_errors")
     assert errors == [(str(missing), "list", "NotFound")]
 
 
@@ -193,7 +185,7 @@ def test_an_incremental_rerun_of_a_local_manifest(cohort, tmp_path: Path) -> Non
     # the other files are unchanged; the missing one has no version to compare, so it is
     # looked for again (as a bucket line that named nothing is)
     assert (again.actions["unchanged"], again.objects_read) == (len(expected) - 1, 2)
-    assert _rows(
+    assert warehouse_rows(
         warehouse,
         "SELECT collection_id, source_generation FROM dicom_metadata "
         f"WHERE source_url = '{changed}'",
