@@ -77,11 +77,16 @@ def test_a_file_line_keeps_its_columns_and_the_file_system_metadata(tmp_path: Pa
     )
 
 
-def test_a_file_url_line_keeps_its_columns(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("header", "prefix"), [("url", "file://"), ("local_path", ""), ("File_Path", "file://")]
+)
+def test_a_path_or_file_url_column_is_the_url_column(
+    tmp_path: Path, header: str, prefix: str
+) -> None:
     path = tmp_path / "x.dcm"
     _write(path)
     manifest = tmp_path / "m.csv"
-    manifest.write_text(f"url,collection_id\nfile://{path},c9\n")
+    manifest.write_text(f"collection_id,{header}\nc9,{prefix}{path}\n")
     (ref,) = expand_sources([], [str(manifest)])
     assert (ref.url, dict(ref.extras), ref.size) == (
         str(path),
