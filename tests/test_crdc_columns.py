@@ -19,6 +19,7 @@ import pytest
 from cli_runs import run_main
 from dicom_samples import base_dataset, dicom_bytes
 from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
+from ingested import warehouse_rows
 
 from dicomwarehouse.bigquery.plan import build_plan
 from dicomwarehouse.io.urls import idc_object_uuids
@@ -32,7 +33,6 @@ from dicomwarehouse.tables.required_columns import (
     IDC_MANIFEST_COLUMNS,
     url_manifest_values,
 )
-from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import DUCKDB_FILE, committed_runs
 
 CRDC_COLUMNS = (CRDC_STUDY_COLUMN, CRDC_SERIES_COLUMN, CRDC_INSTANCE_COLUMN)
@@ -138,14 +138,6 @@ def test_manifest_columns_named_in_another_case_are_the_same_columns() -> None:
 # --- ingests --------------------------------------------------------------------------------
 
 
-def _rows(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = connect(warehouse)
-    try:
-        return sorted(con.sql(sql).fetchall(), key=repr)
-    finally:
-        con.close()
-
-
 def _idc_folder(root: Path, count: int, **attributes: Any) -> dict[str, tuple[str, str]]:
     """``count`` DICOM files laid out as in IDC's buckets: SOPInstanceUID -> (series, instance)."""
     series = new_uuid()
@@ -160,7 +152,9 @@ def _idc_folder(root: Path, count: int, **attributes: Any) -> dict[str, tuple[st
 
 
 def _crdc_by_sop(warehouse: Path, table: str = "dicom_metadata") -> dict[str, tuple[Any, ...]]:
-    rows = _rows(warehouse, f"SELECT SOPInstanceUID, {', '.join(CRDC_COLUMNS)} FROM {table}")
+    rows = warehouse_rows(
+        warehouse, f"SELECT SOPInstanceUID, {', '.join(CRDC_COLUMNS)} FROM {table}"
+    )
     return {row[0]: row[1:] for row in rows}
 
 
@@ -178,7 +172,7 @@ def test_a_local_idc_folder_fills_the_columns(tmp_path: Path) -> None:
     assert got == expected
     assert _crdc_by_sop(tmp_path / "w", "dicom_all") == expected
     # idc-index-data's sm_instance_index carries the instance's UUID
-    slides = _rows(
+    slides = warehouse_rows(
         tmp_path / "w", "SELECT SOPInstanceUID, crdc_instance_uuid FROM sm_instance_index"
     )
     assert slides == sorted((sop, uuids[1]) for sop, uuids in layout.items())
@@ -254,7 +248,7 @@ def test_csv_manifest_columns_win_over_the_url(idc_bucket, tmp_path: Path) -> No
         second: (study, series, stem[name1]),
         third: (None, series, stem[name2]),
     }
-    assert _rows(tmp_path / "w", "SELECT collection_id FROM dicom_metadata") == [
+    assert warehouse_rows(tmp_path / "w", "SELECT collection_id FROM dicom_metadata") == [
         ("c1",),
         ("c1",),
         (None,),
@@ -287,7 +281,7 @@ def test_an_old_warehouse_binds_and_a_new_run_fills_its_own_rows(tmp_path: Path)
     # the views bind over the old runs alone (DuckDB rebuilt on connect; the BigQuery plan)
     nulls = {sop: (None, None, None) for sop in old}
     assert _crdc_by_sop(warehouse, "dicom_all") == nulls
-    slides = _rows(warehouse, "SELECT crdc_instance_uuid FROM sm_instance_index")
+    slides = warehouse_rows(warehouse, "SELECT crdc_instance_uuid FROM sm_instance_index")
     assert slides == [(None,), (None,)]
     plan = build_plan(str(warehouse), "dicomwarehouse-test", "dicom")
     names = [f["name"] for f in plan.table("dicom_metadata_history").schema]

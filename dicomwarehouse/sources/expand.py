@@ -30,6 +30,7 @@ __all__ = [
     "expand_sources",
     "expand_task",
     "listing_tasks",
+    "local_entry_objects",
     "sample_files_dir",
 ]
 
@@ -69,6 +70,8 @@ def _local_ref(path: str) -> ObjectRef:
     absolute = os.path.abspath(path)
     try:
         status = os.stat(absolute)
+    except ValueError:  # an embedded NUL: a path no file system takes
+        return _listing_failure(absolute, "BadPath", "not a file system path")
     except OSError as exc:
         if os.path.islink(absolute):
             looping = exc.errno == errno.ELOOP
@@ -77,6 +80,8 @@ def _local_ref(path: str) -> ObjectRef:
                 "SymlinkLoop" if looping else "BrokenSymlink",
                 "symbolic link loops" if looping else "symbolic link to nothing",
             )
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return _listing_failure(absolute, "NotFound", "no such file")
         return ObjectRef(absolute)  # reported by the read stage as an ingest_errors row
     if not stat.S_ISREG(status.st_mode):
         kind = next((name for test, name in _SPECIAL_FILE_KINDS if test(status.st_mode)), None)
@@ -107,33 +112,58 @@ def _unreadable_folders(errors: list[OSError]) -> Iterator[ObjectRef]:
         yield _listing_failure(folder, "UnreadableFolder", f"folder not listed: {reason}")
 
 
-def _expand_one(source: str, strict: bool) -> Iterator[ObjectRef]:
-    """Objects of one source; a missing path is a usage error only when the user typed it.
+def _is_glob(source: str) -> bool:
+    return any(char in source for char in _GLOB_CHARS)
 
-    A manifest entry that names a missing file is still an object of the run: it becomes an
-    ingest_errors row, so the manifest stays fully accounted for.
-    """
-    if source.startswith("file://"):
-        source = source[len("file://") :]
+
+def _glob_matches(pattern: str) -> list[str]:
+    return sorted(glob.glob(pattern, recursive=True))
+
+
+def _local_objects(paths: Iterable[str]) -> Iterator[ObjectRef]:
+    """Objects of local paths: the files of a folder, or the path itself."""
+    for path in paths:
+        if os.path.isdir(path):
+            yield from _walk_directory(path)
+        else:
+            yield _local_ref(path)
+
+
+def _expand_one(source: str) -> Iterator[ObjectRef]:
+    """Objects of one source the user typed; what names nothing is a usage error."""
+    source = source.removeprefix("file://")
     if "://" in source:
         raise SourceError(
             f"unsupported source {source!r}: local paths, gs:// and s3:// are supported"
         )
-    if any(char in source for char in _GLOB_CHARS):
-        matches = sorted(glob.glob(source, recursive=True))
-        if not matches:
+    if _is_glob(source):
+        paths = _glob_matches(source)
+        if not paths:
             raise SourceError(f"no file matches {source!r}")
-        for match in matches:
-            if os.path.isdir(match):
-                yield from _walk_directory(match)
-            else:
-                yield _local_ref(match)
-    elif os.path.isdir(source):
-        yield from _walk_directory(source)
-    elif os.path.exists(source) or not strict:
-        yield _local_ref(source)
+    elif os.path.exists(source):
+        paths = [source]
     else:
         raise SourceError(f"no such file or directory: {source!r}")
+    yield from _local_objects(paths)
+
+
+def local_entry_objects(source: str) -> list[ObjectRef]:
+    """Objects of a local path a manifest line names (a path, a ``file://`` URL, a folder or a
+    glob; relative paths already resolved by the caller).
+
+    Never a usage error: the manifest's other lines still count. A missing file, or a folder
+    or glob with no file, is one ``ListingFailure`` row, as a bucket URL naming nothing is.
+    """
+    path = source.removeprefix("file://")
+    if "://" in path:
+        message = "unsupported scheme: local paths, gs:// and s3:// are supported"
+        return [_listing_failure(source, "BadURL", message)]
+    if not _is_glob(path) and not os.path.isdir(path):
+        return [_local_ref(path)]
+    refs = list(_local_objects(_glob_matches(path) if _is_glob(path) else [path]))
+    if not refs:
+        return [_listing_failure(os.path.abspath(path), "NoObjects", "no file matches")]
+    return refs
 
 
 @dataclass(frozen=True)
@@ -169,7 +199,7 @@ def check_sources(sources: Iterable[str], manifests: Iterable[str] = ()) -> None
     sources, manifests = list(sources), list(manifests)
     named_any = bool(manifests)
     for source in sources:
-        if is_bucket_url(source) or next(iter(_expand_one(source, strict=True)), None) is not None:
+        if is_bucket_url(source) or next(iter(_expand_one(source)), None) is not None:
             named_any = True
     if not named_any:
         raise SourceError("the sources name no files")
@@ -182,20 +212,12 @@ def expand_task(task: ListingTask, lister: Lister) -> Iterator[ObjectRef]:
     """The objects of one listing task, in order (a URL may repeat; callers de-duplicate)."""
     from dicomwarehouse.io.urls import is_bucket_url
 
-    if not task.manifest:
-        if is_bucket_url(task.location):
-            yield from lister.expand_url(task.location)
-        else:
-            yield from _expand_one(task.location, strict=True)
-        return
-    # local paths in a manifest are relative to the manifest, as users expect
-    for entry in lister.expand_manifest(task.location):
-        if isinstance(entry, ObjectRef):
-            yield entry
-        elif is_bucket_url(entry):
-            yield from lister.expand_url(entry)
-        else:
-            yield from _expand_one(entry, strict=False)
+    if task.manifest:
+        yield from lister.expand_manifest(task.location)
+    elif is_bucket_url(task.location):
+        yield from lister.expand_url(task.location)
+    else:
+        yield from _expand_one(task.location)
 
 
 def expand_sources(

@@ -4,11 +4,14 @@ The object list of a run is made once, up front (see ``sources``). Here a bucket
 manifest entry becomes its objects: one object URL is taken as it is (no request: the read
 finds out whether it exists), a prefix or a glob is listed (one request per 1,000 objects,
 with size, generation, ETag and checksums, which then need no request per object), and
-series lines of big manifests are listed in parallel.
+series lines of big manifests are listed in parallel. A manifest line naming a local file,
+folder or glob (a cohort downloaded with s5cmd) is expanded the same way, from the file system
+(``expand.local_entry_objects``): its columns reach its files as a bucket line's reach its
+objects.
 
 What cannot be listed from a manifest (an unreadable line, a series prefix that is empty or
-forbidden) becomes a ``ListingFailure``: an object of the run whose ingest_errors row (stage
-``list``) says why, so every line of a manifest is accounted for.
+forbidden, a local file that is missing) becomes a ``ListingFailure``: an object of the run
+whose ingest_errors row (stage ``list``) says why, so every line of a manifest is accounted for.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from dicomwarehouse.errors import IngestError, SourceError
 from dicomwarehouse.io.buckets import StorageOptions, fetch_range, glob_regex, list_prefix
 from dicomwarehouse.io.refs import ListingFailure, ObjectRef
 from dicomwarehouse.io.urls import BucketURL, is_bucket_url, parse_bucket_url
+from dicomwarehouse.sources.expand import local_entry_objects
 from dicomwarehouse.sources.manifests import ManifestEntry, ManifestError, parse_manifest
 
 __all__ = ["Lister"]
@@ -79,11 +84,11 @@ class Lister:
             raise SourceError(f"no object matches {url!r}")
         return refs
 
-    def _expand_entry(self, entry: ManifestEntry) -> list[ObjectRef | str]:
+    def _expand_entry(self, entry: ManifestEntry) -> list[ObjectRef]:
         if entry.error is not None:
             return [ListingFailure(entry.url, error_type="UnreadableLine", message=entry.error)]
         if not is_bucket_url(entry.url):
-            return [entry.url]  # a local path: sources expands it
+            return _local_entry(entry)
         fields = dict(entry.fields)
         if entry.pattern is None:
             size = fields.get("size")
@@ -108,20 +113,7 @@ class Lister:
             return [ListingFailure(entry.url, error_type="BadURL", message=str(error))]
         if not refs:
             return [ListingFailure(entry.url, error_type="NoObjects", message="no object matches")]
-        if entry.extras:
-            refs = [
-                ObjectRef(
-                    ref.url,
-                    ref.size,
-                    entry.extras,
-                    generation=ref.generation,
-                    etag=ref.etag,
-                    md5=ref.md5,
-                    crc32c=ref.crc32c,
-                )
-                for ref in refs
-            ]
-        return list(refs)
+        return _with_extras(refs, entry.extras)
 
     # --- manifests ------------------------------------------------------------------------
 
@@ -159,19 +151,52 @@ class Lister:
             names.update(dict.fromkeys(name for name, _ in entry.extras))
         return list(names)
 
-    def expand_manifest(self, location: str) -> Iterator[ObjectRef | str]:
-        """Objects of a manifest in order: refs, and local paths (relative to the manifest).
+    def expand_manifest(self, location: str) -> Iterator[ObjectRef]:
+        """Objects of a manifest in order, each with its line's columns.
 
-        Series and glob entries are listed on a thread pool (``requests_in_flight`` at once),
-        in the manifest's order.
+        Relative local paths are relative to a local manifest's folder (to the working
+        directory for a manifest in a bucket). Series, glob and folder entries are listed on
+        a thread pool (``requests_in_flight`` at once), in the manifest's order.
         """
-        entries = self._entries(location)
         folder = None if is_bucket_url(location) else Path(location).parent
+        entries = (_resolved(entry, folder) for entry in self._entries(location))
         workers = max(1, self.options.requests_in_flight)
         with ThreadPoolExecutor(workers, thread_name_prefix="dicomwarehouse-list") as pool:
             for expanded in pool.map(self._expand_entry, entries):
-                for item in expanded:
-                    relative = isinstance(item, str) and "://" not in item
-                    if relative and folder is not None and not os.path.isabs(item):
-                        item = str(folder / item)
-                    yield item
+                yield from expanded
+
+
+def _resolved(entry: ManifestEntry, folder: Path | None) -> ManifestEntry:
+    """The entry with a relative local path made relative to the manifest's folder."""
+    relative = "://" not in entry.url and not os.path.isabs(entry.url)
+    if entry.error is not None or folder is None or not relative:
+        return entry
+    return replace(entry, url=str(folder / entry.url))
+
+
+def _with_extras(refs: list[ObjectRef], extras: tuple[tuple[str, str], ...]) -> list[ObjectRef]:
+    """The objects a folder, prefix or glob entry names, each with the entry's columns."""
+    if not extras:
+        return refs
+    return [ref if isinstance(ref, ListingFailure) else replace(ref, extras=extras) for ref in refs]
+
+
+def _local_entry(entry: ManifestEntry) -> list[ObjectRef]:
+    """The objects of a manifest line naming a local file, folder or glob, with its columns.
+
+    A file's size and generation (modification time, which the ledger compares) come from
+    the file system, which is at hand and describes this copy; of the manifest's metadata
+    only md5 and crc32c, which describe the bytes rather than a store's version of them, are
+    kept, unless the manifest's size says the file is not the object it describes. A folder
+    or glob gives each of its files the line's extra columns, as a bucket prefix does.
+    """
+    refs = local_entry_objects(entry.url)
+    ref = refs[0]
+    named_file = entry.pattern is None and len(refs) == 1 and not isinstance(ref, ListingFailure)
+    if not named_file or os.path.isdir(entry.url.removeprefix("file://")):
+        return _with_extras(refs, entry.extras)
+    fields = dict(entry.fields)
+    size = fields.get("size")
+    if size and size.isdigit() and int(size) != ref.size:
+        return [replace(ref, extras=entry.extras)]
+    return [replace(ref, extras=entry.extras, md5=fields.get("md5"), crc32c=fields.get("crc32c"))]

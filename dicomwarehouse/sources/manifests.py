@@ -7,9 +7,10 @@ Formats are detected from the content (``--manifest-format`` overrides):
   (every object under its prefix: s5cmd's ``*`` crosses ``/``). IDC publishes one file for
   both clouds: run against ``--endpoint-url https://storage.googleapis.com`` its ``s3://``
   URLs name GCS buckets, which ``StorageOptions.s5cmd_endpoint_url`` says here too;
-- ``csv`` / ``tsv`` / ``parquet``: a table with a URL column; columns naming object metadata
-  (size, generation, etag, md5, crc32c) fill the provenance columns, all other columns become
-  extra STRING columns of dicom_metadata (collection_id, license, ...);
+- ``csv`` / ``tsv`` / ``parquet``: a table with a URL (or local path) column; columns naming
+  object metadata (size, generation, etag, md5, crc32c) fill the provenance columns, all other
+  columns become extra STRING columns of dicom_metadata (collection_id, license, ...), for
+  local files as for bucket objects (see ``listing``);
 - ``s3-inventory``: an S3 Inventory ``manifest.json`` and its CSV (gzip) or Parquet files;
 - ``gcs-inventory``: a Storage Insights inventory report shard (CSV or Parquet), or the
   report's ``manifest.json`` naming its shards.
@@ -170,12 +171,15 @@ def _url_column(names: list[str], first_row: dict[str, Any] | None) -> str | Non
         if candidate in lowered:
             return lowered[candidate]
     for name in names:
-        if name.lower().endswith("url") or name.lower().endswith("uri"):
+        if name.lower().endswith(("url", "uri")):
             return name
     if first_row is not None:
         for name in names:
             if _is_url_like(first_row.get(name)):
                 return name
+    for name in names:  # a table of local files: local_path, file_path, ...
+        if name.lower().endswith("path"):
+            return name
     return None
 
 
