@@ -3,6 +3,14 @@
 Nothing is copied into DuckDB: every table is a view over ``read_parquet`` of the committed run
 folders, plus one small materialized table (``_current_objects``) that decides which run's rows
 of each source URL are current.
+
+The build's memory must not grow with the warehouse (issue 15): it is the last step of every
+ingest, in the pipeline's process. What grew was DuckDB's hold on Parquet footers, several MB
+each once decoded for the wide dicom_metadata shards: ``union_by_name`` reads and keeps the
+footer of every shard to bind a view, and a scan of many files keeps each file's footer until
+the scan ends. So the views read each run of one schema as a plain file list, which DuckDB binds
+on its first footer alone, and the current-state rule is computed from narrow tables filled one
+shard at a time, under a memory limit DuckDB spills past.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.urls import Location, is_gs_url, join
@@ -21,10 +30,12 @@ from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,
+    EVENTS_TABLE,
     TABLES,
     WarehouseError,
     committed_runs,
     run_record_url,
+    shard_urls,
 )
 from dicomwarehouse.warehouse.lock import WriterLock
 
@@ -41,10 +52,84 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: DuckDB's working memory for a build; past it, the current-state rule's tables and
+#: aggregation (which grow with the objects ever ingested) spill to its temporary folder
+BUILD_MEMORY_LIMIT = "128MB"
+
+#: What the current-state rule (``sql/internal/current_objects.sql``) reads of each history
+#: table, by the name the rule gives it: (the table, its columns the rule reads)
+_RULE_INPUTS: dict[str, tuple[str, str]] = {
+    "dicom_metadata_history": ("dicom_metadata", "source_url VARCHAR, ingest_run_id VARCHAR"),
+    "ingest_errors_history": ("ingest_errors", "source_url VARCHAR, ingest_run_id VARCHAR"),
+    "ingest_object_events_history": (
+        EVENTS_TABLE,
+        "source_url VARCHAR, ingest_run_id VARCHAR, outcome VARCHAR",
+    ),
+}
+
+
 def _committed_files(root: str, table: str, runs: Sequence[str]) -> str:
     """A DuckDB list of the Parquet globs of the committed runs of one (local) table."""
     globs = [join(root, table, f"run-{run}", "*.parquet") for run in runs]
     return "[" + ", ".join(_sql_string(g) for g in globs) + "]"
+
+
+def _runs_by_schema(root: str, table: str, runs: Sequence[str]) -> list[list[str]]:
+    """The runs of one table in their order, cut into spans of one Parquet schema.
+
+    Every shard of a run has the run's one schema (``pipeline.transforms``), so a span's files
+    share it too and DuckDB reads a span as a plain file list, bound on its first footer alone.
+    Runs without a shard of the table are left out.
+    """
+    spans: list[list[str]] = []
+    previous = None
+    for run in runs:
+        shards = shard_urls(root, table, run)
+        if not shards:
+            continue
+        schema = pq.read_schema(shards[0])
+        if previous is None or not schema.equals(previous, check_metadata=False):
+            spans.append([])
+        spans[-1].append(run)
+        previous = schema
+    return spans or [list(runs)]
+
+
+def _raw_select(root: str, table: str, runs: Sequence[str]) -> str:
+    """Every committed row of one table: its spans of one schema, united by column name.
+
+    ``UNION ALL BY NAME`` gives the columns and types ``read_parquet``'s ``union_by_name``
+    gives over all the files (order of first appearance, widened types, NULL where a run
+    lacks a column), binding only one footer per span.
+    """
+    return " UNION ALL BY NAME ".join(
+        f"SELECT * FROM read_parquet({_committed_files(root, table, span)}, "
+        "hive_partitioning = false)"
+        for span in _runs_by_schema(root, table, runs)
+    )
+
+
+def _create_current_objects(
+    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
+) -> None:
+    """Materialize ``_current_objects``: the current-state rule over narrow copies of the
+    columns it reads, filled one shard at a time (a scan of many files would hold every
+    file's footer until its end), then dropped."""
+    from dicomwarehouse.warehouse.internal_sql import duckdb_sql
+
+    reading: dict[str, str] = {}
+    for name, (table, columns) in _RULE_INPUTS.items():
+        narrow = f"_rule_{table}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {narrow} ({columns})")
+        names = ", ".join(column.split()[0] for column in columns.split(", "))
+        for run in runs:
+            for url in shard_urls(location, table, run):
+                con.execute(f"INSERT INTO {narrow} SELECT {names} FROM read_parquet(?)", [url])
+        reading[name] = narrow
+    rule = duckdb_sql("current_objects", reading=reading)
+    con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {rule}")
+    for narrow in reading.values():
+        con.execute(f"DROP TABLE {narrow}")
 
 
 def _local_root(root: Location) -> str:
@@ -71,16 +156,12 @@ def _create_warehouse_objects(
     from dicomwarehouse.warehouse.views import create_duckdb_views
 
     for table in ALL_TABLES:
-        con.execute(
-            f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM read_parquet("
-            f"{_committed_files(location, table, runs)}, union_by_name = true, "
-            "hive_partitioning = false)"
-        )
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS {_raw_select(location, table, runs)}")
     con.execute(
         "CREATE OR REPLACE VIEW ingest_object_events_history AS "
         "SELECT * FROM ingest_object_events_raw"
     )
-    con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {duckdb_sql('current_objects')}")
+    _create_current_objects(con, location, runs)
     for table in TABLES:
         history = duckdb_sql("history_rows", table)
         con.execute(f"CREATE OR REPLACE VIEW {table}_history AS {history}")
@@ -122,14 +203,14 @@ def build_duckdb(root: Location) -> Path:
     try:
         con = duckdb.connect(str(aside))
         try:
-            # one thread: the build reads the footers of every shard (wide ones for
-            # dicom_metadata) and scans the runs' URLs; each thread's buffers add to the peak
-            # memory of the run's last step (343 -> 293 MiB for the build alone at 10,692 objects)
+            # the build is the run's last step, in the pipeline's process: one thread (each
+            # thread's buffers add to the peak), a bounded working memory, and no order kept
+            # where none is asked; the Parquet metadata cache stays off, as it would keep the
+            # footer of every shard scanned (see the module's docstring)
             con.execute("SET threads = 1")
-            # every view bound over the tables reads the footers of every shard again (wide
-            # ones for dicom_metadata); cached, they are read once per build: the build's peak
-            # at 10,692 objects falls from 570 to 336 MiB (shards never change once written)
-            con.execute("SET parquet_metadata_cache = true")
+            con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET parquet_metadata_cache = false")
             _create_warehouse_objects(con, location, runs)
             pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
         finally:
