@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ from dicomwarehouse.warehouse.layout import (
 from dicomwarehouse.warehouse.lock import WriterLock
 
 __all__ = [
+    "WORKING_MEMORY_LIMIT",
+    "bounded_connection",
     "build_duckdb",
     "connect",
     "duckdb_build_files",
@@ -52,9 +55,10 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-#: DuckDB's working memory for a build; past it, the current-state rule's tables and
-#: aggregation (which grow with the objects ever ingested) spill to its temporary folder
-BUILD_MEMORY_LIMIT = "128MB"
+#: DuckDB's working memory in a run's last step (the commit's UID count, the build); past it,
+#: what grows with the objects (a run's UIDs, the current-state rule's tables and aggregation)
+#: spills to a temporary folder
+WORKING_MEMORY_LIMIT = "128MB"
 
 #: What the current-state rule (``sql/internal/current_objects.sql``) reads of each history
 #: table, by the name the rule gives it: (the table, its columns the rule reads)
@@ -179,8 +183,30 @@ def _create_warehouse_objects(
     create_duckdb_views(con)
 
 
+def bounded_connection(database: str, spill: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for a run's last step, which runs in the pipeline's process.
+
+    One thread (each thread's buffers add to the peak), at most :data:`WORKING_MEMORY_LIMIT`
+    of working memory, past which DuckDB spills to the folder ``spill``, no row order kept
+    where none is asked, and no Parquet metadata cache: it would keep the footer of every
+    shard scanned (see the module's docstring).
+    """
+    con = duckdb.connect(database)
+    try:
+        con.execute("SET threads = 1")
+        con.execute(f"SET memory_limit = '{WORKING_MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = {_sql_string(spill)}")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET parquet_metadata_cache = false")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def duckdb_build_files(folder: Path) -> list[Path]:
-    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs)."""
+    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs and
+    spill folders)."""
     return sorted(folder.glob(f".{DUCKDB_FILE}.*.tmp*"))
 
 
@@ -200,17 +226,10 @@ def build_duckdb(root: Location) -> Path:
         raise WarehouseError(f"no committed run in {location}")
     path = Path(location) / DUCKDB_FILE
     aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    spill = aside.with_name(aside.name + ".spill")
     try:
-        con = duckdb.connect(str(aside))
+        con = bounded_connection(str(aside), str(spill))
         try:
-            # the build is the run's last step, in the pipeline's process: one thread (each
-            # thread's buffers add to the peak), a bounded working memory, and no order kept
-            # where none is asked; the Parquet metadata cache stays off, as it would keep the
-            # footer of every shard scanned (see the module's docstring)
-            con.execute("SET threads = 1")
-            con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")
-            con.execute("SET preserve_insertion_order = false")
-            con.execute("SET parquet_metadata_cache = false")
             _create_warehouse_objects(con, location, runs)
             pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
         finally:
@@ -219,6 +238,7 @@ def build_duckdb(root: Location) -> Path:
     finally:
         for leftover in (aside, aside.with_name(aside.name + ".wal")):
             leftover.unlink(missing_ok=True)
+        shutil.rmtree(spill, ignore_errors=True)
     return path
 
 
