@@ -61,14 +61,11 @@ def _sql_string(text: str) -> str:
 WORKING_MEMORY_LIMIT = "128MB"
 
 #: What the current-state rule (``sql/internal/current_objects.sql``) reads of each history
-#: table, by the name the rule gives it: (the table, its columns the rule reads)
-_RULE_INPUTS: dict[str, tuple[str, str]] = {
-    "dicom_metadata_history": ("dicom_metadata", "source_url VARCHAR, ingest_run_id VARCHAR"),
-    "ingest_errors_history": ("ingest_errors", "source_url VARCHAR, ingest_run_id VARCHAR"),
-    "ingest_object_events_history": (
-        EVENTS_TABLE,
-        "source_url VARCHAR, ingest_run_id VARCHAR, outcome VARCHAR",
-    ),
+#: table, by the name the rule gives it: (the table, its string columns the rule reads)
+_RULE_INPUTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dicom_metadata_history": ("dicom_metadata", ("source_url", "ingest_run_id")),
+    "ingest_errors_history": ("ingest_errors", ("source_url", "ingest_run_id")),
+    "ingest_object_events_history": (EVENTS_TABLE, ("source_url", "ingest_run_id", "outcome")),
 }
 
 
@@ -124,8 +121,9 @@ def _create_current_objects(
     reading: dict[str, str] = {}
     for name, (table, columns) in _RULE_INPUTS.items():
         narrow = f"_rule_{table}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {narrow} ({columns})")
-        names = ", ".join(column.split()[0] for column in columns.split(", "))
+        typed = ", ".join(f"{column} VARCHAR" for column in columns)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {narrow} ({typed})")
+        names = ", ".join(columns)
         for run in runs:
             for url in shard_urls(location, table, run):
                 con.execute(f"INSERT INTO {narrow} SELECT {names} FROM read_parquet(?)", [url])
