@@ -34,7 +34,7 @@ from dicomwarehouse.tables.descriptions import (
     TABLE_DESCRIPTIONS,
     attribute_description,
 )
-from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import (
     ELEMENTS_SCHEMA,
     ERRORS_SCHEMA,
@@ -151,7 +151,7 @@ def _column_table(
 
 def _metadata_schema(paths: Iterable[ColumnPath]) -> pa.Schema:
     """dicom_metadata with the given keyword columns and the columns every run has."""
-    return metadata_schema(paths, {COLLECTION_COLUMN: pa.string()})
+    return metadata_schema(paths, dict.fromkeys(IDC_MANIFEST_COLUMNS, pa.string()))
 
 
 def _view_schemas() -> dict[str, pa.Schema]:
@@ -276,7 +276,7 @@ def _tables_part() -> list[str]:
             "dicom_metadata",
             TABLE_DESCRIPTIONS["dicom_metadata"] + " `dicom_all` is the same rows with IDC's "
             "extra columns. Besides the keyword columns (next section), every row has:",
-            _column_table(fixed_columns, "dicom_metadata", extra_columns=[COLLECTION_COLUMN]),
+            _column_table(fixed_columns, "dicom_metadata", extra_columns=IDC_MANIFEST_COLUMNS),
         )
     )
     lines.extend(_keyword_part())

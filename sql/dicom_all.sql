@@ -5,7 +5,10 @@
 -- archive's equivalents: gcs_url is source_url when it is a gs:// URL (NULL otherwise), aws_url
 -- is source_url when it is an s3:// URL (NULL otherwise), instance_size is source_size (the
 -- object's size in bytes). Manifest columns are dicom_metadata columns under their own names,
--- such as collection_id, which every run has (NULL when no manifest gave it); a manifest column
+-- such as collection_id, which every run has (NULL when no manifest gave it), and IDC's
+-- crdc_study_uuid, crdc_series_uuid and crdc_instance_uuid, which every run has too (from a
+-- manifest's column of that name; the series and instance ones otherwise from an object URL in
+-- IDC's layout, <series uuid>/<instance uuid>.dcm; NULL otherwise); a manifest column
 -- named gcs_url, aws_url or instance_size is renamed (manifest_gcs_url, ...) so that it cannot
 -- collide with these.
 --

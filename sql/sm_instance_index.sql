@@ -23,8 +23,8 @@
 -- instance_size: size of the object in bytes (source_size).
 -- TotalPixelMatrixColumns: Total Pixel Matrix Columns (0048,0006).
 -- TotalPixelMatrixRows: Total Pixel Matrix Rows (0048,0007).
--- crdc_instance_uuid: IDC's identifier of the file in its buckets; always NULL here (this
---   archive names objects by source_url), present so that queries selecting it bind.
+-- crdc_instance_uuid: IDC's UUID of the object (dicom_metadata's crdc_instance_uuid: from the
+--   ingest manifest, else from an IDC-style object URL; NULL otherwise).
 -- source_url: URL of the object.
 
 WITH
@@ -78,7 +78,7 @@ SELECT
   slide.source_size AS instance_size,
   slide.TotalPixelMatrixColumns,
   slide.TotalPixelMatrixRows,
-  CAST(NULL AS STRING) AS crdc_instance_uuid,
+  slide.crdc_instance_uuid,
   slide.source_url
 FROM dicom_metadata AS slide
 LEFT JOIN preparations

@@ -28,6 +28,7 @@ from dicomwarehouse.bigquery.plan import PlanError, PublishPlan, build_plan
 from dicomwarehouse.bigquery.sql import current_view_sql, qualify
 from dicomwarehouse.pipeline.run import IngestOptions
 from dicomwarehouse.tables.bigquery_schema import count_columns
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import PROVENANCE_FIELDS
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.views import load_views, to_duckdb
@@ -101,9 +102,11 @@ def test_history_tables_hold_the_union_of_runs(plan: PublishPlan) -> None:
         names
     )
     # a table made from several runs has the order of one run's schema: keywords in tag
-    # order, then OtherElements, the provenance columns and collection_id (every run has it)
+    # order, then OtherElements, the provenance columns and IDC's manifest columns (every run
+    # has them)
     assert names.index("SeriesDescription") < names.index("ReferencedSeriesSequence")
-    assert names[-12:] == ["OtherElements", *(f.name for f in PROVENANCE_FIELDS), "collection_id"]
+    tail = ["OtherElements", *(f.name for f in PROVENANCE_FIELDS), *IDC_MANIFEST_COLUMNS]
+    assert names[-len(tail) :] == tail
     rich = next(r for r in plan.runs if "Tag_00091003" in str(r.tables["dicom_metadata"].schema))
     assert [
         f

@@ -10,6 +10,7 @@ replaced after listing, timeouts, unreadable manifest lines.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -188,8 +189,16 @@ def test_gcs_prefix_gives_the_local_warehouse(
         "SELECT count(*) FROM dicom_metadata WHERE source_generation IS NULL "
         "OR source_md5 IS NULL OR source_crc32c IS NULL OR source_size IS NULL"
     ).fetchall()
+    md5s = dict(con.sql("SELECT source_url, source_md5 FROM dicom_metadata").fetchall())
     con.close()
     assert missing == [(0,)]  # from the listing, with no request per object
+    # GCS lists MD5 in base64; the column holds the hex digest of the object's bytes
+    expected = {
+        f"{gcs_bucket}{name}": hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        for name, path in samples.items()
+    }
+    assert md5s and set(md5s) <= set(expected)
+    assert md5s == {url: expected[url] for url in md5s}
 
 
 def test_s5cmd_manifest_in_a_bucket_gives_the_local_warehouse(

@@ -39,7 +39,7 @@ from pydicom.uid import (
 )
 from sqlglot import exp
 
-from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS
+from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS, IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import metadata_schema
 from dicomwarehouse.warehouse import views
 from dicomwarehouse.warehouse.views import (
@@ -105,7 +105,7 @@ _PROVENANCE = {
     "ingest_anomalies": pa.list_(
         pa.struct([("tag_path", pa.string()), ("keyword", pa.string()), ("reason", pa.string())])
     ),
-    "collection_id": pa.string(),
+    **dict.fromkeys(IDC_MANIFEST_COLUMNS, pa.string()),  # every run has them
 }
 
 

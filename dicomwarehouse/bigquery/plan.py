@@ -67,6 +67,7 @@ from dicomwarehouse.tables.bigquery_schema import (
 )
 from dicomwarehouse.tables.descriptions import TABLE_DESCRIPTIONS
 from dicomwarehouse.tables.limits import BIGQUERY_MAX_COLUMNS
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import BIGQUERY_MAX_RECORD_DEPTH
 from dicomwarehouse.warehouse.internal_sql import load_internal
 from dicomwarehouse.warehouse.layout import EVENTS_TABLE
@@ -354,6 +355,15 @@ def check_names(project: str, dataset: str, location: str | None, staging: str |
         raise PlanError(f"--staging {staging!r} must be a gs://bucket/prefix")
 
 
+def _missing_manifest_fields(schema: list[Field]) -> list[Field]:
+    """The manifest columns every run now has that no published run has: runs committed
+    before one became such a column lack it, and the views that read it must still bind."""
+    names = {field["name"].lower() for field in schema}
+    missing = [name for name in IDC_MANIFEST_COLUMNS if name.lower() not in names]
+    arrow = pa.schema([pa.field(name, pa.string()) for name in missing])
+    return arrow_schema_to_bigquery(arrow, "dicom_metadata")
+
+
 def _history_specs(runs: list[WarehouseRun]) -> list[TableSpec]:
     specs = []
     for table in PUBLISHED_TABLES:
@@ -362,7 +372,7 @@ def _history_specs(runs: list[WarehouseRun]) -> list[TableSpec]:
             schemas = [tuple(arrow_schema_to_bigquery(EVENTS_SCHEMA, table))]
         schema = union_schemas(schemas)
         if table == "dicom_metadata":
-            schema = sort_metadata_fields(schema)
+            schema = sort_metadata_fields(schema + _missing_manifest_fields(schema))
         names = {f["name"] for f in schema}
         specs.append(
             TableSpec(

@@ -38,6 +38,7 @@ from dicomwarehouse.dicom.walk import LOCAL_FIRST_READ, LOCAL_GROWTH, Walked, wa
 from dicomwarehouse.errors import IngestError
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
+from dicomwarehouse.tables.required_columns import url_manifest_values
 from dicomwarehouse.tables.schema import ColumnPath
 
 __all__ = ["Extracted", "RunInfo", "extract_object", "new_run"]
@@ -177,6 +178,8 @@ def _extract(
         ingested_at=run.started_at,
         ingest_anomalies=anomalies,
     )
+    # IDC's catalog UUIDs from an IDC-style URL; a manifest's own values win over them
+    row.update(url_manifest_values(ref.url))
     row.update(ref.extras)
     try:
         elements = flat.elements.to_record_batch(ref.url, flat.sop_instance_uid, run.run_id)

@@ -14,7 +14,6 @@ their GCS endpoint and credentials from ``gcs``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dicomwarehouse.errors import UsageError
 from dicomwarehouse.io.gcs import process_client, storage_client
+from dicomwarehouse.io.refs import md5_hex
 from dicomwarehouse.io.urls import BucketURL, Location, gs_object, is_gs_url
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class GcsStore:
 
     @staticmethod
     def _stored(where: BucketURL, blob: Any) -> StoredObject:
-        md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
+        md5 = md5_hex(blob.md5_hash)
         generation = int(blob.generation) if blob.generation else None
         return StoredObject(where.child(blob.name), blob.size or 0, md5, generation)
 

@@ -7,11 +7,35 @@ a ``ListingFailure``, so it is accounted for like any object: as one ingest_erro
 
 from __future__ import annotations
 
+import base64
+import binascii
+import string
 from dataclasses import dataclass, field
 
 from dicomwarehouse.errors import IngestError
 
-__all__ = ["ListingFailure", "ObjectRef"]
+__all__ = ["ListingFailure", "ObjectRef", "md5_hex"]
+
+_HEX_DIGITS = frozenset(string.hexdigits)
+
+
+def md5_hex(value: str | None) -> str | None:
+    """An MD5 as 32 lower-case hex digits, however the store or manifest spelled it.
+
+    GCS reports MD5 in base64 (listings' ``md5Hash``, downloads' ``x-goog-hash``), local files,
+    S3 tools and most manifests in hex; ``source_md5`` is one column, so it holds one spelling.
+    A value that is neither is kept as given (nothing a store says is dropped).
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if len(text) == 32 and _HEX_DIGITS.issuperset(text):
+        return text.lower()
+    try:
+        digest = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return value
+    return digest.hex() if len(digest) == 16 else value
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,10 @@ class ObjectRef:
     etag: str | None = None
     md5: str | None = None
     crc32c: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.md5 is not None:
+            object.__setattr__(self, "md5", md5_hex(self.md5))
 
     def provenance(self) -> dict[str, str | int | None]:
         """The ``source_*`` provenance columns of this object."""

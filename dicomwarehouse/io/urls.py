@@ -13,6 +13,7 @@ refuses other schemes with one line.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from dicomwarehouse.errors import UsageError
@@ -23,6 +24,7 @@ __all__ = [
     "Location",
     "StorageError",
     "gs_object",
+    "idc_object_uuids",
     "is_bucket_url",
     "is_gs_url",
     "join",
@@ -30,6 +32,12 @@ __all__ = [
 ]
 
 BUCKET_SCHEMES = ("gs", "s3")
+
+#: A UUID in RFC 4122's textual form: 8-4-4-4-12 hex digits, a version of RFC 4122 (1 to 5) and
+#: its variant (10xx); hex digits of either case, as the RFC reads them.
+_RFC4122_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+_UUID = re.compile(_RFC4122_UUID, re.IGNORECASE)
+_UUID_OBJECT = re.compile(f"({_RFC4122_UUID})\\.dcm", re.IGNORECASE)
 
 #: A warehouse or folder as callers name it: a local path, or a gs:// URL string.
 Location = str | os.PathLike[str]
@@ -90,3 +98,30 @@ def gs_object(url: str) -> BucketURL:
 def join(root: str, *parts: str) -> str:
     """``root/part/...`` for both stores (object names always use "/")."""
     return "/".join([root.rstrip("/"), *parts])
+
+
+def idc_object_uuids(url: str) -> tuple[str | None, str | None]:
+    """(series UUID, instance UUID) that an object's URL names in IDC's bucket layout.
+
+    IDC names each object of its buckets by the UUIDs of its catalog (the ``crdc_*_uuid``
+    columns of its tables), not by DICOM UIDs: ``gs://idc-open-data/<series>/<instance>.dcm``
+    and the same key in ``s3://``; a copy made with s5cmd or gsutil keeps those two levels,
+    under any prefix or local folder, so the last folder and the file name are read, anywhere.
+    Objects of IDC's older buckets sat at the bucket root as ``gs://<bucket>/<instance>.dcm``:
+    then the instance UUID alone. Both must be UUIDs in RFC 4122's textual form (a DICOM UID
+    or any other name gives nothing); they come back in lower case, as IDC writes them.
+    (None, None) for any other URL.
+    """
+    if is_bucket_url(url):
+        parsed = parse_bucket_url(url)
+        parts = parsed.key.split("/")
+    else:
+        parts = url.replace(os.sep, "/").split("/")
+    instance = _UUID_OBJECT.fullmatch(parts[-1])
+    if instance is None:
+        return None, None
+    if len(parts) >= 2 and _UUID.fullmatch(parts[-2]):
+        return parts[-2].lower(), instance.group(1).lower()
+    if len(parts) == 1 and is_bucket_url(url):  # the older layout: at the bucket root
+        return None, instance.group(1).lower()
+    return None, None

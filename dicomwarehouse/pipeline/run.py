@@ -24,7 +24,7 @@ from dicomwarehouse.io.urls import Location
 from dicomwarehouse.pipeline.finish import RunFinish, publish_report_url
 from dicomwarehouse.sources.expand import check_sources, listing_tasks
 from dicomwarehouse.sources.listing import Lister
-from dicomwarehouse.tables.required_columns import COLLECTION_COLUMN, with_prefixes
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS, with_prefixes
 from dicomwarehouse.tables.schema import ColumnPath
 from dicomwarehouse.warehouse.commit import remove_uncommitted, start_run
 from dicomwarehouse.warehouse.layout import (
@@ -182,10 +182,13 @@ def ingest(
     if not tasks:
         raise SourceError("the sources name no files")
     # extra manifest columns (collection_id, license, ...): STRING columns of dicom_metadata;
-    # collection_id always, so that IDC queries filtering on it bind without a manifest
+    # IDC's (collection_id, crdc_*_uuid) always, so that IDC queries naming them bind without
+    # a manifest
     lister = Lister(storage)
     extra_columns = list(
-        dict.fromkeys([*(n for m in manifests for n in lister.extra_columns(m)), COLLECTION_COLUMN])
+        dict.fromkeys(
+            [*IDC_MANIFEST_COLUMNS, *(n for m in manifests for n in lister.extra_columns(m))]
+        )
     )
     with exclusive_writer(warehouse, force=options.force_unlock) as lock:
         remove_uncommitted(warehouse)

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 from pydicom.datadict import keyword_dict
 
 from dicomwarehouse.errors import UsageError
-from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS
+from dicomwarehouse.tables.required_columns import DICOM_ALL_COLUMNS, IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import PROVENANCE_FIELDS
 
 __all__ = [
@@ -74,6 +74,10 @@ _FIXED_COLUMNS = (
     | {"OtherElements"}
     | set(DICOM_ALL_COLUMNS)  # names the dicom_all view adds
 )
+#: The columns every run has, by lower-case name: a manifest's ``CRDC_Series_UUID`` fills
+#: crdc_series_uuid rather than adding a column that differs from it only in case (which
+#: BigQuery and DuckDB, whose names ignore case, could not hold beside it).
+_IDC_COLUMNS = {name.lower(): name for name in IDC_MANIFEST_COLUMNS}
 _GCS_HOSTS = ("storage.googleapis.com", "storage.cloud.google.com")
 
 
@@ -147,6 +151,8 @@ def _column_name(name: str) -> str:
     """A manifest column as a dicom_metadata column: snake case, never a DICOM keyword, a
     provenance column or a column the dicom_all view adds (those get a ``manifest_`` prefix)."""
     cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", name.strip()).strip("_") or "column"
+    if cleaned.lower() in _IDC_COLUMNS:
+        return _IDC_COLUMNS[cleaned.lower()]
     if cleaned[0].isdigit():
         cleaned = f"c_{cleaned}"
     if cleaned in keyword_dict or cleaned in _FIXED_COLUMNS or cleaned.startswith("Tag_"):

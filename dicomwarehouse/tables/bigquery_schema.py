@@ -23,7 +23,12 @@ import pyarrow as pa
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
 
 from dicomwarehouse.errors import UsageError
-from dicomwarehouse.tables.descriptions import COLUMN_DESCRIPTIONS, attribute_description
+from dicomwarehouse.tables.descriptions import (
+    COLUMN_DESCRIPTIONS,
+    MANIFEST_COLUMN_DESCRIPTIONS,
+    attribute_description,
+)
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.tables.schema import PROVENANCE_FIELDS
 
 __all__ = [
@@ -124,11 +129,12 @@ def _field(
         ]
     else:
         field["type"] = _scalar_type(arrow_type)
-    description = (
-        f"Manifest column {arrow_field.name}."
-        if not prefix and arrow_field.name in extra
-        else _description(table, dotted, arrow_field.name, parent)
-    )
+    if not prefix and table in METADATA_TABLES and arrow_field.name in MANIFEST_COLUMN_DESCRIPTIONS:
+        description: str | None = MANIFEST_COLUMN_DESCRIPTIONS[arrow_field.name]
+    elif not prefix and arrow_field.name in extra:
+        description = f"Manifest column {arrow_field.name}."
+    else:
+        description = _description(table, dotted, arrow_field.name, parent)
     if description:
         field["description"] = description
     return {
@@ -240,13 +246,16 @@ def _metadata_order(field: Field) -> tuple[int, int, str]:
         return (2, _PROVENANCE_ORDER[name], "")
     if name.startswith("Tag_") and len(name) == 12:
         return (0, int(name[4:], 16), "")
+    if name in IDC_MANIFEST_COLUMNS:  # in every run, in the order runs write them
+        return (3, IDC_MANIFEST_COLUMNS.index(name), "")
     tag = _tags_by_keyword().get(name)
-    return (0, tag, "") if tag is not None else (3, 0, name)
+    return (0, tag, "") if tag is not None else (4, 0, name)
 
 
 def sort_metadata_fields(fields: Sequence[Field]) -> list[Field]:
     """dicom_metadata fields in the order a run's schema has them: keywords in tag order (at
-    the top and inside sequence items), then OtherElements, provenance, and other columns.
+    the top and inside sequence items), then OtherElements, provenance, the manifest columns
+    every run has (``required_columns.IDC_MANIFEST_COLUMNS``) and other columns by name.
 
     For a table created from the union of several runs, whose columns would otherwise follow
     the order the runs met them in (a later run's keywords after the provenance columns).

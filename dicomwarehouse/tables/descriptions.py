@@ -17,6 +17,7 @@ from dicomwarehouse.tables.vr import PN_COMPONENTS, PN_GROUPS
 
 __all__ = [
     "COLUMN_DESCRIPTIONS",
+    "MANIFEST_COLUMN_DESCRIPTIONS",
     "TABLE_DESCRIPTIONS",
     "attribute_description",
 ]
@@ -112,6 +113,21 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "summary_json": "The run's full summary record as committed (JSON).",
         "published_at": "When this publish wrote the run's rows to the history tables.",
     },
+}
+
+#: Descriptions of the manifest columns every run of dicom_metadata has (IDC's, see
+#: ``required_columns.IDC_MANIFEST_COLUMNS``); other manifest columns are described by name.
+MANIFEST_COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "collection_id": "IDC collection of the object, from the ingest manifest's collection_id "
+    "column (NULL without one).",
+    "crdc_study_uuid": "IDC's UUID of the version of the study holding the object, from the "
+    "ingest manifest's crdc_study_uuid column (NULL without one: no URL names it).",
+    "crdc_series_uuid": "IDC's UUID of the version of the series holding the object: the "
+    "ingest manifest's crdc_series_uuid column, else the folder of an object named "
+    "<series uuid>/<instance uuid>.dcm as in IDC's buckets; NULL otherwise.",
+    "crdc_instance_uuid": "IDC's UUID of the version of the object: the ingest manifest's "
+    "crdc_instance_uuid column, else the name of an object named <instance uuid>.dcm in a "
+    "<series uuid> folder (or at a bucket's root) as in IDC's buckets; NULL otherwise.",
 }
 
 #: Descriptions of the tables and of the current-state views (``current_objects``, the rule they

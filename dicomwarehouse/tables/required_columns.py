@@ -27,23 +27,45 @@ from pydicom.datadict import tag_for_keyword
 from sqlglot import exp
 
 from dicomwarehouse.errors import UsageError
+from dicomwarehouse.io.urls import idc_object_uuids
 from dicomwarehouse.tables.schema import ColumnPath
 from dicomwarehouse.tables.vr import dictionary_column
 
 __all__ = [
     "COLLECTION_COLUMN",
+    "CRDC_INSTANCE_COLUMN",
+    "CRDC_SERIES_COLUMN",
+    "CRDC_STUDY_COLUMN",
     "DICOM_ALL_COLUMNS",
+    "IDC_MANIFEST_COLUMNS",
     "RequiredColumnsError",
     "parse_column_path",
     "read_required_columns",
     "sql_column_paths",
     "sql_paths_and_outputs",
+    "url_manifest_values",
     "with_prefixes",
 ]
 
 #: The manifest column IDC queries filter on; every run has it (NULL without a manifest
 #: that gives it), so that ``WHERE collection_id = ...`` binds on any warehouse.
 COLLECTION_COLUMN = "collection_id"
+
+#: IDC's catalog identifiers of an object (the ``crdc_*_uuid`` columns of its dicom_all): a
+#: manifest column of the same name gives them, else the object's URL when it follows IDC's
+#: bucket layout (:func:`url_manifest_values`; never the study's, which no URL names).
+CRDC_STUDY_COLUMN = "crdc_study_uuid"
+CRDC_SERIES_COLUMN = "crdc_series_uuid"
+CRDC_INSTANCE_COLUMN = "crdc_instance_uuid"
+
+#: The manifest columns every run has, NULL where nothing gave a value, so that IDC's SQL
+#: naming them binds on any warehouse (STRING columns of dicom_metadata, like any manifest's).
+IDC_MANIFEST_COLUMNS = (
+    COLLECTION_COLUMN,
+    CRDC_STUDY_COLUMN,
+    CRDC_SERIES_COLUMN,
+    CRDC_INSTANCE_COLUMN,
+)
 
 #: Columns the dicom_all view adds under the names of IDC's provenance columns (see
 #: sql/dicom_all.sql); a manifest column of one of these names is renamed, not shadowed.
@@ -54,6 +76,18 @@ _INDEX = re.compile(r"\[[^\]]*\]")
 
 class RequiredColumnsError(UsageError):
     """A required-columns entry that names no column of dicom_metadata (one-line message)."""
+
+
+def url_manifest_values(url: str) -> dict[str, str]:
+    """The IDC manifest columns an object's URL gives: its CRDC series and instance UUIDs when
+    the URL follows IDC's bucket layout (``urls.idc_object_uuids``), else nothing.
+
+    A manifest's own column of the same name wins over these (the ingest applies the manifest's
+    values after them), so they only fill what no manifest said.
+    """
+    series, instance = idc_object_uuids(url)
+    values = {CRDC_SERIES_COLUMN: series, CRDC_INSTANCE_COLUMN: instance}
+    return {column: value for column, value in values.items() if value is not None}
 
 
 def _column(keyword: str) -> tuple[int, str] | None:

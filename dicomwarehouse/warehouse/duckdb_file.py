@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.urls import Location, is_gs_url, join
 from dicomwarehouse.pausepoints import pause_point
+from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,
@@ -134,6 +135,23 @@ def _create_current_objects(
         con.execute(f"DROP TABLE {narrow}")
 
 
+def _add_manifest_columns(
+    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
+) -> None:
+    """Give ``dicom_metadata_raw`` the manifest columns every run now has, as NULL, when no
+    committed run has them: runs committed before one became such a column lack it, and the
+    views that read it (IDC's crdc_instance_uuid, ...) must bind over such a warehouse too.
+    Once any run has it, ``_raw_select`` gives it, NULL in the older runs' rows."""
+    present = {name for name, *_ in con.execute("DESCRIBE dicom_metadata_raw").fetchall()}
+    missing = [name for name in IDC_MANIFEST_COLUMNS if name not in present]
+    if missing:
+        nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{name}"' for name in missing)
+        source = _raw_select(location, "dicom_metadata", runs)
+        con.execute(
+            f"CREATE OR REPLACE VIEW dicom_metadata_raw AS SELECT *, {nulls} FROM ({source})"
+        )
+
+
 def _local_root(root: Location) -> str:
     """A local warehouse's absolute path; a one-line refusal for gs:// (no httpfs here)."""
     location = warehouse_location(root)
@@ -159,6 +177,7 @@ def _create_warehouse_objects(
 
     for table in ALL_TABLES:
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS {_raw_select(location, table, runs)}")
+    _add_manifest_columns(con, location, runs)
     con.execute(
         "CREATE OR REPLACE VIEW ingest_object_events_history AS "
         "SELECT * FROM ingest_object_events_raw"
