@@ -8,9 +8,9 @@ The build's memory must not grow with the warehouse (issue 15): it is the last s
 ingest, in the pipeline's process. What grew was DuckDB's hold on Parquet footers, several MB
 each once decoded for the wide dicom_metadata shards: ``union_by_name`` reads and keeps the
 footer of every shard to bind a view, and a scan of many files keeps each file's footer until
-the scan ends. So the views read each run of one schema as a plain file list, which DuckDB binds
-on its first footer alone, and the current-state rule is computed from narrow tables filled one
-shard at a time, under a memory limit DuckDB spills past.
+the scan ends. So the views read each span of runs of one schema as a plain file list, which
+DuckDB binds on its first footer alone, and the current-state rule is computed from narrow
+tables filled one shard at a time, under a memory limit DuckDB spills past.
 """
 
 from __future__ import annotations
