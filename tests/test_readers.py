@@ -161,10 +161,15 @@ def test_the_next_writer_removes_builds_cut_short(tmp_path: Path) -> None:
     source, warehouse = tmp_path / "in", tmp_path / "w"
     write_files(source, 1)
     ingest([str(source)], warehouse)
-    # what a build killed before its os.replace leaves: its file and write-ahead log
+    # what a build killed before its os.replace leaves: its file, write-ahead log and the
+    # folder DuckDB spilled to
     leftovers = [warehouse / f".{DUCKDB_FILE}.dead.tmp", warehouse / f".{DUCKDB_FILE}.dead.tmp.wal"]
     for leftover in leftovers:
         leftover.write_bytes(b"half a database")
+    spill = warehouse / f".{DUCKDB_FILE}.dead.tmp.spill"
+    spill.mkdir()
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled rows")
+    leftovers.append(spill)
     with exclusive_writer(warehouse):
         remove_uncommitted(warehouse)
     assert not any(leftover.exists() for leftover in leftovers)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
+from pydicom.dataset import Dataset
 
 from dicomwarehouse.pipeline.run import ingest
 from dicomwarehouse.warehouse.commit import commit_run
@@ -84,3 +88,50 @@ def test_moved_warehouse_still_opens(folder: Path, tmp_path: Path) -> None:
 def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match="no warehouse"):
         connect(tmp_path)
+
+
+def _referencing(**item: object) -> bytes:
+    """An object with one ReferencedSeriesSequence item of the given attributes."""
+    ds = base_dataset()
+    reference = Dataset()
+    for keyword, value in item.items():
+        setattr(reference, keyword, value)
+    ds.ReferencedSeriesSequence = [reference]
+    return dicom_bytes(ds)
+
+
+def test_runs_of_different_schemas_read_as_one_union_by_name(tmp_path: Path) -> None:
+    """The build binds each span of runs of one schema on one footer (its memory must not grow
+    with the shards), yet the tables read as DuckDB's union_by_name over every shard."""
+    source, warehouse = tmp_path / "in", tmp_path / "w"
+    source.mkdir()
+    (source / "a.dcm").write_bytes(_referencing(SeriesInstanceUID="1.2.3"))
+    ingest([str(source)], warehouse)
+    ingest([str(source)], warehouse)  # the same columns: the same schema, one span
+    (source / "b.dcm").write_bytes(_referencing(SeriesInstanceUID="1.2.4", Modality="CT"))
+    (source / "c.dcm").write_bytes(dicom_bytes(base_dataset(BodyPartExamined="HEAD")))
+    ingest([str(source / "b.dcm"), str(source / "c.dcm")], warehouse)
+    shards = sorted(str(p) for p in warehouse.glob("dicom_metadata/run-*/*.parquet"))
+    schemas = [pq.read_schema(shard) for shard in shards]
+    spans = 1 + sum(not a.equals(b, check_metadata=False) for a, b in itertools.pairwise(schemas))
+    assert spans == 2
+    expected = duckdb.connect()
+    union = f"read_parquet({shards}, union_by_name = true)"
+    con = connect(warehouse)
+    try:
+        assert con.sql("DESCRIBE dicom_metadata_raw").fetchall() == (
+            expected.sql(f"DESCRIBE SELECT * FROM {union}").fetchall()
+        )
+        order = "ORDER BY source_url, ingest_run_id"
+        assert con.sql(f"SELECT * FROM dicom_metadata_raw {order}").fetchall() == (
+            expected.sql(f"SELECT * FROM {union} {order}").fetchall()
+        )
+        [(definition,)] = con.sql(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'dicom_metadata_raw'"
+        ).fetchall()
+        assert definition.count("read_parquet(") == spans
+        current = con.sql("SELECT count(*) FROM dicom_metadata").fetchall()
+        assert current == [(3,)]  # a.dcm once (its latest run), b.dcm, c.dcm
+    finally:
+        con.close()
+        expected.close()

@@ -10,13 +10,14 @@ grows with the failed runs, not with the warehouse.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import (
@@ -33,7 +34,7 @@ from dicomwarehouse.tables.schema import (
     column_path_problem,
     metadata_schema,
 )
-from dicomwarehouse.warehouse.duckdb_file import duckdb_build_files
+from dicomwarehouse.warehouse.duckdb_file import bounded_connection, duckdb_build_files
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     COLUMN_PATHS_FILE,
@@ -134,7 +135,10 @@ def remove_uncommitted(root: Location) -> list[str]:
         store.delete(started_record_url(location, run_id))
     if not is_gs_url(location):  # DuckDB builds cut short (only lock holders build)
         for leftover in duckdb_build_files(Path(location)):
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():  # a build's spill folder
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
     if removed:
         logger.warning("removed %d uncommitted run(s): %s", len(removed), removed)
     return removed
@@ -151,25 +155,33 @@ def _row_count(root: str, table: str, run_id: str) -> int:
 def _sop_instance_uids(root: str, run_id: str) -> tuple[int, int]:
     """Distinct SOPInstanceUIDs of a run's dicom_metadata shards, and rows without one.
 
-    Counted in Arrow (one string column, not Python strings): a run of millions of objects
-    holds its UIDs in a few hundred MB at the commit.
+    Counted by DuckDB over a table it fills one shard's column at a time, under its working
+    memory limit: a run's UIDs (some 100 bytes an object) would otherwise all be in memory at
+    the commit, which would grow with the run. Shards are read here, not by DuckDB, as they
+    may be on Cloud Storage.
     """
-    columns: list[pa.ChunkedArray] = []
     without = 0
-    for url in shard_urls(root, "dicom_metadata", run_id):
-        with store_for(url).open_input(url) as handle:
-            shard = pq.ParquetFile(handle)
-            if "SOPInstanceUID" not in shard.schema_arrow.names:
-                without += shard.metadata.num_rows
-                continue
-            column = shard.read(columns=["SOPInstanceUID"]).column(0).cast(pa.string())
-            without += column.null_count
-            columns.append(column)
-    if not columns:
-        return 0, without
-    chunks = [chunk for column in columns for chunk in column.chunks]
-    uids = pa.chunked_array(chunks, pa.string())
-    return pc.count_distinct(uids, mode="only_valid").as_py(), without
+    with tempfile.TemporaryDirectory(prefix="dicomwarehouse-uids-") as spill:
+        con = bounded_connection(":memory:", spill)
+        try:
+            con.execute("CREATE TABLE uids (uid VARCHAR)")
+            for url in shard_urls(root, "dicom_metadata", run_id):
+                with store_for(url).open_input(url) as handle:
+                    shard = pq.ParquetFile(handle)
+                    if "SOPInstanceUID" not in shard.schema_arrow.names:
+                        without += shard.metadata.num_rows
+                        continue
+                    column = shard.read(columns=["SOPInstanceUID"]).column(0).cast(pa.string())
+                without += column.null_count
+                con.register("shard_uids", pa.table({"uid": column}))
+                con.execute("INSERT INTO uids SELECT uid FROM shard_uids WHERE uid IS NOT NULL")
+                con.unregister("shard_uids")
+            [(distinct,)] = con.sql(
+                "SELECT count(*) FROM (SELECT DISTINCT uid FROM uids)"
+            ).fetchall()
+        finally:
+            con.close()
+    return distinct, without
 
 
 def staged_urls(root: Location, run_id: str) -> dict[str, str]:

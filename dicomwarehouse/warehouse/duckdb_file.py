@@ -3,17 +3,27 @@
 Nothing is copied into DuckDB: every table is a view over ``read_parquet`` of the committed run
 folders, plus one small materialized table (``_current_objects``) that decides which run's rows
 of each source URL are current.
+
+The build's memory must not grow with the warehouse (issue 15): it is the last step of every
+ingest, in the pipeline's process. What grew was DuckDB's hold on Parquet footers, several MB
+each once decoded for the wide dicom_metadata shards: ``union_by_name`` reads and keeps the
+footer of every shard to bind a view, and a scan of many files keeps each file's footer until
+the scan ends. So the views read each span of runs of one schema as a plain file list, which
+DuckDB binds on its first footer alone, and the current-state rule is computed from narrow
+tables filled one shard at a time, under a memory limit DuckDB spills past.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.urls import Location, is_gs_url, join
@@ -22,14 +32,18 @@ from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,
+    EVENTS_TABLE,
     TABLES,
     WarehouseError,
     committed_runs,
     run_record_url,
+    shard_urls,
 )
 from dicomwarehouse.warehouse.lock import WriterLock
 
 __all__ = [
+    "WORKING_MEMORY_LIMIT",
+    "bounded_connection",
     "build_duckdb",
     "connect",
     "duckdb_build_files",
@@ -42,18 +56,83 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: DuckDB's working memory in a run's last step (the commit's UID count, the build); past it,
+#: what grows with the objects (a run's UIDs, the current-state rule's tables and aggregation)
+#: spills to a temporary folder
+WORKING_MEMORY_LIMIT = "128MB"
+
+#: What the current-state rule (``sql/internal/current_objects.sql``) reads of each history
+#: table, by the name the rule gives it: (the table, its string columns the rule reads)
+_RULE_INPUTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dicom_metadata_history": ("dicom_metadata", ("source_url", "ingest_run_id")),
+    "ingest_errors_history": ("ingest_errors", ("source_url", "ingest_run_id")),
+    "ingest_object_events_history": (EVENTS_TABLE, ("source_url", "ingest_run_id", "outcome")),
+}
+
+
 def _committed_files(root: str, table: str, runs: Sequence[str]) -> str:
     """A DuckDB list of the Parquet globs of the committed runs of one (local) table."""
     globs = [join(root, table, f"run-{run}", "*.parquet") for run in runs]
     return "[" + ", ".join(_sql_string(g) for g in globs) + "]"
 
 
-def _read_runs(root: str, table: str, runs: Sequence[str]) -> str:
-    """``read_parquet`` of a table's committed shards, columns matched by name across runs."""
-    return (
-        f"read_parquet({_committed_files(root, table, runs)}, union_by_name = true, "
+def _runs_by_schema(root: str, table: str, runs: Sequence[str]) -> list[list[str]]:
+    """The runs of one table in their order, cut into spans of one Parquet schema.
+
+    Every shard of a run has the run's one schema (``pipeline.transforms``), so a span's files
+    share it too and DuckDB reads a span as a plain file list, bound on its first footer alone.
+    Runs without a shard of the table are left out.
+    """
+    spans: list[list[str]] = []
+    previous = None
+    for run in runs:
+        shards = shard_urls(root, table, run)
+        if not shards:
+            continue
+        schema = pq.read_schema(shards[0])
+        if previous is None or not schema.equals(previous, check_metadata=False):
+            spans.append([])
+        spans[-1].append(run)
+        previous = schema
+    return spans or [list(runs)]
+
+
+def _raw_select(root: str, table: str, runs: Sequence[str]) -> str:
+    """Every committed row of one table: its spans of one schema, united by column name.
+
+    ``UNION ALL BY NAME`` gives the columns and types ``read_parquet``'s ``union_by_name``
+    gives over all the files (order of first appearance, widened types, NULL where a run
+    lacks a column), binding only one footer per span.
+    """
+    return " UNION ALL BY NAME ".join(
+        f"SELECT * FROM read_parquet({_committed_files(root, table, span)}, "
         "hive_partitioning = false)"
+        for span in _runs_by_schema(root, table, runs)
     )
+
+
+def _create_current_objects(
+    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
+) -> None:
+    """Materialize ``_current_objects``: the current-state rule over narrow copies of the
+    columns it reads, filled one shard at a time (a scan of many files would hold every
+    file's footer until its end), then dropped."""
+    from dicomwarehouse.warehouse.internal_sql import duckdb_sql
+
+    reading: dict[str, str] = {}
+    for name, (table, columns) in _RULE_INPUTS.items():
+        narrow = f"_rule_{table}"
+        typed = ", ".join(f"{column} VARCHAR" for column in columns)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {narrow} ({typed})")
+        names = ", ".join(columns)
+        for run in runs:
+            for url in shard_urls(location, table, run):
+                con.execute(f"INSERT INTO {narrow} SELECT {names} FROM read_parquet(?)", [url])
+        reading[name] = narrow
+    rule = duckdb_sql("current_objects", reading=reading)
+    con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {rule}")
+    for narrow in reading.values():
+        con.execute(f"DROP TABLE {narrow}")
 
 
 def _add_manifest_columns(
@@ -62,13 +141,15 @@ def _add_manifest_columns(
     """Give ``dicom_metadata_raw`` the manifest columns every run now has, as NULL, when no
     committed run has them: runs committed before one became such a column lack it, and the
     views that read it (IDC's crdc_instance_uuid, ...) must bind over such a warehouse too.
-    Once any run has it, ``union_by_name`` gives it, NULL in the older runs' rows."""
+    Once any run has it, ``_raw_select`` gives it, NULL in the older runs' rows."""
     present = {name for name, *_ in con.execute("DESCRIBE dicom_metadata_raw").fetchall()}
     missing = [name for name in IDC_MANIFEST_COLUMNS if name not in present]
     if missing:
         nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{name}"' for name in missing)
-        source = _read_runs(location, "dicom_metadata", runs)
-        con.execute(f"CREATE OR REPLACE VIEW dicom_metadata_raw AS SELECT *, {nulls} FROM {source}")
+        source = _raw_select(location, "dicom_metadata", runs)
+        con.execute(
+            f"CREATE OR REPLACE VIEW dicom_metadata_raw AS SELECT *, {nulls} FROM ({source})"
+        )
 
 
 def _local_root(root: Location) -> str:
@@ -95,14 +176,13 @@ def _create_warehouse_objects(
     from dicomwarehouse.warehouse.views import create_duckdb_views
 
     for table in ALL_TABLES:
-        source = _read_runs(location, table, runs)
-        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS {_raw_select(location, table, runs)}")
     _add_manifest_columns(con, location, runs)
     con.execute(
         "CREATE OR REPLACE VIEW ingest_object_events_history AS "
         "SELECT * FROM ingest_object_events_raw"
     )
-    con.execute(f"CREATE OR REPLACE TABLE _current_objects AS {duckdb_sql('current_objects')}")
+    _create_current_objects(con, location, runs)
     for table in TABLES:
         history = duckdb_sql("history_rows", table)
         con.execute(f"CREATE OR REPLACE VIEW {table}_history AS {history}")
@@ -120,8 +200,30 @@ def _create_warehouse_objects(
     create_duckdb_views(con)
 
 
+def bounded_connection(database: str, spill: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for a run's last step, which runs in the pipeline's process.
+
+    One thread (each thread's buffers add to the peak), at most :data:`WORKING_MEMORY_LIMIT`
+    of working memory, past which DuckDB spills to the folder ``spill``, no row order kept
+    where none is asked, and no Parquet metadata cache: it would keep the footer of every
+    shard scanned (see the module's docstring).
+    """
+    con = duckdb.connect(database)
+    try:
+        con.execute("SET threads = 1")
+        con.execute(f"SET memory_limit = '{WORKING_MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = {_sql_string(spill)}")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET parquet_metadata_cache = false")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def duckdb_build_files(folder: Path) -> list[Path]:
-    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs)."""
+    """Files of DuckDB builds in progress or abandoned (with their write-ahead logs and
+    spill folders)."""
     return sorted(folder.glob(f".{DUCKDB_FILE}.*.tmp*"))
 
 
@@ -141,17 +243,10 @@ def build_duckdb(root: Location) -> Path:
         raise WarehouseError(f"no committed run in {location}")
     path = Path(location) / DUCKDB_FILE
     aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    spill = aside.with_name(aside.name + ".spill")
     try:
-        con = duckdb.connect(str(aside))
+        con = bounded_connection(str(aside), str(spill))
         try:
-            # one thread: the build reads the footers of every shard (wide ones for
-            # dicom_metadata) and scans the runs' URLs; each thread's buffers add to the peak
-            # memory of the run's last step (343 -> 293 MiB for the build alone at 10,692 objects)
-            con.execute("SET threads = 1")
-            # every view bound over the tables reads the footers of every shard again (wide
-            # ones for dicom_metadata); cached, they are read once per build: the build's peak
-            # at 10,692 objects falls from 570 to 336 MiB (shards never change once written)
-            con.execute("SET parquet_metadata_cache = true")
             _create_warehouse_objects(con, location, runs)
             pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
         finally:
@@ -160,6 +255,7 @@ def build_duckdb(root: Location) -> Path:
     finally:
         for leftover in (aside, aside.with_name(aside.name + ".wal")):
             leftover.unlink(missing_ok=True)
+        shutil.rmtree(spill, ignore_errors=True)
     return path
 
 

@@ -124,14 +124,18 @@ def rename_tables(sql: str, names: Mapping[str, str]) -> str:
     return sql
 
 
-def duckdb_sql(name: str, table: str | None = None) -> str:
+def duckdb_sql(
+    name: str, table: str | None = None, *, reading: Mapping[str, str] | None = None
+) -> str:
     """The DuckDB text of the internal file ``name``, reading DuckDB's tables.
 
     ``table`` names the table (``dicom_metadata``, ...) of a file that reads
     :data:`TABLE_HISTORY`; in DuckDB its rows of every run are the view ``<table>_raw``.
+    ``reading`` replaces some of :data:`DUCKDB_TABLES` (the DuckDB build computes the
+    current-state rule from narrow tables of its own, not from the ``*_raw`` views).
     """
     query = load_internal(name)
-    names = dict(DUCKDB_TABLES)
+    names = {**DUCKDB_TABLES, **(reading or {})}
     if TABLE_HISTORY in query.tables:
         if table is None:
             raise ValueError(f"{name}.sql serves several tables: name one")
