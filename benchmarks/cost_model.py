@@ -64,7 +64,7 @@ KEY_COLUMNS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "Patie
 class Measured:
     """Per-object numbers measured here (see the module docstring for the commands)."""
 
-    cpu_ms_per_object: float = 10.7  # 100,000 synthetic objects, scale.py measure
+    cpu_ms_per_object: float = 8.6  # 100,000 synthetic objects, scale.py measure
     bytes_read_per_object: float = 14_263  # corpus, 8 KiB first block
     requests_per_object: float = 2.02
     shuffle_bytes_per_object: float = 400  # object references reshuffled once

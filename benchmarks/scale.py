@@ -16,14 +16,27 @@ The measurement drives the command line only (``dicomwarehouse ingest``, ``publi
 --dry-run``), so it runs unchanged whatever the pipeline does inside. Phase boundaries come from
 the ``-v`` log lines as they arrive (a phase whose line a version does not print is reported as
 n/a, and folded into the next). Peak RSS is sampled (psutil, every 0.2 s) for the launcher
-process and for its child processes (DirectRunner workers in multi_processing mode).
+process and for its child processes (DirectRunner workers in multi_processing mode). The
+DirectRunner runs the pipeline inside the launcher's process, so that peak includes the data
+the pipeline holds; the launcher's own part, what stays on the submitting machine on Dataflow,
+is its peak RSS at the moment it hands the pipeline to the runner (``launch`` below wraps the
+command line's ``main`` and prints that high-water mark when ``Pipeline.run`` is called).
 
 Usage::
 
     python benchmarks/scale.py generate DIR --count 100000
     python benchmarks/scale.py generate gs://bucket/prefix --count 10000   (STORAGE_EMULATOR_HOST)
     python benchmarks/scale.py measure DIR_OR_GS WAREHOUSE [--workers 1] [--json OUT]
+    python benchmarks/scale.py rerun DIR_OR_GS WAREHOUSE [--workers 1]   (the re-run alone)
     python benchmarks/scale.py list-plan DIR WAREHOUSE    (time to the first object read, then stop)
+    python benchmarks/scale.py launch ARGS...   (``dicomwarehouse ARGS``, marking the submit)
+    python benchmarks/scale.py emulator --port 9023 --bucket bench-src   (for gs:// above)
+
+``emulator`` serves gcp-storage-emulator in memory, as the tests use it, except that it does not
+rewrite its metadata file on every write: that file (the JSON of every object so far) is read
+only when the emulator starts, and rewriting it made staging quadratic (12 objects/s at 2,000
+objects, slower with every object). What it serves, and how (one request at a time), is the
+emulator's own.
 """
 
 from __future__ import annotations
@@ -206,6 +219,13 @@ PHASE_MARKERS = (
 )
 
 
+#: printed by ``launch`` when the launcher hands the pipeline to the runner, with its peak RSS
+SUBMIT_MARK = "launcher hands the pipeline to the runner; launcher peak so far"
+_SUBMIT_LINE = re.compile(re.escape(SUBMIT_MARK) + r" ([0-9.]+) MiB")
+#: the summary line's count of objects read (``IngestSummary.describe``)
+_OBJECTS_READ = re.compile(r": (\d+) objects read: ")
+
+
 @dataclass
 class Sampled:
     """Peak RSS of a process and of its descendants, sampled while it runs."""
@@ -247,6 +267,10 @@ class Run:
     #: the machine's 1-minute load average at the end (wall times stretch when it exceeds
     #: the cores; CPU seconds do not)
     load_average: float = 0.0
+    #: the launcher's peak RSS when it handed the pipeline to the runner (``launch``)
+    launcher_at_submit_mib: float | None = None
+    #: objects the run read, from its summary line (None: no summary line)
+    objects_read: int | None = None
 
 
 def run_command(
@@ -265,13 +289,17 @@ def run_command(
     watcher.start()
     marks: dict[str, float] = {}
     last = ""
+    at_submit: float | None = None
 
     def read_lines() -> None:
-        nonlocal last
+        nonlocal last, at_submit
         assert process.stdout is not None
         for line in process.stdout:
             now = time.monotonic() - started
             last = line.strip() or last
+            submit = _SUBMIT_LINE.search(line)
+            if submit and at_submit is None:
+                at_submit = float(submit.group(1))
             for name, pattern in PHASE_MARKERS:
                 if name not in marks and pattern.search(line):
                     marks[name] = now
@@ -305,12 +333,31 @@ def run_command(
         command, round(seconds, 2), process.returncode,
         round(sampled.launcher_peak / 2**20, 1), round(sampled.workers_peak / 2**20, 1),
         round(sampled.workers_sum_peak / 2**20, 1), phases, last, round(cpu, 1),
-        round(os.getloadavg()[0], 1),
+        round(os.getloadavg()[0], 1), at_submit,
+        int(read.group(1)) if (read := _OBJECTS_READ.search(last)) else None,
     )  # fmt: skip
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dicomwarehouse.cli", "-v", *args]
+    return [sys.executable, str(Path(__file__).resolve()), "launch", "-v", *args]
+
+
+def launch(argv: Sequence[str]) -> int:
+    """``dicomwarehouse ARGV``, printing the launcher's peak RSS when it hands the pipeline to
+    the runner (the first ``Pipeline.run``: Beam calls it again on a copy of the pipeline)."""
+    import apache_beam as beam
+
+    from dicomwarehouse.cli import main as cli_main
+
+    original = beam.Pipeline.run
+
+    def marked(self: beam.Pipeline, *args: object, **kwargs: object) -> object:
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        print(f"{SUBMIT_MARK} {peak_kib / 1024:.1f} MiB", flush=True)
+        return original(self, *args, **kwargs)
+
+    beam.Pipeline.run = marked  # type: ignore[method-assign]
+    return cli_main(list(argv))
 
 
 def beam_flags(workers: int) -> list[str]:
@@ -335,11 +382,7 @@ def measure(source: str, warehouse: str, workers: int, fresh: bool) -> dict:
     results: dict[str, object] = {"objects": total, "workers": workers}
     first = run_command(cli("ingest", source, "--warehouse", warehouse, *beam_flags(workers)))
     results["first ingest"] = asdict(first)
-    again = run_command(
-        cli("ingest", source, "--warehouse", warehouse, "--incremental", "--full-listing",
-            *beam_flags(workers))
-    )  # fmt: skip
-    results["incremental re-run, nothing changed"] = asdict(again)
+    results["incremental re-run, nothing changed"] = asdict(rerun(source, warehouse, workers))
     plan = run_command(
         cli("publish", "bigquery", "--warehouse", warehouse, "--project", "bench-project",
             "--dataset", "dicom_bench",
@@ -349,6 +392,14 @@ def measure(source: str, warehouse: str, workers: int, fresh: bool) -> dict:
     results["publish plan"] = asdict(plan)
     print_table(results)
     return results
+
+
+def rerun(source: str, warehouse: str, workers: int) -> Run:
+    """An incremental re-run with a complete listing (nothing changed: nothing is read)."""
+    return run_command(
+        cli("ingest", source, "--warehouse", warehouse, "--incremental", "--full-listing",
+            *beam_flags(workers))
+    )  # fmt: skip
 
 
 def list_and_plan(source: str, warehouse: str) -> dict:
@@ -370,26 +421,43 @@ def print_table(results: dict) -> None:
     total = results["objects"]
     print(f"\n{total:,} objects, {results['workers']} worker(s)\n")
     print(
-        "| step | phase | wall s | objects/s | launcher peak MiB | workers peak MiB "
-        "| CPU s | CPU ms/object | load |"
+        "| step | phase | wall s | objects/s | launcher peak MiB | launcher at submit MiB "
+        "| workers peak MiB | CPU s | CPU ms/object | load | objects read |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for step in ("first ingest", "incremental re-run, nothing changed", "publish plan"):
         run = results[step]
         cpu = run.get("cpu_seconds", 0.0)
+        at_submit = run.get("launcher_at_submit_mib")
         print(
             f"| {step} | total | {run['seconds']} | {_rate(total, run['seconds'])} | "
-            f"{run['launcher_peak_mib']} | {run['workers_peak_mib']} | {cpu} | "
-            f"{1000 * cpu / total:.2f} | {run.get('load_average', '')} |"
+            f"{run['launcher_peak_mib']} | {'n/a' if at_submit is None else at_submit} | "
+            f"{run['workers_peak_mib']} | {cpu} | "
+            f"{1000 * cpu / total:.2f} | {run.get('load_average', '')} | "
+            f"{'' if run.get('objects_read') is None else run['objects_read']} |"
         )
         if step == "publish plan":
             continue
         for phase, seconds in run["phases"].items():
             shown = "n/a" if seconds is None else seconds
-            print(f"| | {phase} | {shown} | {_rate(total, seconds)} | | | | | |")
+            print(f"| | {phase} | {shown} | {_rate(total, seconds)} | | | | | | | |")
+
+
+def serve_emulator(host: str, port: int, bucket: str | None) -> None:
+    """gcp-storage-emulator in memory, its metadata file left unwritten (see the docstring)."""
+    from gcp_storage_emulator.server import create_server
+    from gcp_storage_emulator.storage import Storage
+
+    Storage._write_config_to_file = lambda self: None  # type: ignore[method-assign]
+    server = create_server(host, port, in_memory=True, default_bucket=bucket)
+    print(f"STORAGE_EMULATOR_HOST=http://{host}:{port}", flush=True)
+    server.run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:  # before argparse: the command line's own flags pass through
+        return launch(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("generate", help="write synthetic header-only objects")
@@ -403,16 +471,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=1, help="DirectRunner workers")
     run.add_argument("--keep", action="store_true", help="do not empty a local warehouse first")
     run.add_argument("--json", type=Path, help="also write the results here")
+    again = commands.add_parser("rerun", help="only the incremental re-run, on a warehouse")
+    again.add_argument("source")
+    again.add_argument("warehouse")
+    again.add_argument("--workers", type=int, default=1, help="DirectRunner workers")
+    again.add_argument("--json", type=Path)
     lp = commands.add_parser("list-plan", help="time to the first object read, then stop")
     lp.add_argument("source")
     lp.add_argument("warehouse")
     lp.add_argument("--json", type=Path)
+    emulator = commands.add_parser("emulator", help="serve gcp-storage-emulator for gs://")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=9023)
+    emulator.add_argument("--bucket", help="a bucket to create at the start")
     args = parser.parse_args(argv)
+    if args.command == "emulator":
+        serve_emulator(args.host, args.port, args.bucket)
+        return 0
     if args.command == "generate":
         generate(args.target, args.count, args.templates, args.seed)
         return 0
     if args.command == "measure":
         result = measure(args.source, args.warehouse, args.workers, not args.keep)
+    elif args.command == "rerun":
+        result = {"objects": count_objects(args.source), "workers": args.workers}
+        result["incremental re-run, nothing changed"] = asdict(
+            rerun(args.source, args.warehouse, args.workers)
+        )
+        print(json.dumps(result, indent=1))
     else:
         result = list_and_plan(args.source, args.warehouse)
     if args.json:

@@ -68,3 +68,30 @@ def test_synthetic_objects_are_valid_with_new_uids_in_a_realistic_tree(tmp_path:
     complete = list(per_series.values())[:-1]  # the last series is cut at the count
     assert all(scale.INSTANCES[0] <= n <= scale.INSTANCES[1] for n in complete)
     assert all(1 <= len(studies) <= scale.STUDIES[1] for studies in studies_of.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_CORPUS.is_dir(), reason="needs ../shared/corpus")
+def test_the_measurement_finds_every_phase_the_submit_and_the_objects_read(
+    tmp_path: Path,
+) -> None:
+    """The phases, the launcher's peak at the submit and the objects read come from log lines
+    of the command line: if the pipeline stops printing one, the benchmark would say n/a."""
+    scale = load("scale")
+    source = tmp_path / "source"
+    templates = scale.load_templates(SHARED_CORPUS, 5, seed=3)
+    count = 0
+    for relative, data in scale.objects(templates, 40, 3, scale.Tree()):
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_bytes(data)
+        count += 1
+    warehouse = str(tmp_path / "warehouse")
+    first = scale.run_command(scale.cli("ingest", str(source), "--warehouse", warehouse))
+    assert first.returncode == 0, first.last_line
+    assert all(seconds is not None for seconds in first.phases.values()), first.phases
+    assert first.objects_read == count
+    assert first.launcher_at_submit_mib is not None and first.launcher_at_submit_mib > 0
+    again = scale.rerun(str(source), warehouse, workers=1)
+    assert again.returncode == 0, again.last_line
+    assert again.phases["list+plan"] is not None
+    assert again.objects_read == 0
