@@ -97,6 +97,23 @@ def test_values_and_sequences_past_the_defer_size(tmp_path: Path) -> None:
     assert any("deferred" in a["reason"] for a in anomalies)
 
 
+def test_a_character_set_repeated_in_items_warns_on_every_object(tmp_path: Path) -> None:
+    """A Specific Character Set in every item (as in a DICOMDIR's records) is worked out once
+    per process; pydicom's warning on a misspelt term still reaches every object's row."""
+    ds = _many_items(5)
+    for item in ds.ReferencedImageSequence:
+        item.SpecificCharacterSet = "ISO-IR 100"  # pydicom corrects it, with a warning
+        item.PatientName = "Gr\xfcn^Hans"
+    paths = [_write(tmp_path, dicom_bytes(ds), f"object{n}.dcm") for n in range(2)]
+    reasons = []
+    for path in paths:
+        assert assert_same_rows(path)
+        anomalies = extract_object(ObjectRef(str(path), None), RUN).metadata["ingest_anomalies"]
+        reasons.append([a["reason"] for a in anomalies])
+    assert reasons[0] == reasons[1]
+    assert any("ISO-IR 100" in reason for reason in reasons[1])
+
+
 def test_a_deflated_data_set_is_walked_inflated(tmp_path: Path) -> None:
     ds = _many_items(40)
     ds.add_new(0x00091001, "OB", b"\x01" * 5000)  # binary past the defer size: never needed

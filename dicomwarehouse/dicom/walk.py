@@ -203,6 +203,29 @@ def _converted(tag: int, vr: str | None, value: bytes, implicit: bool, little: b
     return element
 
 
+#: Specific Character Set values met so far: their terms and pydicom's warnings on them.
+_CHARSETS: dict[tuple[str | None, bytes, bool, bool], tuple[tuple[str, ...], list[str]]] = {}
+
+
+def _charset_terms(
+    converted: Any, key: tuple[str | None, bytes, bool, bool]
+) -> tuple[tuple[str, ...], list[str]]:
+    """The terms of a Specific Character Set value and the warnings pydicom gives on them,
+    worked out once per process and value (``key``: file VR, bytes, implicit, little).
+
+    Every directory record of a DICOMDIR, and every item of some enhanced objects, repeats
+    the same value: asking pydicom for its warnings each time was most of their cost.
+    """
+    found = _CHARSETS.get(key)
+    if found is None:
+        with collect_pydicom_problems() as problems:
+            convert_encodings(converted)  # for the warnings pydicom gives
+        found = (character_sets(converted), problems)
+        if len(_CHARSETS) < 4096:
+            _CHARSETS[key] = found
+    return found
+
+
 #: Decoded values of VRs the character set does not affect, by (VR, bytes, endianness).
 _DECODED: dict[tuple[str, bytes, bool], DecodedValue] = {}
 _MAX_SHARED_VALUE = 64
@@ -262,6 +285,7 @@ def forget_values() -> None:
     _DECODED.clear()
     _CONVERTED.clear()
     _META_VALUES.clear()
+    _CHARSETS.clear()
 
 
 class _Walker:
@@ -727,12 +751,16 @@ class _Walker:
                 vr = str(converted.VR)
                 decoded = decode_converted_value(vr, converted.value)
                 row_length = text_length(decoded, vr)
-            else:
-                decoded = decode_raw_value(vr, value, little, encodings)
+            else:  # a CS value (every directory record's): the sets in force do not apply
+                shared = vr not in CHARSET_VRS and len(value) <= _MAX_SHARED_VALUE
+                decoded = (
+                    _decoded(vr, value, little)
+                    if shared
+                    else decode_raw_value(vr, value, little, encodings)
+                )
                 row_length = len(value)
-            with collect_pydicom_problems() as problems:
-                convert_encodings(converted.value)  # for the warnings pydicom gives
-            encodings = character_sets(converted.value)
+            key = (file_vr, value, implicit, little)
+            encodings, problems = _charset_terms(converted.value, key)
             if top:
                 self.encodings = encodings
             # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
