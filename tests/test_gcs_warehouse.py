@@ -23,8 +23,8 @@ from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 from dicomwarehouse.bigquery.layout import read_warehouse
 from dicomwarehouse.io.objectstore import GcsStore, store_for
 from dicomwarehouse.io.urls import join
-from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.testpoints import FAULT_ENV
 from dicomwarehouse.warehouse.commit import start_run
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import (
@@ -215,7 +215,7 @@ def test_a_submitted_job_keeps_the_lock_until_it_commits(
 def test_failed_run_on_gs_then_rerun_gives_the_tables_of_one_clean_run(
     buckets: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run that dies after writing its first shard to the bucket (``pipeline.faults``)."""
+    """A run that dies after writing its first shard to the bucket (``testpoints``)."""
     source, warehouse = buckets
     store = store_for(warehouse)
     monkeypatch.setenv(FAULT_ENV, "after_shard")

@@ -1,6 +1,6 @@
 """Incremental ingestion: each object version once, deletions, retries, crashes, growth.
 
-Crashes are made at named points of the run (``pipeline.faults``), not by killing a process
+Crashes are made at named points of the run (``testpoints``), not by killing a process
 at a random moment, so each test always tests the crash it names.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from cli_runs import run_cli
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import IngestOptions, ingest
+from dicomwarehouse.testpoints import FAULT_ENV
 from dicomwarehouse.warehouse.commit import start_run
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import STARTED_FOLDER, committed_runs

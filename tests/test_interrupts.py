@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.pausepoints import PAUSE_ENV
 from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.testpoints import PAUSE_ENV
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import committed_runs
 

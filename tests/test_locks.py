@@ -7,7 +7,7 @@ races the generation conditions settle are played on an in-process store that ho
 (``GenerationStore``), interleaved at the exact moment between a read and a conditional write;
 that the Cloud Storage client turns a 412 into ``PreconditionFailed`` is tested in
 test_objectstore. A dead run is a subprocess killed at the ``before_commit`` fault point
-(``pipeline.faults``), never a race against a timer.
+(``testpoints``), never a race against a timer.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from emulators import gcs_client, gcs_server  # noqa: F401 (fixture)
 
 from dicomwarehouse.io.objectstore import LocalStore, PreconditionFailed, StoredObject, store_for
 from dicomwarehouse.io.urls import join
-from dicomwarehouse.pipeline.faults import FAULT_ENV
 from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.testpoints import FAULT_ENV
 from dicomwarehouse.warehouse import lock as lock_module
 from dicomwarehouse.warehouse.commit import remove_uncommitted
 from dicomwarehouse.warehouse.layout import (

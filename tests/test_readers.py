@@ -16,8 +16,8 @@ import pytest
 from cli_runs import run_cli
 from dicom_samples import base_dataset, dicom_bytes
 
-from dicomwarehouse.pausepoints import PAUSE_ENV
 from dicomwarehouse.pipeline.run import ingest
+from dicomwarehouse.testpoints import PAUSE_ENV
 from dicomwarehouse.warehouse.commit import remove_uncommitted
 from dicomwarehouse.warehouse.duckdb_file import connect
 from dicomwarehouse.warehouse.layout import DUCKDB_FILE

@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 
 from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.urls import is_gs_url, join
-from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.planning import LIST_REQUESTS, LISTED
 from dicomwarehouse.tables.parquet import read_parquet
+from dicomwarehouse.testpoints import fault_point
 from dicomwarehouse.warehouse.commit import commit_run
 from dicomwarehouse.warehouse.duckdb_file import build_duckdb
 from dicomwarehouse.warehouse.layout import (

@@ -48,8 +48,6 @@ from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
-from dicomwarehouse.pausepoints import pause_point
-from dicomwarehouse.pipeline.faults import fault_point
 from dicomwarehouse.pipeline.interactive import beam_outside_ipython
 from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun, after_planning
 from dicomwarehouse.pipeline.progress import (
@@ -62,6 +60,7 @@ from dicomwarehouse.sources.expand import ListingTask
 from dicomwarehouse.tables.limits import ColumnChoice, choose_columns
 from dicomwarehouse.tables.parquet import metadata_table, write_shard
 from dicomwarehouse.tables.schema import ELEMENTS_SCHEMA, ERRORS_SCHEMA, ColumnPath, metadata_schema
+from dicomwarehouse.testpoints import fault_point, pause_point
 from dicomwarehouse.warehouse.layout import (
     COLUMN_PATHS_FILE,
     EVENTS_TABLE,
@@ -181,7 +180,7 @@ class ExtractObjects(beam.DoFn):
     def process(self, element: ObjectRef | tuple[ObjectRef, str]) -> Iterator[Any]:
         """``element``: an object, or an object and why the run reads it (``PlanObjects``),
         whose ledger row then comes out with its outcome."""
-        pause_point("extract")  # tests hold a running ingest here (pausepoints)
+        pause_point("extract")  # tests hold a running ingest here (testpoints)
         ref, action = element if isinstance(element, tuple) else (element, None)
         if action is not None:
             self.actions[ref.url] = action

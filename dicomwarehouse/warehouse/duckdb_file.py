@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 from dicomwarehouse.io.objectstore import warehouse_location
 from dicomwarehouse.io.urls import Location, is_gs_url, join
-from dicomwarehouse.pausepoints import pause_point
 from dicomwarehouse.tables.required_columns import IDC_MANIFEST_COLUMNS
+from dicomwarehouse.testpoints import pause_point
 from dicomwarehouse.warehouse.layout import (
     ALL_TABLES,
     DUCKDB_FILE,
@@ -248,7 +248,7 @@ def build_duckdb(root: Location) -> Path:
         con = bounded_connection(str(aside), str(spill))
         try:
             _create_warehouse_objects(con, location, runs)
-            pause_point("build_duckdb")  # tests query the warehouse mid-build (pausepoints)
+            pause_point("build_duckdb")  # tests query the warehouse mid-build (testpoints)
         finally:
             con.close()  # checkpoints: the file is complete, without a write-ahead log
         os.replace(aside, path)
