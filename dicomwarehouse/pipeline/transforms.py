@@ -49,7 +49,12 @@ from dicomwarehouse.io.objectstore import store_for, write_json
 from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.io.urls import is_gs_url, join
 from dicomwarehouse.pipeline.interactive import beam_outside_ipython
-from dicomwarehouse.pipeline.planning import PlanObjects, PlanRun, after_planning
+from dicomwarehouse.pipeline.planning import (
+    PlanObjects,
+    PlanRun,
+    after_planning,
+    in_global_window,
+)
 from dicomwarehouse.pipeline.progress import (
     ProgressCounter,
     ProgressDisplay,
@@ -110,19 +115,6 @@ def release_memory() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _in_global_window(output: Any) -> Any:
-    """An output of finish_bundle: Beam wants it windowed (the pipeline is global-window)."""
-    window = [beam.transforms.window.GlobalWindow()]
-    if isinstance(output, beam.pvalue.TaggedOutput):
-        value = beam.utils.windowed_value.WindowedValue(
-            output.value, beam.utils.timestamp.MIN_TIMESTAMP, window
-        )
-        return beam.pvalue.TaggedOutput(output.tag, value)
-    return beam.utils.windowed_value.WindowedValue(
-        output, beam.utils.timestamp.MIN_TIMESTAMP, window
-    )
 
 
 class ExtractObjects(beam.DoFn):
@@ -190,7 +182,7 @@ class ExtractObjects(beam.DoFn):
     def finish_bundle(self) -> Iterator[Any]:
         for due, opened in self.prefetcher.drain():
             for output in self._extract(due, opened):
-                yield _in_global_window(output)
+                yield in_global_window(output)
         self.progress.flush()
 
     def _extract(self, ref: ObjectRef, opened: Any) -> Iterator[Any]:
@@ -328,7 +320,7 @@ class _BundleBuffer(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[Any]:
         if self.buffer:
-            yield _in_global_window(self._flush())
+            yield in_global_window(self._flush())
 
     def _flush(self) -> str:
         buffer, self.buffer, self.buffered_rows, self.buffered_bytes = self.buffer, [], 0, 0
@@ -348,17 +340,23 @@ _ROW_SCHEMAS = {"errors": ERRORS_SCHEMA, "events": EVENTS_SCHEMA}
 
 
 class WriteParquetShards(_BundleBuffer):
-    """Write a bundle's error rows, ledger rows or element batches as Parquet shards of about
-    ``shard_rows`` rows (their schemas are fixed)."""
+    """Write a bundle's error rows, ledger rows (one by one or in lists) or element batches as
+    Parquet shards of about ``shard_rows`` rows (their schemas are fixed)."""
 
     def __init__(self, directory: str, kind: str, shard_rows: int) -> None:
         super().__init__(shard_rows)
         self.directory = directory
         self.kind = kind
 
+    def measure(self, element: Any) -> tuple[Any, int, int]:
+        if isinstance(element, list):  # a batch of rows (``planning.EVENTS``)
+            return element, len(element), 0
+        return super().measure(element)
+
     def write(self, buffer: list[Any]) -> str:
         if self.kind in _ROW_SCHEMAS:
-            table = pa.Table.from_pylist(buffer, schema=_ROW_SCHEMAS[self.kind])
+            rows = [row for item in buffer for row in (item if isinstance(item, list) else [item])]
+            table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMAS[self.kind])
         else:
             table = pa.Table.from_batches(buffer, schema=ELEMENTS_SCHEMA)
         written = write_shard(table, self.directory)

@@ -30,6 +30,7 @@ from dicomwarehouse.warehouse.layout import EVENTS_TABLE, committed_runs, shard_
 __all__ = [
     "ACTIONS",
     "EVENTS_SCHEMA",
+    "KNOWN_COLUMNS",
     "PENDING",
     "READ_ACTIONS",
     "KnownObject",
@@ -225,9 +226,15 @@ def ledger_shard_urls(root: Location) -> list[str]:
     ]
 
 
+#: The ledger columns that ``known_objects`` reads: what a run plans with.
+KNOWN_COLUMNS = (*(f.name for f in SOURCE_FIELDS), "outcome", "ingest_run_id")
+
+
 def read_ledger_shard(url: str) -> list[dict[str, Any]]:
-    """The rows of one ledger shard that can change what is known (skips change nothing)."""
-    table = read_parquet(url)
+    """The rows of one ledger shard that can change what is known (skips change nothing),
+    with only the columns planning needs (``KNOWN_COLUMNS``): the pipeline moves one per
+    object and run."""
+    table = read_parquet(url, columns=list(KNOWN_COLUMNS))
     return [row for row in table.to_pylist() if row["outcome"] != SKIPPED]
 
 
