@@ -270,6 +270,7 @@ def _drop_crdc_columns(warehouse: Path) -> None:
     (warehouse / DUCKDB_FILE).unlink()
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_an_old_warehouse_binds_and_a_new_run_fills_its_own_rows(tmp_path: Path) -> None:
     source = tmp_path / "idc"
     old = _idc_folder(source, 2, Modality="SM")

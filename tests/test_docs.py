@@ -225,6 +225,7 @@ def test_mkdocs_builds_strict(tmp_path: Path) -> None:
 _STEP = re.compile(r"<!-- step -->\n```sh\n(?P<script>.*?)```", re.DOTALL)
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_getting_started_runs_as_written(tmp_path: Path, pydicom_files_dir: Path) -> None:
     """The shell steps of getting-started.md, run in order in an empty folder, end in a
     manifest of the cohort: the CT series of 3 or more files no thicker than 3 mm, as pydicom

@@ -110,6 +110,7 @@ def test_ingest_writes_and_commits_a_gs_warehouse(buckets: tuple[str, str], tmp_
     assert_same_tables(warehouse, local, tmp_path / "copy")
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_incremental_runs_against_a_gs_ledger(buckets: tuple[str, str], tmp_path: Path) -> None:
     source, warehouse = buckets
     ingest([source], warehouse, options=INCREMENTAL)

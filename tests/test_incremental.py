@@ -247,6 +247,7 @@ def change_bucket(bucket: Path) -> None:
     (bucket / "i5.dcm").unlink()
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
     bucket: Path, tmp_path: Path
 ) -> None:
@@ -279,6 +280,7 @@ def test_killed_first_run_then_rerun_gives_the_tables_of_one_clean_run(
         ("after_commit", 2, 0),  # committed, DuckDB views not rebuilt: the rerun reads nothing
     ],
 )
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_failed_incremental_run_then_rerun_gives_the_tables_of_one_clean_run(
     first_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     point: str, committed: int, reread: int,

@@ -45,6 +45,7 @@ def test_notebook_is_committed_with_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda path: path.stem)
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nbformat
     from nbclient import NotebookClient

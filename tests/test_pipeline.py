@@ -75,6 +75,7 @@ def test_transform_writes_shards_with_one_schema(mixed_files: Path, tmp_path: Pa
     assert [0x00080060] in paths  # a column the views need is there even if no file lacked it
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_multi_process_direct_runner_gives_the_same_tables(mixed_files: Path, tmp_path: Path):
     single = ingest([str(mixed_files)], tmp_path / "one")
     double = ingest(

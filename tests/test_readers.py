@@ -65,6 +65,7 @@ def sql_counts(warehouse: Path, *prefix: str) -> tuple[int, int]:
     return int(instances), int(runs)
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_sql_answers_while_an_ingest_is_rebuilding_the_warehouse(tmp_path: Path) -> None:
     source, warehouse = tmp_path / "in", tmp_path / "w"
     write_files(source, 3)

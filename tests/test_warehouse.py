@@ -100,6 +100,7 @@ def _referencing(**item: object) -> bytes:
     return dicom_bytes(ds)
 
 
+@pytest.mark.slow  # end to end, over 10 s: CI runs it (see pyproject's markers)
 def test_runs_of_different_schemas_read_as_one_union_by_name(tmp_path: Path) -> None:
     """The build binds each span of runs of one schema on one footer (its memory must not grow
     with the shards), yet the tables read as DuckDB's union_by_name over every shard."""
