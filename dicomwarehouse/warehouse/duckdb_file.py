@@ -135,18 +135,16 @@ def _create_current_objects(
         con.execute(f"DROP TABLE {narrow}")
 
 
-def _add_manifest_columns(
-    con: duckdb.DuckDBPyConnection, location: str, runs: Sequence[str]
-) -> None:
-    """Give ``dicom_metadata_raw`` the manifest columns every run now has, as NULL, when no
-    committed run has them: runs committed before one became such a column lack it, and the
-    views that read it (IDC's crdc_instance_uuid, ...) must bind over such a warehouse too.
-    Once any run has it, ``_raw_select`` gives it, NULL in the older runs' rows."""
+def _add_manifest_columns(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Give ``dicom_metadata_raw`` (the select ``source``) the manifest columns every run now
+    has, as NULL, when no committed run has them: runs committed before one became such a
+    column lack it, and the views that read it (IDC's crdc_instance_uuid, ...) must bind over
+    such a warehouse too. Once any run has it, ``_raw_select`` gives it, NULL in the older
+    runs' rows."""
     present = {name for name, *_ in con.execute("DESCRIBE dicom_metadata_raw").fetchall()}
     missing = [name for name in IDC_MANIFEST_COLUMNS if name not in present]
     if missing:
         nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{name}"' for name in missing)
-        source = _raw_select(location, "dicom_metadata", runs)
         con.execute(
             f"CREATE OR REPLACE VIEW dicom_metadata_raw AS SELECT *, {nulls} FROM ({source})"
         )
@@ -175,9 +173,10 @@ def _create_warehouse_objects(
     from dicomwarehouse.warehouse.internal_sql import duckdb_sql
     from dicomwarehouse.warehouse.views import create_duckdb_views
 
-    for table in ALL_TABLES:
-        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS {_raw_select(location, table, runs)}")
-    _add_manifest_columns(con, location, runs)
+    selects = {table: _raw_select(location, table, runs) for table in ALL_TABLES}
+    for table, select in selects.items():
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS {select}")
+    _add_manifest_columns(con, selects["dicom_metadata"])
     con.execute(
         "CREATE OR REPLACE VIEW ingest_object_events_history AS "
         "SELECT * FROM ingest_object_events_raw"
