@@ -223,7 +223,7 @@ def run_large_headers(
                 with metering(LARGE_BUDGET) as meter:
                     extracted = extract_object(ref, run)
                 frames = int(extracted.metadata.get("NumberOfFrames") or 0)
-                elements = extracted.elements.num_rows if extracted.elements is not None else 0
+                elements = extracted.element_rows.num_rows if extracted.element_rows else 0
                 header = extracted.metadata["header_bytes_read"] if extracted.metadata else 0
                 units = meter.elements
 

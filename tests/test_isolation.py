@@ -120,7 +120,7 @@ def test_no_exception_escapes_extract_object(tmp_path: Path, monkeypatch) -> Non
     def broken(*args, **kwargs):
         raise ValueError("a value that must not be logged")
 
-    monkeypatch.setattr(ElementRows, "to_record_batch", broken)
+    monkeypatch.setattr(ElementRows, "to_arrow", broken)
     extracted = extract_bytes(tmp_path, dicom_bytes(every_vr_dataset()))
     assert extracted.metadata is None and extracted.error is not None
     assert (extracted.error["stage"], extracted.error["error_type"]) == ("flatten", "ValueError")

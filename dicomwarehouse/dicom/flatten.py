@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
@@ -46,7 +47,9 @@ __all__ = [
     "ElementRows",
     "FlatObject",
     "Flattener",
+    "ObjectElements",
     "TagInfo",
+    "element_batch",
     "flatten_dataset",
     "flatten_more",
     "tag_info",
@@ -76,6 +79,7 @@ _ROW_FIELDS = (
 #: ``to_record_batch`` adds around them, in this order.
 _ROW_TYPE = pa.struct([ELEMENTS_SCHEMA.field(name) for name in _ROW_FIELDS])
 assert ELEMENTS_SCHEMA.names == ["source_url", "SOPInstanceUID", *_ROW_FIELDS, "ingest_run_id"]
+_ROW_TYPE_EMPTY = pa.array([], _ROW_TYPE)
 
 
 class ElementRows:
@@ -97,25 +101,65 @@ class ElementRows:
             return self.column(name)
         raise AttributeError(name)
 
+    def to_arrow(self) -> pa.StructArray:
+        """The rows as one Arrow struct array (its fields are the row columns).
+
+        One conversion of the row tuples rather than one per column: for an object of a
+        hundred elements, the fixed cost of each ``pa.array`` call is most of the cost.
+        """
+        return pa.array(self.rows, _ROW_TYPE)
+
     def to_record_batch(
         self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
     ) -> pa.RecordBatch:
-        """The rows as an Arrow batch of the dicom_elements schema.
+        """The rows as an Arrow batch of the dicom_elements schema."""
+        rows = ObjectElements(source_url, sop_instance_uid, ingest_run_id, self.to_arrow())
+        return element_batch([rows])
 
-        One conversion of the row tuples as a struct array (its fields are the columns)
-        rather than one per column: for an object of a hundred elements, the fixed cost of
-        each ``pa.array`` call is most of the batch's cost.
-        """
-        count = len(self.rows)
-        children = pa.array(self.rows, _ROW_TYPE).flatten()
-        constants = pa.array([source_url, sop_instance_uid, ingest_run_id], pa.string())
-        arrays = [
-            pa.repeat(constants[0], count),
-            pa.repeat(constants[1], count),
-            *children,
-            pa.repeat(constants[2], count),
-        ]
-        return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
+
+@dataclass(frozen=True, slots=True)
+class ObjectElements:
+    """One object's dicom_elements rows, on their way to a batch of many objects' rows.
+
+    The rows' own columns are already Arrow (``ElementRows.to_arrow``, called while the
+    object is extracted, so that a value Arrow refuses is that object's error row and never a
+    failed write). The three values all its rows share are added by ``element_batch`` over many
+    objects at once: done per object, assembling a record batch cost more than converting the
+    rows of a small header.
+    """
+
+    source_url: str
+    sop_instance_uid: str | None
+    ingest_run_id: str
+    rows: pa.StructArray
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes
+
+
+def element_batch(objects: Sequence[ObjectElements]) -> pa.RecordBatch:
+    """The dicom_elements rows of ``objects`` as one record batch, in their order."""
+    if len(objects) == 1:
+        rows = objects[0].rows
+    else:
+        rows = pa.concat_arrays([part.rows for part in objects]) if objects else _ROW_TYPE_EMPTY
+    owners = pa.array(np.repeat(np.arange(len(objects)), [len(part.rows) for part in objects]))
+
+    def shared(values: list[str | None]) -> pa.Array:
+        return pa.array(values, pa.string()).take(owners)
+
+    arrays = [
+        shared([part.source_url for part in objects]),
+        shared([part.sop_instance_uid for part in objects]),
+        *rows.flatten(),
+        shared([part.ingest_run_id for part in objects]),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=ELEMENTS_SCHEMA)
 
 
 @dataclass

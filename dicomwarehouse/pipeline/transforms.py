@@ -40,7 +40,8 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from dicomwarehouse.dicom.budgets import ReadBudget
-from dicomwarehouse.dicom.extract import RunInfo, extract_object
+from dicomwarehouse.dicom.extract import RunInfo, extract_object, freeze_long_lived_objects
+from dicomwarehouse.dicom.flatten import ObjectElements, element_batch
 from dicomwarehouse.dicom.ranged import Prefetcher
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
 from dicomwarehouse.errors import UsageError
@@ -154,6 +155,7 @@ class ExtractObjects(beam.DoFn):
         self.failures = beam.metrics.Metrics.counter("dicomwarehouse", "errors")
 
     def setup(self) -> None:
+        freeze_long_lived_objects()
         self.progress = ProgressCounter(self.progress_folder)
         self.prefetcher = Prefetcher(self.storage)
         self.actions: dict[str, str] = {}  # of the objects in the prefetcher's window only
@@ -214,7 +216,7 @@ class ExtractObjects(beam.DoFn):
             if (anomaly["reason"] or "").startswith(_TOO_DEEP)
         )
         yield beam.pvalue.TaggedOutput(_PATHS, (extracted.column_paths, too_deep))
-        yield beam.pvalue.TaggedOutput(_ELEMENTS, extracted.elements)
+        yield beam.pvalue.TaggedOutput(_ELEMENTS, extracted.element_rows)
         yield from self._event(ref, INGESTED)
         yield extracted.metadata
 
@@ -328,7 +330,7 @@ class _BundleBuffer(beam.DoFn):
 
     def measure(self, element: Any) -> tuple[Any, int, int]:
         """The element as buffered, its rows and its bytes (0: not measured)."""
-        if isinstance(element, pa.RecordBatch):
+        if isinstance(element, ObjectElements):
             return element, element.num_rows, element.nbytes
         return element, 1, 0
 
@@ -358,10 +360,27 @@ class WriteParquetShards(_BundleBuffer):
             rows = [row for item in buffer for row in (item if isinstance(item, list) else [item])]
             table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMAS[self.kind])
         else:
-            table = pa.Table.from_batches(buffer, schema=ELEMENTS_SCHEMA)
+            table = pa.Table.from_batches(_element_batches(buffer), schema=ELEMENTS_SCHEMA)
         written = write_shard(table, self.directory)
         fault_point("after_shard")
         return written
+
+
+#: Rows per record batch made of many objects' element rows: large enough that the per-batch
+#: cost is nothing per object, small enough that the copy it makes is a few MiB.
+ELEMENT_BATCH_ROWS = 50_000
+
+
+def _element_batches(objects: Sequence[ObjectElements]) -> Iterator[pa.RecordBatch]:
+    """Objects' element rows as record batches of about ``ELEMENT_BATCH_ROWS`` rows."""
+    start = rows = 0
+    for index, part in enumerate(objects):
+        rows += part.num_rows
+        if rows >= ELEMENT_BATCH_ROWS:
+            yield element_batch(objects[start : index + 1])
+            start, rows = index + 1, 0
+    if start < len(objects):
+        yield element_batch(objects[start:])
 
 
 class StageMetadataRows(_BundleBuffer):
