@@ -668,18 +668,17 @@ class _Walker:
                     tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
                     implicit,
                 )  # fmt: skip
-                retyped = not vr
-                if retyped:
+                if not vr:
                     vr = self.creator_ignoring_case(tag, tag_path, creator)
-                if vr == "SQ" and file_vr == "UN" and not retyped:
-                    raise GiveUp("UN read as a sequence")
             else:
                 vr = file_vr
             if vr == "SQ":
                 self.need(value_end)
-                # a UN sequence the pydicom path retypes holds implicit VR little endian
+                # a private UN sequence the pydicom path retypes holds implicit VR little
+                # endian (PS3.5 6.2.2); a public one pydicom reads in the data set's encoding,
+                # each item switching to implicit VR where its first VR bytes are no VR
                 content_implicit, content_little = (
-                    (True, True) if file_vr == "UN" else (implicit, little)
+                    (True, True) if file_vr == "UN" and info.private else (implicit, little)
                 )
                 self.sequence(
                     value_at, value_end, content_implicit, content_little, info, tag_path, path,

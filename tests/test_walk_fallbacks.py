@@ -1,0 +1,114 @@
+"""Objects the walker once left to the pydicom path, now walked to the same rows.
+
+Each case builds the object the way real files have it (PS3.5 and pydicom's reading as the
+reference) and checks both paths give the same rows, and that the walker did not give up.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from dicom_samples import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    base_dataset,
+    dicom_bytes,
+)
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from test_walk import assert_same_rows
+
+#: (0040,A730) Content Sequence: a public sequence, after every tag of ``base_dataset``
+_CONTENT_SEQUENCE = (0x0040, 0xA730)
+#: a private creator whose dictionary block has a sequence at element 18
+_PRIVATE_CREATOR = "AGFA-AG_HPState"
+_PRIVATE_SEQUENCE = (0x0071, 0x1018)
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "object.dcm") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _item_bytes(item: Dataset, implicit: bool, little: bool) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = implicit
+    buffer.is_little_endian = little
+    write_dataset(buffer, item)
+    return buffer.getvalue()
+
+
+def _items(implicit: bool, little: bool) -> bytes:
+    """Two items of defined length, the second with a nested sequence and text."""
+    first = Dataset()
+    first.CodeValue = "121071"
+    first.CodeMeaning = "Finding"
+    inner = Dataset()
+    inner.TextValue = "inner text"
+    second = Dataset()
+    second.ValueType = "CONTAINER"
+    second.ContentSequence = [inner]
+    order = "<" if little else ">"
+    out = b""
+    for item in (first, second):
+        body = _item_bytes(item, implicit, little)
+        out += struct.pack(f"{order}HHL", 0xFFFE, 0xE000, len(body)) + body
+    return out
+
+
+def _explicit(tag: tuple[int, int], vr: bytes, value: bytes, little: bool) -> bytes:
+    order = "<" if little else ">"
+    if vr in (b"UN", b"SQ", b"OB"):
+        return struct.pack(f"{order}HH2sHL", *tag, vr, 0, len(value)) + value
+    return struct.pack(f"{order}HH2sH", *tag, vr, len(value)) + value
+
+
+@pytest.mark.parametrize(
+    ("syntax", "items_implicit"),
+    [
+        (ExplicitVRLittleEndian, True),  # PS3.5 6.2.2: a UN value is implicit VR LE
+        (ExplicitVRLittleEndian, False),  # as some writers leave it
+        (ExplicitVRBigEndian, False),
+    ],
+    ids=["little-implicit-items", "little-explicit-items", "big-explicit-items"],
+)
+def test_a_public_sequence_written_as_un_is_walked(
+    tmp_path: Path, syntax: str, items_implicit: bool
+) -> None:
+    little = syntax != ExplicitVRBigEndian
+    data = dicom_bytes(base_dataset(), syntax=syntax)
+    data += _explicit(_CONTENT_SEQUENCE, b"UN", _items(items_implicit, little), little)
+    assert assert_same_rows(_write(tmp_path, data))
+
+
+def test_an_empty_public_sequence_written_as_un_is_walked(tmp_path: Path) -> None:
+    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
+    data += _explicit(_CONTENT_SEQUENCE, b"UN", b"", True)
+    assert assert_same_rows(_write(tmp_path, data))
+
+
+def test_a_private_sequence_written_as_un_is_walked(tmp_path: Path) -> None:
+    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
+    creator = _PRIVATE_CREATOR.encode() + b" " * (len(_PRIVATE_CREATOR) % 2)
+    data += _explicit((0x0071, 0x0010), b"LO", creator, True)
+    data += _explicit(_PRIVATE_SEQUENCE, b"UN", _items(True, True), True)
+    assert assert_same_rows(_write(tmp_path, data))
+
+
+def test_a_private_un_sequence_with_explicit_items_gives_the_same_rows(tmp_path: Path) -> None:
+    """Read as implicit VR by both paths (PS3.5 6.2.2), whatever that makes of the items."""
+    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
+    creator = _PRIVATE_CREATOR.encode() + b" " * (len(_PRIVATE_CREATOR) % 2)
+    data += _explicit((0x0071, 0x0010), b"LO", creator, True)
+    data += _explicit(_PRIVATE_SEQUENCE, b"UN", _items(False, True), True)
+    assert_same_rows(_write(tmp_path, data))
+
+
+def test_a_public_un_sequence_past_the_defer_size_is_walked(tmp_path: Path) -> None:
+    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
+    data += _explicit(_CONTENT_SEQUENCE, b"UN", _items(True, True), True)
+    assert assert_same_rows(_write(tmp_path, data), defer_size=64)
