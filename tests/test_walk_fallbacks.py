@@ -13,6 +13,7 @@ import pytest
 from dicom_samples import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     base_dataset,
     dicom_bytes,
 )
@@ -112,3 +113,20 @@ def test_a_public_un_sequence_past_the_defer_size_is_walked(tmp_path: Path) -> N
     data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
     data += _explicit(_CONTENT_SEQUENCE, b"UN", _items(True, True), True)
     assert assert_same_rows(_write(tmp_path, data), defer_size=64)
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])  # fmt: skip
+@pytest.mark.parametrize("value", [b"", b"  "], ids=["empty", "spaces"])
+@pytest.mark.filterwarnings("ignore:Unknown encoding")  # pydicom writing the sample
+def test_an_empty_specific_character_set_is_walked(
+    tmp_path: Path, syntax: str, value: bytes
+) -> None:
+    """No term is the default repertoire (PS3.3 C.12.1.1.2); high bytes are read alike."""
+    ds = base_dataset()
+    ds.add_new(0x00080005, "CS", value)
+    ds.add_new(0x00100010, "PN", b"M\xfcller^J\xf6rg")
+    item = Dataset()
+    item.add_new(0x0040A160, "UT", b"caf\xe9")
+    ds.add_new(0x0040A730, "SQ", [item])
+    assert assert_same_rows(_write(tmp_path, dicom_bytes(ds, syntax=syntax)))

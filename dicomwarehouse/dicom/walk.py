@@ -745,8 +745,6 @@ class _Walker:
             if text_before_charset:
                 raise GiveUp("text before the character set")
             if top:
-                if not converted.value:
-                    raise GiveUp("empty character set")
                 vr = str(converted.VR)
                 decoded = decode_converted_value(vr, converted.value)
                 row_length = text_length(decoded, vr)
