@@ -16,6 +16,7 @@ from dicom_samples import (
     ImplicitVRLittleEndian,
     base_dataset,
     dicom_bytes,
+    every_vr_dataset,
 )
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -59,6 +60,11 @@ def _items(implicit: bool, little: bool) -> bytes:
         body = _item_bytes(item, implicit, little)
         out += struct.pack(f"{order}HHL", 0xFFFE, 0xE000, len(body)) + body
     return out
+
+
+def _meta_end(data: bytes) -> int:
+    """Where the file meta group ends: after its group length element, by its value."""
+    return 144 + struct.unpack_from("<L", data, 140)[0]
 
 
 def _explicit(tag: tuple[int, int], vr: bytes, value: bytes, little: bool) -> bytes:
@@ -130,3 +136,38 @@ def test_an_empty_specific_character_set_is_walked(
     item.add_new(0x0040A160, "UT", b"caf\xe9")
     ds.add_new(0x0040A730, "SQ", [item])
     assert assert_same_rows(_write(tmp_path, dicom_bytes(ds, syntax=syntax)))
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])  # fmt: skip
+@pytest.mark.filterwarnings("ignore:Unknown encoding")  # a Specific Character Set cut short
+def test_a_truncated_object_gives_the_same_rows(tmp_path: Path, syntax: str) -> None:
+    """Cut anywhere in the data set: pydicom keeps the bytes of the value the object ends in
+    (a sequence of defined length parsed from them), and stops quietly before a header
+    with too few bytes; where it fails (an item header cut, or a sequence of undefined
+    length) the walker leaves the object to it."""
+    data = dicom_bytes(every_vr_dataset(), syntax=syntax)
+    meta_end = _meta_end(data)
+    cuts = range(meta_end, len(data), 3)
+    walked = sum(assert_same_rows(_write(tmp_path, data[:cut], f"{cut}.dcm")) for cut in cuts)
+    assert walked > len(cuts) * 3 // 4
+
+
+def test_an_object_with_no_data_set_is_walked(tmp_path: Path) -> None:
+    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
+    assert assert_same_rows(_write(tmp_path, data[: _meta_end(data)]))
+
+
+def test_an_item_longer_than_its_sequence_is_walked(tmp_path: Path) -> None:
+    """pydicom parses a defined-length sequence from its value's bytes: an item claiming
+    more ends with them (a DICOMDIR writer's off-by-some item length)."""
+    ds = base_dataset()
+    item = Dataset()
+    item.CodeValue = "121071"
+    ds.ContentSequence = [item]
+    ds.DocumentTitle = "after the sequence"
+    data = bytearray(dicom_bytes(ds, syntax=ExplicitVRLittleEndian))
+    item_at = data.index(struct.pack("<HH", 0xFFFE, 0xE000))
+    length = struct.unpack_from("<L", data, item_at + 4)[0]
+    struct.pack_into("<L", data, item_at + 4, length + 40)
+    assert assert_same_rows(_write(tmp_path, bytes(data)))

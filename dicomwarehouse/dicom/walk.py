@@ -53,7 +53,11 @@ from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets
 from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
-from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM, collect_pydicom_problems
+from dicomwarehouse.dicom.read import (
+    HEADER_TRUNCATED_PROBLEM,
+    RAW_DATA_SET_PROBLEM,
+    collect_pydicom_problems,
+)
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     decode_converted_value,
@@ -315,6 +319,7 @@ class _Walker:
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         self.raw = False  # no preamble and file meta group: a raw data set
+        self.header_truncated = False  # bytes left after the last element, too few for one
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -357,6 +362,122 @@ class _Walker:
         if self.count >= self.max_elements:
             raise GiveUp("element budget")
 
+    # --- where the bytes end --------------------------------------------------------------
+
+    def bytes_end_here(self) -> bool:
+        """True where the bytes in hand end as the reference's reader sees them end: at the
+        end of a local object, or of the value of a defined-length sequence (pydicom parses
+        such a value from a copy of its bytes). A ranged read defers values inside items,
+        which this does not follow: there the walker keeps giving up."""
+        return self.at_end and not self.defer_in_items
+
+    def header_cut(self, position: int, top: bool, last_tag: int) -> int:
+        """Where a data set ends whose bytes run out before the next element header: pydicom
+        reads the few bytes left and stops quietly (a truncated file, or an item longer than
+        its sequence's value). At the top level it notes the bytes left after a complete
+        element of defined length still raw there (``read``), recorded by ``finish`` as
+        there: not an undefined-length sequence (read with the data set), nor Specific
+        Character Set (converted as it is read)."""
+        if top and last_tag >= 0 and position < self.size and not self.inflated:
+            rows = self.flattener.rows.rows
+            last = next(row for row in reversed(rows) if row[6] == 0)  # depth 0
+            raw = last[4] != "SQ" or last[9] is not None  # an undefined length has none
+            if raw and last_tag != _CHARSET:
+                self.header_truncated = True
+        return max(position, self.size)
+
+    def value_cut(
+        self,
+        tag: int,
+        info: Any,
+        tag_path: str,
+        path: str,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        file_vr: str | None,
+        vr: str,
+        value_at: int,
+        value_end: int,
+        deferred: bool,
+        top: bool,
+        implicit: bool,
+        little: bool,
+        encodings: Any,
+        creator: str | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> int:
+        """The row of a value the bytes end inside, as the pydicom path gives it: the bytes
+        there are (an anomaly says it is truncated), or none if it is past the defer size
+        (pydicom skips it). Returns where the reference's reader is then."""
+        if tag == _CHARSET or (top and tag == _PIXEL_REPRESENTATION):
+            raise GiveUp("converted value truncated")
+        if top and not implicit:
+            self.explicit_value_cut()
+        flattener = self.flattener
+        if deferred:
+            decoded = flattener.deferred(tag_path, info.keyword, vr, value_end - value_at)
+            position = value_end  # pydicom seeks past it
+        else:
+            value = self.data[value_at : self.size]
+            flattener.anomaly(tag_path, info.keyword, "value truncated: file ends inside it")
+            decoded = decode_raw_value(vr, value, little, encodings)
+            position = self.size
+        flattener.add_value(
+            tag, info, tag_path, path, column_prefix, depth, vr, decoded, value_end - value_at,
+            creator, creators, out,
+        )  # fmt: skip
+        return position
+
+    def explicit_value_cut(self) -> None:
+        """A top-level explicit VR value running past the object's end makes the reference
+        read the header again with its recovery rules, and keep that read if it finds more
+        elements (``read``). It finds the same unless the rules rewrite a header inside an
+        undefined-length sequence (read with the data set; those of defined length are
+        parsed later, from their bytes): with one of those, the walker gives up."""
+        rows = self.flattener.rows.rows
+        if any(row[6] == 0 and row[4] == "SQ" and row[9] is None for row in rows):
+            raise GiveUp("explicit VR value past the end after an undefined-length sequence")
+
+    def defined_sequence(
+        self,
+        value_at: int,
+        value_end: int,
+        implicit: bool,
+        little: bool,
+        info: Any,
+        tag_path: str,
+        path: str,
+        creator: str | None,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        encodings: Any,
+        out: dict[str, Any],
+        length: int,
+        explicit_top: bool,
+    ) -> None:
+        """Walk a sequence of defined length. pydicom parses its value from a copy of its
+        bytes (as many as the object has): its items end where that copy ends, whatever
+        lengths they claim, so the walk of its items sees the bytes end there too."""
+        if not self.bytes_end_here():
+            self.sequence(
+                value_at, value_end, implicit, little, info, tag_path, path, creator,
+                column_prefix, depth, encodings, out, False, length,
+            )  # fmt: skip
+            return
+        size = self.size
+        if value_end > size and explicit_top:
+            self.explicit_value_cut()
+        end = min(value_end, size)
+        self.size = end
+        try:
+            self.sequence(
+                value_at, end, implicit, little, info, tag_path, path, creator, column_prefix,
+                depth, encodings, out, False, length,
+            )  # fmt: skip
+        finally:
+            self.size = size
+
     # --- the object -----------------------------------------------------------------------
 
     def walk(self) -> FlatObject:
@@ -369,9 +490,12 @@ class _Walker:
         if syntax == DeflatedExplicitVRLittleEndian:
             position = self.inflate(position)
             syntax = ExplicitVRLittleEndian
-        self.need(position + 8)
-        if self.data[position : position + 2] == b"\0\0":
-            raise GiveUp("command set elements")
+        # nothing after the file meta group: an empty data set to the reference too
+        empty = position == self.size and self.bytes_end_here()
+        if not empty:
+            self.need(position + 8)
+            if self.data[position : position + 2] == b"\0\0":
+                raise GiveUp("command set elements")
         if syntax == ImplicitVRLittleEndian:
             implicit, little = True, True
         elif syntax == ExplicitVRLittleEndian:
@@ -389,13 +513,14 @@ class _Walker:
             implicit, little = False, True
         # pydicom checks the first element's VR bytes and switches (with a warning) if the
         # transfer syntax says otherwise
-        self.need(position + 6)
-        vr_bytes = self.data[position + 4 : position + 6]
-        looks_implicit = not all(0x40 < byte < 0x5B for byte in vr_bytes)
-        if looks_implicit != implicit:
-            group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
-            if group << 16 | element not in _PIXEL_DATA_TAGS:
-                raise GiveUp("VR switch")
+        if not empty:
+            self.need(position + 6)
+            vr_bytes = self.data[position + 4 : position + 6]
+            looks_implicit = not all(0x40 < byte < 0x5B for byte in vr_bytes)
+            if looks_implicit != implicit:
+                group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
+                if group << 16 | element not in _PIXEL_DATA_TAGS:
+                    raise GiveUp("VR switch")
         self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
         self.top_level = (implicit, little, metadata)
         self.stopped_at = self.dataset(
@@ -463,6 +588,8 @@ class _Walker:
             raise GiveUp("ambiguous VR resolved before Pixel Representation")
         if self.raw:  # recorded after the read, as the reference records it
             self.problems.append(RAW_DATA_SET_PROBLEM)
+        if self.header_truncated:
+            self.problems.append(HEADER_TRUNCATED_PROBLEM)
         return self.flattener.result(self.top_level[2])
 
     def resume(self, data: bytes, at_end: bool) -> FlatObject:
@@ -500,6 +627,8 @@ class _Walker:
         first = True
         last_tag = -1
         while True:
+            if position == self.size and not first and self.bytes_end_here():
+                return position, syntax  # the object ends with its file meta group
             self.need(position + 8)
             group, element, vr_bytes, length = explicit_header(data, position)
             if group != 2:
@@ -593,6 +722,8 @@ class _Walker:
                         len(rows), len(anomalies), self.count, self.empty_items,
                         len(self.problems),
                     )  # fmt: skip
+                if position + 8 > size and self.bytes_end_here():
+                    return self.header_cut(position, top, last_tag)
                 self.need(position + 8)
             if implicit:
                 group, element, length = implicit_header(data, position)
@@ -673,20 +804,27 @@ class _Walker:
             else:
                 vr = file_vr
             if vr == "SQ":
-                self.need(value_end)
+                if value_end > size and not self.bytes_end_here():
+                    self.need(value_end)
                 # a private UN sequence the pydicom path retypes holds implicit VR little
                 # endian (PS3.5 6.2.2); a public one pydicom reads in the data set's encoding,
                 # each item switching to implicit VR where its first VR bytes are no VR
                 content_implicit, content_little = (
                     (True, True) if file_vr == "UN" and info.private else (implicit, little)
                 )
-                self.sequence(
+                self.defined_sequence(
                     value_at, value_end, content_implicit, content_little, info, tag_path, path,
-                    creator, column_prefix, depth, encodings, out, False, length,
+                    creator, column_prefix, depth, encodings, out, length, top and not implicit,
                 )  # fmt: skip
-                position = value_end
+                position = min(value_end, size)
                 continue
 
+            if value_end > size and self.bytes_end_here():
+                position = self.value_cut(
+                    tag, info, tag_path, path, column_prefix, depth, file_vr, vr, value_at,
+                    value_end, deferred, top, implicit, little, encodings, creator, creators, out,
+                )  # fmt: skip
+                continue
             row_length = length
             if deferred:
                 self.skip(value_end)
