@@ -19,6 +19,7 @@ from dicom_samples import (
     every_vr_dataset,
 )
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from test_walk import assert_same_rows
@@ -148,7 +149,7 @@ def test_a_truncated_object_gives_the_same_rows(tmp_path: Path, syntax: str) -> 
     length) the walker leaves the object to it."""
     data = dicom_bytes(every_vr_dataset(), syntax=syntax)
     meta_end = _meta_end(data)
-    cuts = range(meta_end, len(data), 3)
+    cuts = range(meta_end, len(data), 5)
     walked = sum(assert_same_rows(_write(tmp_path, data[:cut], f"{cut}.dcm")) for cut in cuts)
     assert walked > len(cuts) * 3 // 4
 
@@ -171,3 +172,33 @@ def test_an_item_longer_than_its_sequence_is_walked(tmp_path: Path) -> None:
     length = struct.unpack_from("<L", data, item_at + 4)[0]
     struct.pack_into("<L", data, item_at + 4, length + 40)
     assert assert_same_rows(_write(tmp_path, bytes(data)))
+
+
+def _with_icon(fragments: list[bytes]) -> Dataset:
+    ds = base_dataset()
+    icon = Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated, icon.PixelRepresentation = 2, 2, 8, 0
+    icon.PixelData = encapsulate(fragments)
+    icon["PixelData"].VR = "OB"
+    icon["PixelData"].is_undefined_length = True
+    icon.add_new(0x7FE10010, "LO", "ACME 1.0")  # an element after it, in the same item
+    ds.IconImageSequence = [icon]
+    return ds
+
+
+@pytest.mark.parametrize("fragments", [[b"\x01\x02\x03\x04", b"\x05\x06"], []],
+                         ids=["two-fragments", "no-fragment"])  # fmt: skip
+def test_an_encapsulated_icon_in_an_item_is_walked(tmp_path: Path, fragments: list) -> None:
+    """A JPEG file's icon: encapsulated Pixel Data (undefined length) in a sequence item."""
+    data = dicom_bytes(_with_icon(fragments), syntax="1.2.840.10008.1.2.4.50")
+    assert assert_same_rows(_write(tmp_path, data))
+
+
+def test_an_undefined_length_value_that_is_not_encapsulated_is_left_to_pydicom(
+    tmp_path: Path,
+) -> None:
+    data = dicom_bytes(_with_icon([b"\x01\x02\x03\x04"]), syntax="1.2.840.10008.1.2.4.50")
+    fragment = struct.pack("<HHL", 0xFFFE, 0xE000, 4) + b"\x01\x02\x03\x04"
+    assert data.count(fragment) == 1
+    data = data.replace(fragment, struct.pack("<HHL", 0x0009, 0x0010, 4) + fragment[8:])
+    assert not assert_same_rows(_write(tmp_path, data))

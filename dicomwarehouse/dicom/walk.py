@@ -780,7 +780,13 @@ class _Walker:
                 else:
                     vr = file_vr
                 if vr != "SQ":
-                    raise GiveUp("undefined length value")
+                    if implicit or deferrable or vr not in BINARY_VRS:
+                        raise GiveUp("undefined length value")
+                    position = self.encapsulated_value(
+                        tag, info, tag_path, path, column_prefix, depth, vr, value_at, little,
+                        creator, creators, out,
+                    )  # fmt: skip
+                    continue
                 position = self.sequence(
                     value_at, None, implicit, little, info, tag_path, path, creator,
                     column_prefix, depth, encodings, out, deferrable and self.defer_in_items,
@@ -862,6 +868,44 @@ class _Walker:
                 creator, creators, out,
             )  # fmt: skip
             position = value_end
+
+    def encapsulated_value(
+        self,
+        tag: int,
+        info: Any,
+        tag_path: str,
+        path: str,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        vr: str,
+        value_at: int,
+        little: bool,
+        creator: str | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> int:
+        """The row of a binary value of undefined length in an item (an icon's encapsulated
+        Pixel Data, PS3.5 A.4): items of defined length up to a Sequence Delimitation Item.
+        pydicom reads it so first, its length the bytes before the delimiter; anything else
+        (an unknown tag, an item of undefined length, no delimiter) it scans byte by byte,
+        which the walker leaves to it. Returns where the value ends, past the delimiter."""
+        item_header = _UNPACK[little][0]
+        position = value_at
+        while True:
+            self.need(position + 8)
+            group, element, length = item_header(self.data, position)
+            tag_here = group << 16 | element
+            if tag_here == _SEQUENCE_END:
+                break
+            if tag_here != _ITEM or length == _UNDEFINED:
+                raise GiveUp("undefined length value")
+            position += 8 + length
+            self.skip(position)  # a fragment's bytes are not needed
+        self.flattener.add_value(
+            tag, info, tag_path, path, column_prefix, depth, vr, _BINARY, position - value_at,
+            creator, creators, out,
+        )  # fmt: skip
+        return position + 8
 
     def converted_value(
         self,
