@@ -202,3 +202,23 @@ def test_an_undefined_length_value_that_is_not_encapsulated_is_left_to_pydicom(
     assert data.count(fragment) == 1
     data = data.replace(fragment, struct.pack("<HHL", 0x0009, 0x0010, 4) + fragment[8:])
     assert not assert_same_rows(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize(("declared", "encoded"), [
+    (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
+    ("1.2.840.10008.1.2.4.50", ImplicitVRLittleEndian),
+], ids=["implicit-under-explicit", "explicit-under-implicit", "implicit-under-jpeg"])  # fmt: skip
+def test_a_data_set_encoded_otherwise_than_its_syntax_says_is_walked(
+    tmp_path: Path, declared: str, encoded: str
+) -> None:
+    """pydicom reads the data set as its first element is encoded, with a warning; the step
+    after Pixel Data goes by the transfer syntax, as pydicom records the data set's."""
+    ds = every_vr_dataset()
+    ds.BitsAllocated, ds.PixelRepresentation = 8, 0
+    ds.add_new(0x7FE00010, "OB", b"\x01\x02\x03\x04")
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 6)
+    meta = dicom_bytes(every_vr_dataset(), syntax=declared)
+    body = dicom_bytes(ds, syntax=encoded)
+    data = meta[: _meta_end(meta)] + body[_meta_end(body) :]
+    assert assert_same_rows(_write(tmp_path, data))

@@ -7,12 +7,15 @@ more than everything else the ingest does. This walker reads the encoded header 
 methods the pydicom path uses (rows, columns, anomalies) and to the same value decoding
 (``values``), so both paths give identical rows by construction.
 
-pydicom stays the reference. The walker handles the well-formed case only: anything it does
-not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
-prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
-tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind) makes it give up, and the object goes through
-the pydicom path instead. A private creator found in the dictionary only ignoring case is
+pydicom stays the reference. The walker handles the well-formed case, and the damage real
+files commonly have that pydicom reads on from without a fuss: a data set encoded otherwise
+than its transfer syntax says, an object (or a sequence's value) whose bytes end inside an
+element, a sequence written as UN, an empty character set. Anything it does not handle
+exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM prefix and no
+raw data set, a private transfer syntax, a duplicate or unsorted tag, an item header cut
+short, a stray delimiter, a character set pydicom warns about, a budget that would run out,
+a pydicom warning of any kind) makes it give up, and the object goes through the pydicom
+path instead. A private creator found in the dictionary only ignoring case is
 read as that path reads it (the same VR and anomaly; its UN sequences as implicit VR little
 endian). Giving up costs only the bytes already read: the same opened object is read again
 from the start (a ranged object keeps what it fetched).
@@ -103,6 +106,12 @@ _UNPACK = {
 }  # fmt: skip
 
 
+def _vr_switch_problem(found_implicit: bool) -> str:
+    """pydicom's warning on a data set encoded otherwise than its transfer syntax says."""
+    found, expected = ("implicit", "explicit") if found_implicit else ("explicit", "implicit")
+    return f"Expected {expected} VR, but found {found} VR - using {found} VR for reading"
+
+
 class GiveUp(Exception):
     """The walker met something it does not handle exactly as the pydicom path does."""
 
@@ -127,8 +136,8 @@ class Walked:
     #: what the row records besides the flat object's anomalies
     problems: list[str]
     #: where the walk stopped (Pixel Data's offset when it stopped there), the top level's
-    #: (implicit VR, little endian), Specific Character Set terms and Pixel Representation:
-    #: what the step after Pixel Data (``trailing``) needs
+    #: (implicit VR, little endian) as the transfer syntax says, Specific Character Set
+    #: terms and Pixel Representation: what the step after Pixel Data (``trailing``) needs
     stopped_at: int | None = None
     encoding: tuple[bool, bool] | None = None
     encodings: tuple[str, ...] = ()
@@ -320,6 +329,8 @@ class _Walker:
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         self.raw = False  # no preamble and file meta group: a raw data set
         self.header_truncated = False  # bytes left after the last element, too few for one
+        #: (implicit VR, little endian) of the transfer syntax, where the data set is not
+        self.syntax_encoding: tuple[bool, bool] | None = None
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -512,7 +523,8 @@ class _Walker:
             # under one is met by the VR check below
             implicit, little = False, True
         # pydicom checks the first element's VR bytes and switches (with a warning) if the
-        # transfer syntax says otherwise
+        # transfer syntax says otherwise: an implicit VR data set under an explicit VR
+        # syntax (or the reverse) is read as it is encoded
         if not empty:
             self.need(position + 6)
             vr_bytes = self.data[position + 4 : position + 6]
@@ -520,7 +532,11 @@ class _Walker:
             if looks_implicit != implicit:
                 group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
                 if group << 16 | element not in _PIXEL_DATA_TAGS:
-                    raise GiveUp("VR switch")
+                    # the data set's encoding is still the syntax's to the step after
+                    # Pixel Data, as pydicom records it (``Dataset.original_encoding``)
+                    self.syntax_encoding = (implicit, little)
+                    implicit = looks_implicit
+                    self.problems.append(_vr_switch_problem(implicit))
         self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
         self.top_level = (implicit, little, metadata)
         self.stopped_at = self.dataset(
@@ -1252,7 +1268,7 @@ def walk_object(
                 walker.count,
                 list(dict.fromkeys(walker.problems)),
                 stopped_at=walker.stopped_at,
-                encoding=walker.top_level[:2],
+                encoding=walker.syntax_encoding or walker.top_level[:2],
                 encodings=walker.encodings,
                 pixel_representation=walker.pixel_representation,
                 inflated=walker.inflated,
