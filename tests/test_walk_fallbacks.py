@@ -222,3 +222,17 @@ def test_a_data_set_encoded_otherwise_than_its_syntax_says_is_walked(
     body = dicom_bytes(ds, syntax=encoded)
     data = meta[: _meta_end(meta)] + body[_meta_end(body) :]
     assert assert_same_rows(_write(tmp_path, data))
+
+
+def test_dicm_in_the_data_of_a_raw_data_set_is_walked_as_pydicom_reads_it(tmp_path: Path) -> None:
+    """No preamble, but "DICM" at byte 128 inside a value: pydicom takes what precedes for a
+    preamble, finds no file meta group and reads on from byte 132, guessing the encoding."""
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.add_new(0x00081030, "LO", b"")
+    head = dicom_bytes(ds, syntax=ImplicitVRLittleEndian, preamble=False)
+    after = struct.pack("<HHL", 0x0010, 0x0010, 6) + b"Doe^J "  # read as an element there
+    ds.add_new(0x00081030, "LO", b"x" * (128 - len(head)) + b"DICM" + after)
+    data = dicom_bytes(ds, syntax=ImplicitVRLittleEndian, preamble=False)
+    assert data[128:132] == b"DICM"
+    assert assert_same_rows(_write(tmp_path, data))

@@ -648,8 +648,8 @@ class _Walker:
             self.need(position + 8)
             group, element, vr_bytes, length = explicit_header(data, position)
             if group != 2:
-                if first:
-                    raise GiveUp("no file meta group")
+                # none at all after "DICM" (a data set that happens to hold those bytes
+                # there): no transfer syntax, the encoding is guessed as pydicom guesses it
                 return position, syntax
             tag = 0x00020000 | element
             vr, length, value_at = self.explicit_vr(vr_bytes, position, length, unpack_long)
