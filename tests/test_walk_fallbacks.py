@@ -154,6 +154,34 @@ def test_a_truncated_object_gives_the_same_rows(tmp_path: Path, syntax: str) -> 
     assert walked > len(cuts) * 3 // 4
 
 
+def _undefined_lengths_dataset() -> Dataset:
+    """Undefined-length items in a defined-length sequence, and the reverse."""
+    ds = base_dataset()
+    first, second = Dataset(), Dataset()
+    first.CodeValue, second.CodeMeaning = "121071", "Finding"
+    for item in (first, second):
+        item.is_undefined_length_sequence_item = True
+    ds.ContentSequence = [first, second]
+    third = Dataset()
+    third.TextValue = "defined item"
+    ds.add_new(0x0040B020, "SQ", [third])  # Waveform Annotation Sequence
+    ds[0x0040B020].is_undefined_length = True
+    ds.add_new(0x00420010, "ST", "after both")
+    return ds
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+@pytest.mark.filterwarnings("ignore:Unknown encoding")
+def test_a_truncated_object_with_undefined_lengths_gives_the_same_rows(
+    tmp_path: Path, syntax: str
+) -> None:
+    """An undefined-length sequence cut short fails pydicom's read: left to it."""
+    data = dicom_bytes(_undefined_lengths_dataset(), syntax=syntax)
+    cuts = range(_meta_end(data), len(data), 3)
+    walked = sum(assert_same_rows(_write(tmp_path, data[:cut], f"{cut}.dcm")) for cut in cuts)
+    assert walked > 0
+
+
 def test_an_object_with_no_data_set_is_walked(tmp_path: Path) -> None:
     data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
     assert assert_same_rows(_write(tmp_path, data[: _meta_end(data)]))

@@ -405,7 +405,6 @@ class _Walker:
         path: str,
         column_prefix: tuple[int, ...] | None,
         depth: int,
-        file_vr: str | None,
         vr: str,
         value_at: int,
         value_end: int,
@@ -843,8 +842,8 @@ class _Walker:
 
             if value_end > size and self.bytes_end_here():
                 position = self.value_cut(
-                    tag, info, tag_path, path, column_prefix, depth, file_vr, vr, value_at,
-                    value_end, deferred, top, implicit, little, encodings, creator, creators, out,
+                    tag, info, tag_path, path, column_prefix, depth, vr, value_at, value_end,
+                    deferred, top, implicit, little, encodings, creator, creators, out,
                 )  # fmt: skip
                 continue
             row_length = length
