@@ -531,6 +531,10 @@ class _Walker:
             if looks_implicit != implicit:
                 group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
                 if group << 16 | element not in _PIXEL_DATA_TAGS:
+                    if self.defer_in_items:
+                        # read by ranges, the pydicom path loads Pixel Data read by the
+                        # syntax's encoding as a deferred value: left to it
+                        raise GiveUp("VR switch read by ranges")
                     # the data set's encoding is still the syntax's to the step after
                     # Pixel Data, as pydicom records it (``Dataset.original_encoding``)
                     self.syntax_encoding = (implicit, little)
