@@ -209,19 +209,24 @@ def test_an_object_with_no_data_set_is_walked(tmp_path: Path) -> None:
     assert assert_same_rows(_write(tmp_path, data[: _meta_end(data)]))
 
 
-def test_an_item_longer_than_its_sequence_is_walked(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("last", "walked"), [(True, True), (False, False)],
+                         ids=["at-the-end", "mid-object"])  # fmt: skip
+def test_an_item_longer_than_its_sequence(tmp_path: Path, last: bool, walked: bool) -> None:
     """pydicom parses a defined-length sequence from its value's bytes: an item claiming
-    more ends with them (a DICOMDIR writer's off-by-some item length)."""
+    more ends with them. Where the sequence ends the object (a DICOMDIR writer's item
+    lengths) the walker sees its bytes end there too; before other elements it leaves the
+    object to the pydicom path."""
     ds = base_dataset()
     item = Dataset()
     item.CodeValue = "121071"
     ds.ContentSequence = [item]
-    ds.DocumentTitle = "after the sequence"
+    if not last:
+        ds.DocumentTitle = "after the sequence"
     data = bytearray(dicom_bytes(ds, syntax=ExplicitVRLittleEndian))
     item_at = data.index(struct.pack("<HH", 0xFFFE, 0xE000))
     length = struct.unpack_from("<L", data, item_at + 4)[0]
     struct.pack_into("<L", data, item_at + 4, length + 40)
-    assert assert_same_rows(_write(tmp_path, bytes(data)))
+    assert assert_same_rows(_write(tmp_path, bytes(data))) is walked
 
 
 def _with_icon(fragments: list[bytes]) -> Dataset:

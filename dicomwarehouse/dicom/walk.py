@@ -377,18 +377,19 @@ class _Walker:
 
     def bytes_end_here(self) -> bool:
         """True where the bytes in hand end as the reference's reader sees them end: at the
-        end of a local object, or of the value of a defined-length sequence (pydicom parses
-        such a value from a copy of its bytes). A ranged read defers values inside items,
-        which this does not follow: there the walker keeps giving up."""
+        end of a local object (every byte read), which is also where the copy of a
+        defined-length sequence's value that pydicom parses ends, if the object ends inside
+        that value. A ranged read defers values inside items, which this does not follow:
+        there the walker keeps giving up."""
         return self.at_end and not self.defer_in_items
 
     def header_cut(self, position: int, top: bool, last_tag: int) -> int:
         """Where a data set ends whose bytes run out before the next element header: pydicom
         reads the few bytes left and stops quietly (a truncated file, or an item longer than
-        its sequence's value). At the top level it notes the bytes left after a complete
-        element of defined length still raw there (``read``), recorded by ``finish`` as
-        there: not an undefined-length sequence (read with the data set), nor Specific
-        Character Set (converted as it is read)."""
+        the sequence that ends the object). At the top level it notes the bytes left after
+        a complete element of defined length still raw there (``read``), recorded by
+        ``finish`` as there: not an undefined-length sequence (read with the data set), nor
+        Specific Character Set (converted as it is read)."""
         if top and last_tag >= 0 and position < self.size and not self.inflated:
             rows = self.flattener.rows.rows
             last = next(row for row in reversed(rows) if row[6] == 0)  # depth 0
@@ -449,10 +450,9 @@ class _Walker:
         if any(row[6] == 0 and row[4] == "SQ" and row[9] is None for row in rows):
             raise GiveUp("explicit VR value past the end after an undefined-length sequence")
 
-    def defined_sequence(
+    def cut_sequence(
         self,
         value_at: int,
-        value_end: int,
         implicit: bool,
         little: bool,
         info: Any,
@@ -465,28 +465,20 @@ class _Walker:
         out: dict[str, Any],
         length: int,
         explicit_top: bool,
-    ) -> None:
-        """Walk a sequence of defined length. pydicom parses its value from a copy of its
-        bytes (as many as the object has): its items end where that copy ends, whatever
-        lengths they claim, so the walk of its items sees the bytes end there too."""
-        if not self.bytes_end_here():
-            self.sequence(
-                value_at, value_end, implicit, little, info, tag_path, path, creator,
-                column_prefix, depth, encodings, out, False, length,
-            )  # fmt: skip
-            return
-        size = self.size
-        if value_end > size and explicit_top:
+    ) -> int:
+        """Walk a sequence of defined length the object ends inside. pydicom parses its
+        value from a copy of the bytes there are: its items end where they end, whatever
+        lengths they claim, so the walk of its items sees the bytes end there too. Returns
+        where the sequence ends."""
+        if explicit_top:
             self.explicit_value_cut()
-        end = min(value_end, size)
-        self.size = end
-        try:
-            self.sequence(
-                value_at, end, implicit, little, info, tag_path, path, creator, column_prefix,
-                depth, encodings, out, False, length,
-            )  # fmt: skip
-        finally:
-            self.size = size
+        # every byte to the end is in hand (``bytes_end_here``): the end the walk sees is
+        # the one its reader would see; it stays there for the rest of this data set
+        self.sequence(
+            value_at, self.size, implicit, little, info, tag_path, path, creator,
+            column_prefix, depth, encodings, out, False, length,
+        )  # fmt: skip
+        return self.size
 
     # --- the object -----------------------------------------------------------------------
 
@@ -829,19 +821,26 @@ class _Walker:
             else:
                 vr = file_vr
             if vr == "SQ":
-                if value_end > size and not self.bytes_end_here():
-                    self.need(value_end)
                 # a private UN sequence the pydicom path retypes holds implicit VR little
                 # endian (PS3.5 6.2.2); a public one pydicom reads in the data set's encoding,
                 # each item switching to implicit VR where its first VR bytes are no VR
                 content_implicit, content_little = (
                     (True, True) if file_vr == "UN" and info.private else (implicit, little)
                 )
-                self.defined_sequence(
+                if value_end > size:
+                    if not self.bytes_end_here():
+                        self.need(value_end)
+                    position = self.cut_sequence(
+                        value_at, content_implicit, content_little, info, tag_path, path,
+                        creator, column_prefix, depth, encodings, out, length,
+                        top and not implicit,
+                    )  # fmt: skip
+                    continue
+                self.sequence(
                     value_at, value_end, content_implicit, content_little, info, tag_path, path,
-                    creator, column_prefix, depth, encodings, out, length, top and not implicit,
+                    creator, column_prefix, depth, encodings, out, False, length,
                 )  # fmt: skip
-                position = min(value_end, size)
+                position = value_end
                 continue
 
             if value_end > size and self.bytes_end_here():
