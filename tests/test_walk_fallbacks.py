@@ -298,3 +298,12 @@ def test_dicm_in_the_data_of_a_raw_data_set_is_walked_as_pydicom_reads_it(tmp_pa
     data = dicom_bytes(ds, syntax=ImplicitVRLittleEndian, preamble=False)
     assert data[128:132] == b"DICM"
     assert assert_same_rows(_write(tmp_path, data))
+
+
+@pytest.mark.filterwarnings("ignore:Unknown encoding")
+def test_an_unknown_character_set_is_left_to_the_pydicom_path(tmp_path: Path) -> None:
+    """The flatten notes an unknown term as an anomaly of its own, before the data set's."""
+    ds = base_dataset()
+    ds.add_new(0x00080005, "CS", "ISO_IR 999")
+    ds.add_new(0x00100010, "PN", b"M\xfcller")
+    assert not assert_same_rows(_write(tmp_path, dicom_bytes(ds)))

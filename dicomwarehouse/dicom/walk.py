@@ -53,7 +53,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
-from dicomwarehouse.dicom.charsets import character_sets
+from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
 from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.read import (
@@ -959,6 +959,9 @@ class _Walker:
             key = (file_vr, value, implicit, little)
             encodings, problems = _charset_terms(converted.value, key)
             if top:
+                if unknown_character_sets(encodings):
+                    # the flatten notes each before the data set's anomalies: left to it
+                    raise GiveUp("unknown character set")
                 self.encodings = encodings
             # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
             # problem, as on the pydicom path
