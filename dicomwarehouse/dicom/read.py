@@ -38,6 +38,7 @@ from dicomwarehouse.errors import IngestError
 
 __all__ = [
     "DEFAULT_DEFER_SIZE",
+    "HEADER_TRUNCATED_PROBLEM",
     "RAW_DATA_SET_PROBLEM",
     "CountingReader",
     "HeaderRead",
@@ -239,6 +240,8 @@ warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 #: What a row read as a raw data set (no preamble, no file meta group) records.
 RAW_DATA_SET_PROBLEM = "no preamble or file meta header: read as a raw data set"
+#: What a row records when bytes too few for an element header follow its last element.
+HEADER_TRUNCATED_PROBLEM = "object ends inside a data element: header truncated"
 
 
 def _stop_at_pixel_data(tag: int, vr: str | None, length: int) -> bool:
@@ -419,7 +422,7 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
         if _runs_past_the_end(dataset, reader):
             dataset = _reread_with_recovery(dataset, reader, defer_size, meter, problems)
     if _ends_inside_an_element(dataset, reader):
-        problems.append("object ends inside a data element: header truncated")
+        problems.append(HEADER_TRUNCATED_PROBLEM)
     header = HeaderRead(dataset, reader, unique(problems), stopped_at=reader.tell())
     return _within_budget(header, meter)
 

@@ -7,12 +7,15 @@ more than everything else the ingest does. This walker reads the encoded header 
 methods the pydicom path uses (rows, columns, anomalies) and to the same value decoding
 (``values``), so both paths give identical rows by construction.
 
-pydicom stays the reference. The walker handles the well-formed case only: anything it does
-not handle exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM
-prefix, an unknown or private transfer syntax, a VR switch, a duplicate or unsorted
-tag, a truncated value, a stray delimiter, a character set pydicom warns about, a budget that
-would run out, a pydicom warning of any kind) makes it give up, and the object goes through
-the pydicom path instead. A private creator found in the dictionary only ignoring case is
+pydicom stays the reference. The walker handles the well-formed case, and the damage real
+files commonly have that pydicom reads on from without a fuss: a data set encoded otherwise
+than its transfer syntax says, an object (or a sequence's value) whose bytes end inside an
+element, a sequence written as UN, an empty character set. Anything it does not handle
+exactly as ``read.read_header`` + ``flatten.flatten_dataset`` would (no DICM prefix and no
+raw data set, a private transfer syntax, a duplicate or unsorted tag, an item header cut
+short, a stray delimiter, a character set pydicom warns about, a budget that would run out,
+a pydicom warning of any kind) makes it give up, and the object goes through the pydicom
+path instead. A private creator found in the dictionary only ignoring case is
 read as that path reads it (the same VR and anomaly; its UN sequences as implicit VR little
 endian). Giving up costs only the bytes already read: the same opened object is read again
 from the start (a ranged object keeps what it fetched).
@@ -50,10 +53,14 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
-from dicomwarehouse.dicom.charsets import character_sets
+from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
 from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
 from dicomwarehouse.dicom.private import private_entry
-from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM, collect_pydicom_problems
+from dicomwarehouse.dicom.read import (
+    HEADER_TRUNCATED_PROBLEM,
+    RAW_DATA_SET_PROBLEM,
+    collect_pydicom_problems,
+)
 from dicomwarehouse.dicom.values import (
     DecodedValue,
     decode_converted_value,
@@ -99,6 +106,12 @@ _UNPACK = {
 }  # fmt: skip
 
 
+def _vr_switch_problem(found_implicit: bool) -> str:
+    """pydicom's warning on a data set encoded otherwise than its transfer syntax says."""
+    found, expected = ("implicit", "explicit") if found_implicit else ("explicit", "implicit")
+    return f"Expected {expected} VR, but found {found} VR - using {found} VR for reading"
+
+
 class GiveUp(Exception):
     """The walker met something it does not handle exactly as the pydicom path does."""
 
@@ -123,8 +136,8 @@ class Walked:
     #: what the row records besides the flat object's anomalies
     problems: list[str]
     #: where the walk stopped (Pixel Data's offset when it stopped there), the top level's
-    #: (implicit VR, little endian), Specific Character Set terms and Pixel Representation:
-    #: what the step after Pixel Data (``trailing``) needs
+    #: (implicit VR, little endian) as the transfer syntax says, Specific Character Set
+    #: terms and Pixel Representation: what the step after Pixel Data (``trailing``) needs
     stopped_at: int | None = None
     encoding: tuple[bool, bool] | None = None
     encodings: tuple[str, ...] = ()
@@ -315,6 +328,9 @@ class _Walker:
         self.assumed_unsigned = False  # a "US or SS" resolved before Pixel Representation
         self.inflated = False  # the data set was deflated: ``data`` holds it inflated
         self.raw = False  # no preamble and file meta group: a raw data set
+        self.header_truncated = False  # bytes left after the last element, too few for one
+        #: (implicit VR, little endian) of the transfer syntax, where the data set is not
+        self.syntax_encoding: tuple[bool, bool] | None = None
         #: pydicom's warnings the pydicom path records on the row too (unique, in order)
         self.problems: list[str] = []
         #: the top level's encoding and metadata row, once the file meta group is read
@@ -357,6 +373,113 @@ class _Walker:
         if self.count >= self.max_elements:
             raise GiveUp("element budget")
 
+    # --- where the bytes end --------------------------------------------------------------
+
+    def bytes_end_here(self) -> bool:
+        """True where the bytes in hand end as the reference's reader sees them end: at the
+        end of a local object (every byte read), which is also where the copy of a
+        defined-length sequence's value that pydicom parses ends, if the object ends inside
+        that value. A ranged read defers values inside items, which this does not follow:
+        there the walker keeps giving up."""
+        return self.at_end and not self.defer_in_items
+
+    def header_cut(self, position: int, top: bool, last_tag: int) -> int:
+        """Where a data set ends whose bytes run out before the next element header: pydicom
+        reads the few bytes left and stops quietly (a truncated file, or an item longer than
+        the sequence that ends the object). At the top level it notes the bytes left after
+        a complete element of defined length still raw there (``read``), recorded by
+        ``finish`` as there: not an undefined-length sequence (read with the data set), nor
+        Specific Character Set (converted as it is read)."""
+        if top and last_tag >= 0 and position < self.size and not self.inflated:
+            rows = self.flattener.rows.rows
+            last = next(row for row in reversed(rows) if row[6] == 0)  # depth 0
+            raw = last[4] != "SQ" or last[9] is not None  # an undefined length has none
+            if raw and last_tag != _CHARSET:
+                self.header_truncated = True
+        return max(position, self.size)
+
+    def value_cut(
+        self,
+        tag: int,
+        info: Any,
+        tag_path: str,
+        path: str,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        vr: str,
+        value_at: int,
+        value_end: int,
+        deferred: bool,
+        top: bool,
+        implicit: bool,
+        little: bool,
+        encodings: Any,
+        creator: str | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> int:
+        """The row of a value the bytes end inside, as the pydicom path gives it: the bytes
+        there are (an anomaly says it is truncated), or none if it is past the defer size
+        (pydicom skips it). Returns where the reference's reader is then."""
+        if tag == _CHARSET or (top and tag == _PIXEL_REPRESENTATION):
+            raise GiveUp("converted value truncated")
+        if top and not implicit:
+            self.explicit_value_cut()
+        flattener = self.flattener
+        if deferred:
+            decoded = flattener.deferred(tag_path, info.keyword, vr, value_end - value_at)
+            position = value_end  # pydicom seeks past it
+        else:
+            value = self.data[value_at : self.size]
+            flattener.anomaly(tag_path, info.keyword, "value truncated: file ends inside it")
+            decoded = decode_raw_value(vr, value, little, encodings)
+            position = self.size
+        flattener.add_value(
+            tag, info, tag_path, path, column_prefix, depth, vr, decoded, value_end - value_at,
+            creator, creators, out,
+        )  # fmt: skip
+        return position
+
+    def explicit_value_cut(self) -> None:
+        """A top-level explicit VR value running past the object's end makes the reference
+        read the header again with its recovery rules, and keep that read if it finds more
+        elements (``read``). It finds the same unless the rules rewrite a header inside an
+        undefined-length sequence (read with the data set; those of defined length are
+        parsed later, from their bytes): with one of those, the walker gives up."""
+        rows = self.flattener.rows.rows
+        if any(row[6] == 0 and row[4] == "SQ" and row[9] is None for row in rows):
+            raise GiveUp("explicit VR value past the end after an undefined-length sequence")
+
+    def cut_sequence(
+        self,
+        value_at: int,
+        implicit: bool,
+        little: bool,
+        info: Any,
+        tag_path: str,
+        path: str,
+        creator: str | None,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        encodings: Any,
+        out: dict[str, Any],
+        length: int,
+        explicit_top: bool,
+    ) -> int:
+        """Walk a sequence of defined length the object ends inside. pydicom parses its
+        value from a copy of the bytes there are: its items end where they end, whatever
+        lengths they claim, so the walk of its items sees the bytes end there too. Returns
+        where the sequence ends."""
+        if explicit_top:
+            self.explicit_value_cut()
+        # every byte to the end is in hand (``bytes_end_here``): the end the walk sees is
+        # the one its reader would see; it stays there for the rest of this data set
+        self.sequence(
+            value_at, self.size, implicit, little, info, tag_path, path, creator,
+            column_prefix, depth, encodings, out, False, length,
+        )  # fmt: skip
+        return self.size
+
     # --- the object -----------------------------------------------------------------------
 
     def walk(self) -> FlatObject:
@@ -369,9 +492,12 @@ class _Walker:
         if syntax == DeflatedExplicitVRLittleEndian:
             position = self.inflate(position)
             syntax = ExplicitVRLittleEndian
-        self.need(position + 8)
-        if self.data[position : position + 2] == b"\0\0":
-            raise GiveUp("command set elements")
+        # nothing after the file meta group: an empty data set to the reference too
+        empty = position == self.size and self.bytes_end_here()
+        if not empty:
+            self.need(position + 8)
+            if self.data[position : position + 2] == b"\0\0":
+                raise GiveUp("command set elements")
         if syntax == ImplicitVRLittleEndian:
             implicit, little = True, True
         elif syntax == ExplicitVRLittleEndian:
@@ -388,14 +514,24 @@ class _Walker:
             # under one is met by the VR check below
             implicit, little = False, True
         # pydicom checks the first element's VR bytes and switches (with a warning) if the
-        # transfer syntax says otherwise
-        self.need(position + 6)
-        vr_bytes = self.data[position + 4 : position + 6]
-        looks_implicit = not all(0x40 < byte < 0x5B for byte in vr_bytes)
-        if looks_implicit != implicit:
-            group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
-            if group << 16 | element not in _PIXEL_DATA_TAGS:
-                raise GiveUp("VR switch")
+        # transfer syntax says otherwise: an implicit VR data set under an explicit VR
+        # syntax (or the reverse) is read as it is encoded
+        if not empty:
+            self.need(position + 6)
+            vr_bytes = self.data[position + 4 : position + 6]
+            looks_implicit = not all(0x40 < byte < 0x5B for byte in vr_bytes)
+            if looks_implicit != implicit:
+                group, element = struct.unpack_from("<HH" if little else ">HH", self.data, position)
+                if group << 16 | element not in _PIXEL_DATA_TAGS:
+                    if self.defer_in_items:
+                        # read by ranges, the pydicom path loads Pixel Data read by the
+                        # syntax's encoding as a deferred value: left to it
+                        raise GiveUp("VR switch read by ranges")
+                    # the data set's encoding is still the syntax's to the step after
+                    # Pixel Data, as pydicom records it (``Dataset.original_encoding``)
+                    self.syntax_encoding = (implicit, little)
+                    implicit = looks_implicit
+                    self.problems.append(_vr_switch_problem(implicit))
         self.charge(2 * ITEM_WEIGHT)  # the command set and the data set
         self.top_level = (implicit, little, metadata)
         self.stopped_at = self.dataset(
@@ -463,6 +599,8 @@ class _Walker:
             raise GiveUp("ambiguous VR resolved before Pixel Representation")
         if self.raw:  # recorded after the read, as the reference records it
             self.problems.append(RAW_DATA_SET_PROBLEM)
+        if self.header_truncated:
+            self.problems.append(HEADER_TRUNCATED_PROBLEM)
         return self.flattener.result(self.top_level[2])
 
     def resume(self, data: bytes, at_end: bool) -> FlatObject:
@@ -500,11 +638,13 @@ class _Walker:
         first = True
         last_tag = -1
         while True:
+            if position == self.size and not first and self.bytes_end_here():
+                return position, syntax  # the object ends with its file meta group
             self.need(position + 8)
             group, element, vr_bytes, length = explicit_header(data, position)
             if group != 2:
-                if first:
-                    raise GiveUp("no file meta group")
+                # none at all after "DICM" (a data set that happens to hold those bytes
+                # there): no transfer syntax, the encoding is guessed as pydicom guesses it
                 return position, syntax
             tag = 0x00020000 | element
             vr, length, value_at = self.explicit_vr(vr_bytes, position, length, unpack_long)
@@ -593,6 +733,8 @@ class _Walker:
                         len(rows), len(anomalies), self.count, self.empty_items,
                         len(self.problems),
                     )  # fmt: skip
+                if position + 8 > size and self.bytes_end_here():
+                    return self.header_cut(position, top, last_tag)
                 self.need(position + 8)
             if implicit:
                 group, element, length = implicit_header(data, position)
@@ -649,7 +791,13 @@ class _Walker:
                 else:
                     vr = file_vr
                 if vr != "SQ":
-                    raise GiveUp("undefined length value")
+                    if implicit or deferrable or vr not in BINARY_VRS:
+                        raise GiveUp("undefined length value")
+                    position = self.encapsulated_value(
+                        tag, info, tag_path, path, column_prefix, depth, vr, value_at, little,
+                        creator, creators, out,
+                    )  # fmt: skip
+                    continue
                 position = self.sequence(
                     value_at, None, implicit, little, info, tag_path, path, creator,
                     column_prefix, depth, encodings, out, deferrable and self.defer_in_items,
@@ -668,19 +816,26 @@ class _Walker:
                     tag, file_vr, info, creator_values, deferred or length < 0xFFFF, little,
                     implicit,
                 )  # fmt: skip
-                retyped = not vr
-                if retyped:
+                if not vr:
                     vr = self.creator_ignoring_case(tag, tag_path, creator)
-                if vr == "SQ" and file_vr == "UN" and not retyped:
-                    raise GiveUp("UN read as a sequence")
             else:
                 vr = file_vr
             if vr == "SQ":
-                self.need(value_end)
-                # a UN sequence the pydicom path retypes holds implicit VR little endian
+                # a private UN sequence the pydicom path retypes holds implicit VR little
+                # endian (PS3.5 6.2.2); a public one pydicom reads in the data set's encoding,
+                # each item switching to implicit VR where its first VR bytes are no VR
                 content_implicit, content_little = (
-                    (True, True) if file_vr == "UN" else (implicit, little)
+                    (True, True) if file_vr == "UN" and info.private else (implicit, little)
                 )
+                if value_end > size:
+                    if not self.bytes_end_here():
+                        self.need(value_end)
+                    position = self.cut_sequence(
+                        value_at, content_implicit, content_little, info, tag_path, path,
+                        creator, column_prefix, depth, encodings, out, length,
+                        top and not implicit,
+                    )  # fmt: skip
+                    continue
                 self.sequence(
                     value_at, value_end, content_implicit, content_little, info, tag_path, path,
                     creator, column_prefix, depth, encodings, out, False, length,
@@ -688,6 +843,12 @@ class _Walker:
                 position = value_end
                 continue
 
+            if value_end > size and self.bytes_end_here():
+                position = self.value_cut(
+                    tag, info, tag_path, path, column_prefix, depth, vr, value_at, value_end,
+                    deferred, top, implicit, little, encodings, creator, creators, out,
+                )  # fmt: skip
+                continue
             row_length = length
             if deferred:
                 self.skip(value_end)
@@ -726,6 +887,44 @@ class _Walker:
             )  # fmt: skip
             position = value_end
 
+    def encapsulated_value(
+        self,
+        tag: int,
+        info: Any,
+        tag_path: str,
+        path: str,
+        column_prefix: tuple[int, ...] | None,
+        depth: int,
+        vr: str,
+        value_at: int,
+        little: bool,
+        creator: str | None,
+        creators: dict[int, str],
+        out: dict[str, Any],
+    ) -> int:
+        """The row of a binary value of undefined length in an item (an icon's encapsulated
+        Pixel Data, PS3.5 A.4): items of defined length up to a Sequence Delimitation Item.
+        pydicom reads it so first, its length the bytes before the delimiter; anything else
+        (an unknown tag, an item of undefined length, no delimiter) it scans byte by byte,
+        which the walker leaves to it. Returns where the value ends, past the delimiter."""
+        item_header = _UNPACK[little][0]
+        position = value_at
+        while True:
+            self.need(position + 8)
+            group, element, length = item_header(self.data, position)
+            tag_here = group << 16 | element
+            if tag_here == _SEQUENCE_END:
+                break
+            if tag_here != _ITEM or length == _UNDEFINED:
+                raise GiveUp("undefined length value")
+            position += 8 + length
+            self.skip(position)  # a fragment's bytes are not needed
+        self.flattener.add_value(
+            tag, info, tag_path, path, column_prefix, depth, vr, _BINARY, position - value_at,
+            creator, creators, out,
+        )  # fmt: skip
+        return position + 8
+
     def converted_value(
         self,
         tag: int,
@@ -746,8 +945,6 @@ class _Walker:
             if text_before_charset:
                 raise GiveUp("text before the character set")
             if top:
-                if not converted.value:
-                    raise GiveUp("empty character set")
                 vr = str(converted.VR)
                 decoded = decode_converted_value(vr, converted.value)
                 row_length = text_length(decoded, vr)
@@ -762,6 +959,9 @@ class _Walker:
             key = (file_vr, value, implicit, little)
             encodings, problems = _charset_terms(converted.value, key)
             if top:
+                if unknown_character_sets(encodings):
+                    # the flatten notes each before the data set's anomalies: left to it
+                    raise GiveUp("unknown character set")
                 self.encodings = encodings
             # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
             # problem, as on the pydicom path
@@ -1073,7 +1273,7 @@ def walk_object(
                 walker.count,
                 list(dict.fromkeys(walker.problems)),
                 stopped_at=walker.stopped_at,
-                encoding=walker.top_level[:2],
+                encoding=walker.syntax_encoding or walker.top_level[:2],
                 encodings=walker.encodings,
                 pixel_representation=walker.pixel_representation,
                 inflated=walker.inflated,
