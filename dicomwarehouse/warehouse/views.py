@@ -226,11 +226,19 @@ def _narrow_sums(con: duckdb.DuckDBPyConnection, name: str, duckdb_sql: str) -> 
     SUMs are over integers only the engine knows, so the view is created, described, and
     wrapped in a cast of its HUGEINT columns when it has any (a sum past 2**63 then fails
     loudly, as it would in BigQuery).
+
+    The types are read from the catalog, where DuckDB keeps those it bound the view to when
+    it was created: a ``DESCRIBE`` would bind the view's query again, which cost as much as
+    creating it.
     """
     wide = [
         column
-        for column, column_type, *_ in con.execute(f'DESCRIBE "{name}"').fetchall()
-        if column_type == "HUGEINT"
+        for (column,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = current_schema() AND table_name = ? AND data_type = 'HUGEINT' "
+            "ORDER BY column_index",
+            [name],
+        ).fetchall()
     ]
     if wide:
         casts = ", ".join(f'CAST("{column}" AS BIGINT) AS "{column}"' for column in wide)
@@ -246,7 +254,23 @@ def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     and the provenance columns, since DuckDB binds a view when it is created. Descriptions
     become DuckDB comments (``duckdb_views()``, ``duckdb_columns()``). Returns the view names
     in creation order.
+
+    Everything is made in one transaction: alone, each of the few hundred statements (a
+    comment per column) would be a commit of its own, with its write to the database file's
+    log.
     """
+    con.begin()
+    try:
+        names = _create_views(con)
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+    return names
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The body of :func:`create_duckdb_views`, inside its transaction."""
     uid_names = uid_names_table()
     con.register("_dicomwarehouse_uid_names", uid_names)
     try:
