@@ -507,6 +507,45 @@ def test_referenced_keywords() -> None:
     assert named & keyword_dict.keys() <= keywords | read | outputs
 
 
+@pytest.fixture
+def memo_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterable[Path]:
+    """A cache folder of the test's own, and a process that has not read the memo yet."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(views._Memo, "entries", None)
+    monkeypatch.setattr(views._Memo, "added", False)
+    views._memo_path.cache_clear()
+    yield tmp_path / "dicomwarehouse"
+    views._memo_path.cache_clear()
+
+
+def test_translations_are_remembered_across_processes(
+    memo_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definitions = load_views()
+    translate = views.translate
+    expected = [translate(view.bigquery_sql) for view in definitions]
+    stale = memo_folder / "sql-of-another-version.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    assert [to_duckdb(view.bigquery_sql, remember=True) for view in definitions] == expected
+    views._save_memo()
+    (memo,) = memo_folder.glob("sql-*.json")  # the other version's memo is gone
+    assert memo != stale
+
+    def no_sqlglot(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("translated again")
+
+    monkeypatch.setattr(views, "translate", no_sqlglot)
+    monkeypatch.setattr(views._Memo, "entries", None)  # as a new process
+    assert [to_duckdb(view.bigquery_sql, remember=True) for view in definitions] == expected
+    with pytest.raises(AssertionError, match="translated again"):  # user queries are not kept
+        to_duckdb(definitions[0].bigquery_sql)
+    memo.write_text("not json")  # a damaged memo costs the time, never the answer
+    monkeypatch.setattr(views._Memo, "entries", None)
+    monkeypatch.setattr(views, "translate", translate)
+    assert to_duckdb(definitions[0].bigquery_sql, remember=True) == expected[0]
+
+
 # --- DuckDB ---------------------------------------------------------------------------------
 
 

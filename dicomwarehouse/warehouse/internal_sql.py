@@ -140,4 +140,4 @@ def duckdb_sql(
         if table is None:
             raise ValueError(f"{name}.sql serves several tables: name one")
         names[TABLE_HISTORY] = f"{table}_raw"
-    return views.to_duckdb(rename_tables(query.sql, names))
+    return views.to_duckdb(rename_tables(query.sql, names), remember=True)
