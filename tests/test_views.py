@@ -569,6 +569,18 @@ def test_views_are_created_in_order_and_documented(con: duckdb.DuckDBPyConnectio
         assert "HUGEINT" not in {data_type for _, data_type, _ in described}, name
 
 
+def test_view_columns_are_those_describe_binds(con: duckdb.DuckDBPyConnection) -> None:
+    names = [view.name for view in load_views()]
+    created = con.execute("SELECT view_name FROM duckdb_views()").fetchall()
+    assert set(names) <= {name for (name,) in created}
+    for name in names:
+        described = [
+            (column, kind) for column, kind, *_ in con.execute(f'DESCRIBE "{name}"').fetchall()
+        ]
+        assert views.view_columns(con, name) == described, name
+    assert views.view_columns(con, "no_such_view") == []
+
+
 def test_column_types(con: duckdb.DuckDBPyConnection) -> None:
     for name in ("instances", "series", "studies", "patients"):
         types = dict(

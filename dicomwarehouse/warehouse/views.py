@@ -55,6 +55,7 @@ __all__ = [
     "referenced_keywords",
     "to_duckdb",
     "uid_names_table",
+    "view_columns",
 ]
 
 logger = logging.getLogger(__name__)
@@ -302,28 +303,31 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def view_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """The (name, DuckDB type) of each column of view ``name``, in order, from the catalog.
+
+    DuckDB keeps the columns it bound a view to when it was created; a ``DESCRIBE`` would
+    bind the view's query again, which costs as much as creating it (over the wide
+    dicom_metadata, a Parquet footer read and a few thousand columns resolved).
+    """
+    return con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = current_schema() AND table_name = ? "
+        "ORDER BY column_index",
+        [name],
+    ).fetchall()
+
+
 def _narrow_sums(con: duckdb.DuckDBPyConnection, name: str, duckdb_sql: str) -> None:
     """Make the view's HUGEINT columns BIGINT, as their INT64 counterparts in BigQuery.
 
     DuckDB's SUM of a BIGINT is a 128-bit HUGEINT where BigQuery's SUM of an INT64 is an INT64;
     left so, sizes and frame counts would reach pandas as floats and Parquet as decimals. Which
-    SUMs are over integers only the engine knows, so the view is created, described, and
-    wrapped in a cast of its HUGEINT columns when it has any (a sum past 2**63 then fails
-    loudly, as it would in BigQuery).
-
-    The types are read from the catalog, where DuckDB keeps those it bound the view to when
-    it was created: a ``DESCRIBE`` would bind the view's query again, which cost as much as
-    creating it.
+    SUMs are over integers only the engine knows, so the view is created, its column types
+    read (:func:`view_columns`), and it is wrapped in a cast of its HUGEINT columns when it has
+    any (a sum past 2**63 then fails loudly, as it would in BigQuery).
     """
-    wide = [
-        column
-        for (column,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = current_schema() AND table_name = ? AND data_type = 'HUGEINT' "
-            "ORDER BY column_index",
-            [name],
-        ).fetchall()
-    ]
+    wide = [column for column, data_type in view_columns(con, name) if data_type == "HUGEINT"]
     if wide:
         casts = ", ".join(f'CAST("{column}" AS BIGINT) AS "{column}"' for column in wide)
         con.execute(
