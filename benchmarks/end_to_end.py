@@ -36,6 +36,13 @@ from dataclasses import dataclass
 
 from benchmark import collect_files, default_paths, phase_to_json_dict, warm_cache
 
+import dicomwarehouse
+
+#: The folder that holds the package this process imports: the child ingest imports the same
+#: one (first on its PYTHONPATH, run from a folder of its own), not whatever package the
+#: current folder holds (``python -m`` puts the current folder first on the path).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(dicomwarehouse.__file__)))
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -68,7 +75,11 @@ def run_ingest(sources: Sequence[str], extra: Sequence[str]) -> Measured:
     user_before, system_before = _children_cpu()
     started = time.monotonic()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        paths = [PACKAGE_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, cwd=folder, env=environment
+        )
     finally:
         wall = time.monotonic() - started
         shutil.rmtree(folder, ignore_errors=True)
@@ -136,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     refs = collect_files(paths, None)
     if not refs:
         parser.error(f"no files under {' '.join(paths)}")
-    print(f"paths: {' '.join(paths)} ({len(refs)} files)")
+    print(f"paths: {' '.join(paths)} ({len(refs)} files); dicomwarehouse from {PACKAGE_ROOT}")
     print(f"load average: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
     warm_cache(refs)
     run_to_json_dict([refs[0].url])  # pydicom's lazy imports, outside the timed loops
