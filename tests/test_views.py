@@ -546,6 +546,20 @@ def test_translations_are_remembered_across_processes(
     assert to_duckdb(definitions[0].bigquery_sql, remember=True) == expected[0]
 
 
+def test_no_cache_folder_means_no_memo(memo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def homeless() -> Path:
+        raise RuntimeError("no home")
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(Path, "home", homeless)
+    views._memo_path.cache_clear()
+    view = load_views()[0]
+    assert to_duckdb(view.bigquery_sql, remember=True) == views.translate(view.bigquery_sql)
+    views._save_memo()  # nowhere to write: nothing written, nothing raised
+    assert views._memo_path() is None
+    assert not memo_folder.exists()
+
+
 # --- DuckDB ---------------------------------------------------------------------------------
 
 

@@ -105,8 +105,9 @@ _MEMO_PREFIX = "sql-"
 
 
 @functools.cache
-def _memo_path() -> Path:
-    """The memo file of this version of the package, its SQL and sqlglot.
+def _memo_path() -> Path | None:
+    """The memo file of this version of the package, its SQL and sqlglot (None: no cache
+    folder, as for a user without a home folder).
 
     Its name is a fingerprint of everything a translation depends on: sqlglot's version and
     the bytes of every module of the package and every SQL file, so that any change to
@@ -117,8 +118,11 @@ def _memo_path() -> Path:
     for path in sorted([*package.rglob("*.py"), *_sql_dir().rglob("*.sql")]):
         digest.update(str(path.relative_to(path.parents[1])).encode())
         digest.update(path.read_bytes())
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dicomwarehouse"
-    return folder / f"{_MEMO_PREFIX}{digest.hexdigest()[:24]}.json"
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME, and no user entry to find one in
+        return None
+    return cache / "dicomwarehouse" / f"{_MEMO_PREFIX}{digest.hexdigest()[:24]}.json"
 
 
 class _Memo:
@@ -140,8 +144,9 @@ def _remembered(key: str, compute: Callable[[], Any]) -> Any:
     """
     key = hashlib.sha256(key.encode()).hexdigest()
     if _Memo.entries is None:
+        path = _memo_path()
         try:
-            _Memo.entries = dict(json.loads(_memo_path().read_text(encoding="utf-8")))
+            _Memo.entries = dict(json.loads(path.read_text(encoding="utf-8"))) if path else {}
         except (OSError, ValueError, TypeError):
             _Memo.entries = {}
     if key not in _Memo.entries:
@@ -152,10 +157,10 @@ def _remembered(key: str, compute: Callable[[], Any]) -> Any:
 
 def _save_memo() -> None:
     """Write the memo's entries when this process added some; remove the memos of other
-    versions of the code (each is a few hundred KB). Failures are logged, never raised."""
-    if not _Memo.added or _Memo.entries is None:
-        return
+    versions of the code (each about 75 kB). Failures are logged, never raised."""
     path = _memo_path()
+    if not _Memo.added or _Memo.entries is None or path is None:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
