@@ -507,6 +507,59 @@ def test_referenced_keywords() -> None:
     assert named & keyword_dict.keys() <= keywords | read | outputs
 
 
+@pytest.fixture
+def memo_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterable[Path]:
+    """A cache folder of the test's own, and a process that has not read the memo yet."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(views._Memo, "entries", None)
+    monkeypatch.setattr(views._Memo, "added", False)
+    views._memo_path.cache_clear()
+    yield tmp_path / "dicomwarehouse"
+    views._memo_path.cache_clear()
+
+
+def test_translations_are_remembered_across_processes(
+    memo_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definitions = load_views()
+    translate = views.translate
+    expected = [translate(view.bigquery_sql) for view in definitions]
+    stale = memo_folder / "sql-of-another-version.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    assert [to_duckdb(view.bigquery_sql, remember=True) for view in definitions] == expected
+    views._save_memo()
+    (memo,) = memo_folder.glob("sql-*.json")  # the other version's memo is gone
+    assert memo != stale
+
+    def no_sqlglot(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("translated again")
+
+    monkeypatch.setattr(views, "translate", no_sqlglot)
+    monkeypatch.setattr(views._Memo, "entries", None)  # as a new process
+    assert [to_duckdb(view.bigquery_sql, remember=True) for view in definitions] == expected
+    with pytest.raises(AssertionError, match="translated again"):  # user queries are not kept
+        to_duckdb(definitions[0].bigquery_sql)
+    memo.write_text("not json")  # a damaged memo costs the time, never the answer
+    monkeypatch.setattr(views._Memo, "entries", None)
+    monkeypatch.setattr(views, "translate", translate)
+    assert to_duckdb(definitions[0].bigquery_sql, remember=True) == expected[0]
+
+
+def test_no_cache_folder_means_no_memo(memo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def homeless() -> Path:
+        raise RuntimeError("no home")
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(Path, "home", homeless)
+    views._memo_path.cache_clear()
+    view = load_views()[0]
+    assert to_duckdb(view.bigquery_sql, remember=True) == views.translate(view.bigquery_sql)
+    views._save_memo()  # nowhere to write: nothing written, nothing raised
+    assert views._memo_path() is None
+    assert not memo_folder.exists()
+
+
 # --- DuckDB ---------------------------------------------------------------------------------
 
 
@@ -528,6 +581,18 @@ def test_views_are_created_in_order_and_documented(con: duckdb.DuckDBPyConnectio
         assert [c for c, _, _ in described] == list(view.column_descriptions), name
         assert [comment for _, _, comment in described] == list(view.column_descriptions.values())
         assert "HUGEINT" not in {data_type for _, data_type, _ in described}, name
+
+
+def test_view_columns_are_those_describe_binds(con: duckdb.DuckDBPyConnection) -> None:
+    names = [view.name for view in load_views()]
+    created = con.execute("SELECT view_name FROM duckdb_views()").fetchall()
+    assert set(names) <= {name for (name,) in created}
+    for name in names:
+        described = [
+            (column, kind) for column, kind, *_ in con.execute(f'DESCRIBE "{name}"').fetchall()
+        ]
+        assert views.view_columns(con, name) == described, name
+    assert views.view_columns(con, "no_such_view") == []
 
 
 def test_column_types(con: duckdb.DuckDBPyConnection) -> None:

@@ -141,7 +141,9 @@ def _add_manifest_columns(con: duckdb.DuckDBPyConnection, source: str) -> None:
     column lack it, and the views that read it (IDC's crdc_instance_uuid, ...) must bind over
     such a warehouse too. Once any run has it, ``_raw_select`` gives it, NULL in the older
     runs' rows."""
-    present = {name for name, *_ in con.execute("DESCRIBE dicom_metadata_raw").fetchall()}
+    from dicomwarehouse.warehouse.views import view_columns
+
+    present = {name for name, _ in view_columns(con, "dicom_metadata_raw")}
     missing = [name for name in IDC_MANIFEST_COLUMNS if name not in present]
     if missing:
         nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{name}"' for name in missing)

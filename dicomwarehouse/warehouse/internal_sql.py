@@ -19,6 +19,7 @@ caller names. Each file starts with the comment block of the curated views (desc
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,15 @@ def duckdb_sql(
     :data:`TABLE_HISTORY`; in DuckDB its rows of every run are the view ``<table>_raw``.
     ``reading`` replaces some of :data:`DUCKDB_TABLES` (the DuckDB build computes the
     current-state rule from narrow tables of its own, not from the ``*_raw`` views).
+    Kept across processes with the views' translations (``views._remembered``): every
+    DuckDB build asks for the same few.
     """
+    text = (internal_dir() / f"{name}.sql").read_text(encoding="utf-8")
+    key = json.dumps(["internal", text, table, sorted((reading or {}).items())])
+    return views._remembered(key, lambda: _translate_internal(name, table, reading))
+
+
+def _translate_internal(name: str, table: str | None, reading: Mapping[str, str] | None) -> str:
     query = load_internal(name)
     names = {**DUCKDB_TABLES, **(reading or {})}
     if TABLE_HISTORY in query.tables:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import functools
 import graphlib
+import hashlib
+import json
 import logging
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlglot
@@ -52,6 +55,7 @@ __all__ = [
     "referenced_keywords",
     "to_duckdb",
     "uid_names_table",
+    "view_columns",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +97,82 @@ def _sql_dir() -> Path:
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(f"no sql/ folder at {packaged} or {checkout}")
+
+
+#: Name of the file, in the user's cache folder, of what sqlglot worked out on this version
+#: of the code and SQL (see :func:`_remembered`); the fingerprint is appended
+_MEMO_PREFIX = "sql-"
+
+
+@functools.cache
+def _memo_path() -> Path | None:
+    """The memo file of this version of the package, its SQL and sqlglot (None: no cache
+    folder, as for a user without a home folder).
+
+    Its name is a fingerprint of everything a translation depends on: sqlglot's version and
+    the bytes of every module of the package and every SQL file, so that any change to
+    them starts a new file rather than serving a stale answer.
+    """
+    digest = hashlib.sha256(sqlglot.__version__.encode())
+    package = Path(__file__).parents[1]
+    for path in sorted([*package.rglob("*.py"), *_sql_dir().rglob("*.sql")]):
+        digest.update(str(path.relative_to(path.parents[1])).encode())
+        digest.update(path.read_bytes())
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME, and no user entry to find one in
+        return None
+    return cache / "dicomwarehouse" / f"{_MEMO_PREFIX}{digest.hexdigest()[:24]}.json"
+
+
+class _Memo:
+    """The memo's entries in this process: those read from the file, and those added since."""
+
+    entries: dict[str, Any] | None = None
+    added = False
+
+
+def _remembered(key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or the JSON value it gave for ``key`` in an earlier process.
+
+    Why: every ingest ends in a DuckDB build that translates the same GoogleSQL files to
+    DuckDB, and parses them for the views' dependencies and the columns they read: close to
+    a CPU second of sqlglot, a sixth of what a small ingest costs, for the same answer every
+    time. The answers are kept in one JSON file (:func:`_memo_path`) in the user's cache
+    folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``dicomwarehouse``), written by
+    :func:`_save_memo`. A memo that cannot be read or written costs only the time.
+    """
+    key = hashlib.sha256(key.encode()).hexdigest()
+    if _Memo.entries is None:
+        path = _memo_path()
+        try:
+            _Memo.entries = dict(json.loads(path.read_text(encoding="utf-8"))) if path else {}
+        except (OSError, ValueError, TypeError):
+            _Memo.entries = {}
+    if key not in _Memo.entries:
+        _Memo.entries[key] = compute()
+        _Memo.added = True
+    return _Memo.entries[key]
+
+
+def _save_memo() -> None:
+    """Write the memo's entries when this process added some; remove the memos of other
+    versions of the code (each about 75 kB). Failures are logged, never raised."""
+    path = _memo_path()
+    if not _Memo.added or _Memo.entries is None or path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(_Memo.entries), encoding="utf-8")
+        os.replace(partial, path)
+        for other in path.parent.glob(f"{_MEMO_PREFIX}*.json"):
+            if other != path:
+                other.unlink(missing_ok=True)
+    except OSError as error:
+        logger.debug("SQL memo not written to %s: %s", path, error)
+        return
+    _Memo.added = False
 
 
 def _parse_header(name: str, sql: str) -> tuple[str, dict[str, str]]:
@@ -170,8 +250,11 @@ def _load_views() -> tuple[ViewDefinition, ...]:
     views: dict[str, ViewDefinition] = {}
     for name, sql in texts.items():
         description, columns = _parse_header(name, sql)
-        tree = sqlglot.parse_one(sql, read="bigquery")
-        dependencies = tuple(sorted((_table_names(tree) & texts.keys()) - {name}))
+        read = _remembered(
+            f"tables:{sql}",
+            lambda sql=sql: sorted(_table_names(sqlglot.parse_one(sql, read="bigquery"))),
+        )
+        dependencies = tuple(sorted((set(read) & texts.keys()) - {name}))
         views[name] = ViewDefinition(name, description, columns, sql, dependencies)
     return tuple(_topological_order(views))
 
@@ -184,14 +267,21 @@ def load_views() -> list[ViewDefinition]:
     return list(_load_views())
 
 
-def to_duckdb(bigquery_sql: str, *, table_map: Mapping[str, str] | None = None) -> str:
+def to_duckdb(
+    bigquery_sql: str, *, table_map: Mapping[str, str] | None = None, remember: bool = False
+) -> str:
     """Translate GoogleSQL (a view body or a user query) to DuckDB SQL.
 
     The translation and its corrections of sqlglot live in
     :mod:`dicomwarehouse.warehouse.googlesql`;
-    this name stays for the callers that create views and run user queries.
+    this name stays for the callers that create views and run user queries. ``remember``
+    (the warehouse's own SQL files, not user queries) keeps the translation across
+    processes (:func:`_remembered`).
     """
-    return translate(bigquery_sql, table_map=table_map)
+    if not remember:
+        return translate(bigquery_sql, table_map=table_map)
+    key = json.dumps(["duckdb", bigquery_sql, sorted((table_map or {}).items())])
+    return _remembered(key, lambda: translate(bigquery_sql, table_map=table_map))
 
 
 def uid_names_table() -> pa.Table:
@@ -218,20 +308,31 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def view_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """The (name, DuckDB type) of each column of view ``name``, in order, from the catalog.
+
+    DuckDB keeps the columns it bound a view to when it was created; a ``DESCRIBE`` would
+    bind the view's query again, which costs as much as creating it (over the wide
+    dicom_metadata, a Parquet footer read and a few thousand columns resolved).
+    """
+    return con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = current_schema() AND table_name = ? "
+        "ORDER BY column_index",
+        [name],
+    ).fetchall()
+
+
 def _narrow_sums(con: duckdb.DuckDBPyConnection, name: str, duckdb_sql: str) -> None:
     """Make the view's HUGEINT columns BIGINT, as their INT64 counterparts in BigQuery.
 
     DuckDB's SUM of a BIGINT is a 128-bit HUGEINT where BigQuery's SUM of an INT64 is an INT64;
     left so, sizes and frame counts would reach pandas as floats and Parquet as decimals. Which
-    SUMs are over integers only the engine knows, so the view is created, described, and
-    wrapped in a cast of its HUGEINT columns when it has any (a sum past 2**63 then fails
-    loudly, as it would in BigQuery).
+    SUMs are over integers only the engine knows, so the view is created, its column types
+    read (:func:`view_columns`), and it is wrapped in a cast of its HUGEINT columns when it has
+    any (a sum past 2**63 then fails loudly, as it would in BigQuery).
     """
-    wide = [
-        column
-        for column, column_type, *_ in con.execute(f'DESCRIBE "{name}"').fetchall()
-        if column_type == "HUGEINT"
-    ]
+    wide = [column for column, data_type in view_columns(con, name) if data_type == "HUGEINT"]
     if wide:
         casts = ", ".join(f'CAST("{column}" AS BIGINT) AS "{column}"' for column in wide)
         con.execute(
@@ -246,7 +347,24 @@ def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     and the provenance columns, since DuckDB binds a view when it is created. Descriptions
     become DuckDB comments (``duckdb_views()``, ``duckdb_columns()``). Returns the view names
     in creation order.
+
+    Everything is made in one transaction: alone, each of the few hundred statements (a
+    comment per column) would be a commit of its own, with its write to the database file's
+    log.
     """
+    con.begin()
+    try:
+        names = _create_views(con)
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+    _save_memo()
+    return names
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The body of :func:`create_duckdb_views`, inside its transaction."""
     uid_names = uid_names_table()
     con.register("_dicomwarehouse_uid_names", uid_names)
     try:
@@ -262,7 +380,7 @@ def create_duckdb_views(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     names: list[str] = []
     for view in load_views():
-        duckdb_sql = to_duckdb(view.bigquery_sql)
+        duckdb_sql = to_duckdb(view.bigquery_sql, remember=True)
         con.execute(f'CREATE OR REPLACE VIEW "{view.name}" AS {duckdb_sql}')
         _narrow_sums(con, view.name, duckdb_sql)
         con.execute(f'COMMENT ON VIEW "{view.name}" IS {_sql_string(view.description)}')
@@ -287,12 +405,17 @@ def referenced_column_paths() -> frozenset[ColumnPath]:
     ContentSequence. The ingest makes each a column of every run, so that a view reading an
     attribute absent from the data still binds. The set is prefix-closed.
     """
-    paths: set[ColumnPath] = set()
-    outputs: dict[str, dict[str, ColumnPath]] = {}
-    for view in load_views():
-        read, outputs[view.name] = sql_paths_and_outputs(view.bigquery_sql, outputs)
-        paths |= read
-    return frozenset(paths)
+
+    def scan() -> list[ColumnPath]:
+        paths: set[ColumnPath] = set()
+        outputs: dict[str, dict[str, ColumnPath]] = {}
+        for view in load_views():
+            read, outputs[view.name] = sql_paths_and_outputs(view.bigquery_sql, outputs)
+            paths |= read
+        return sorted(paths)
+
+    key = "read_paths:" + "\n".join(view.bigquery_sql for view in load_views())
+    return frozenset(tuple(path) for path in _remembered(key, scan))
 
 
 @functools.cache
