@@ -54,7 +54,14 @@ from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
-from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.flatten import (
+    TAG_INFOS,
+    FlatObject,
+    Flattener,
+    TagInfo,
+    tag_info,
+    text_length,
+)
 from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.read import (
     HEADER_TRUNCATED_PROBLEM,
@@ -287,6 +294,43 @@ def _meta_value(
     return vr, decode_raw_value(vr, value, True, None), len(value), None
 
 
+#: What a public element of a short value adds (row, column name and value, top-level column
+#: path), by (tag, VR, bytes, little endian, character set terms): learnt from ``add_value``
+#: the first time, then added again without decoding, at any depth (the row's place, its
+#: tag_path, path and depth, is the only part that differs). Only outcomes without anomalies,
+#: whose column value nothing can change through another row: not a PN column's (a dict;
+#: every other column's value is a str, number, date, time or None, or a list of them).
+_OUTCOMES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, Any, tuple[int], None]] = {}
+
+
+#: The same for file meta elements, by (tag, VR, bytes, first element of the group), with the
+#: converted value (the transfer syntax's is what the walk goes on with).
+_META_OUTCOMES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, Any, tuple[int], Any]] = {}
+
+
+def _remember_outcome(
+    key: tuple[Any, ...],
+    row: tuple[Any, ...],
+    info: TagInfo,
+    out: dict[str, Any],
+    outcomes: dict[tuple[Any, ...], Any] = _OUTCOMES,
+    converted: Any = None,
+) -> None:
+    """Keep what ``add_value`` just did for a public element (see ``_OUTCOMES``)."""
+    name, column_vr, _ = info.column
+    if column_vr == "SQ" or column_vr == "PN":
+        return
+    value = out[name]
+    if type(value) is list:
+        value = value.copy()  # each row gets a list of its own
+    if len(outcomes) >= _MAX_SHARED_VALUES:
+        outcomes.clear()
+    # the row as a top-level element's: a public element's row differs from place to place
+    # only by its tag_path, path and depth (its private creator is None)
+    row = (info.hex, info.segment, row[2], row[3], row[4], row[5], 0, None, row[8], row[9])
+    outcomes[key] = (row, name, value, (info.tag,), converted)
+
+
 def forget_values() -> None:
     """Empty the process's caches of decoded values.
 
@@ -299,6 +343,8 @@ def forget_values() -> None:
     _CONVERTED.clear()
     _META_VALUES.clear()
     _CHARSETS.clear()
+    _OUTCOMES.clear()
+    _META_OUTCOMES.clear()
 
 
 class _Walker:
@@ -629,9 +675,13 @@ class _Walker:
         """Walk group 0002 (explicit VR little endian); return the end and transfer syntax."""
         data = self.data
         flattener = self.flattener
+        rows = flattener.rows.rows
+        anomalies = flattener.anomalies
+        paths = flattener.paths
         _, explicit_header, unpack_long = _UNPACK[True]
         tag_infos = TAG_INFOS
         meta_values = _META_VALUES
+        outcomes = _META_OUTCOMES
         self.charge(ITEM_WEIGHT)
         syntax = None
         creators: dict[int, str] = {}
@@ -655,8 +705,19 @@ class _Walker:
             end = value_at + length
             self.need(end)
             value = data[value_at:end]
-            info = tag_infos.get(tag) or tag_info(tag)
             key = (tag, vr, value, first)
+            known = outcomes.get(key)
+            if known is not None:  # a value met before (see ``_META_OUTCOMES``)
+                row, name, column_value, column_path, converted_syntax = known
+                rows.append(row)
+                out[name] = column_value.copy() if type(column_value) is list else column_value
+                paths.add(column_path)
+                if tag == 0x00020010:
+                    syntax = converted_syntax
+                first = False
+                position = end
+                continue
+            info = tag_infos.get(tag) or tag_info(tag)
             found = meta_values.get(key)
             if found is None:
                 found = _meta_value(tag, vr, value, first)
@@ -667,10 +728,17 @@ class _Walker:
             vr, decoded, row_length, converted_syntax = found
             if tag == 0x00020010:
                 syntax = converted_syntax
+            anomalies_before = len(anomalies)
             flattener.add_value(
                 tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
                 creators, out,
             )  # fmt: skip
+            if (
+                length <= _MAX_SHARED_VALUE
+                and info.column is not None
+                and len(anomalies) == anomalies_before
+            ):
+                _remember_outcome(key, rows[-1], info, out, outcomes, converted_syntax)
             first = False
             position = end
 
@@ -712,12 +780,14 @@ class _Walker:
         # the top level of an object not read to its end keeps the state before an element
         # that may need more bytes (``resume`` goes on from it); nothing else can need them
         marking = top and not self.at_end
+        rows = flattener.rows.rows
+        anomalies = flattener.anomalies
+        paths = flattener.paths
+        outcomes = _OUTCOMES
         if top:
             encodings = ()  # no Specific Character Set: the default repertoire
             if resumed is not None:
                 creators, creator_values, text_before_charset, last_tag, encodings = resumed
-            rows = flattener.rows.rows
-            anomalies = flattener.anomalies
         while True:
             if end is not None and position >= end:
                 if position > end:
@@ -850,6 +920,7 @@ class _Walker:
                 )  # fmt: skip
                 continue
             row_length = length
+            outcome_key = None
             if deferred:
                 self.skip(value_end)
                 decoded = flattener.deferred(tag_path, info.keyword, vr, length)
@@ -867,6 +938,37 @@ class _Walker:
                         tag, file_vr, vr, value, implicit, little, top, encodings,
                         text_before_charset,
                     )  # fmt: skip
+                elif length <= _MAX_SHARED_VALUE and info.column is not None:
+                    # a public element: its row and column are the outcome of its tag, VR and
+                    # bytes (and character set) wherever it is, and they recur from object to
+                    # object and item to item (``_OUTCOMES``)
+                    if vr in CHARSET_VRS:
+                        text_before_charset = True
+                    outcome_key = (tag, vr, value, little, encodings)
+                    known = outcomes.get(outcome_key)
+                    if known is not None:
+                        row, name, column_value, column_path, _ = known
+                        if top:
+                            rows.append(row)
+                        else:  # the same row at this place (see ``_remember_outcome``)
+                            rows.append(
+                                (tag_path, path, row[2], row[3], row[4], row[5], depth, None,
+                                 row[8], row[9])
+                            )  # fmt: skip
+                        if column_prefix is not None:
+                            out[name] = (
+                                column_value.copy() if type(column_value) is list else column_value
+                            )
+                            paths.add(column_path if top else (*column_prefix, tag))
+                        position = value_end
+                        continue
+                    anomalies_before = len(anomalies)
+                    decoded = (
+                        decoded_values.get((vr, value, little, encodings))
+                        or _decoded(vr, value, little, encodings)
+                        if vr in CHARSET_VRS
+                        else decoded_values.get((vr, value, little)) or _decoded(vr, value, little)
+                    )
                 elif vr in CHARSET_VRS:
                     text_before_charset = True
                     decoded = (
@@ -885,6 +987,12 @@ class _Walker:
                 tag, info, tag_path, path, column_prefix, depth, vr, decoded, row_length,
                 creator, creators, out,
             )  # fmt: skip
+            if (
+                outcome_key is not None
+                and column_prefix is not None  # the column was made: its anomalies are known
+                and len(anomalies) == anomalies_before
+            ):
+                _remember_outcome(outcome_key, rows[-1], info, out)
             position = value_end
 
     def encapsulated_value(
