@@ -31,6 +31,7 @@ converter, so they come out as they do there.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -1274,18 +1275,35 @@ class _Walker:
         return 0 <= left < 8 and (left == 0 or item_length != 0)
 
 
-def _read(raw: BinaryIO, offset: int, count: int) -> bytes:
-    """``count`` bytes at ``offset`` (fewer at the end): a ranged reader returns short reads."""
-    raw.seek(offset)
+def _read(raw: BinaryIO, offset: int, count: int, descriptor: int | None = None) -> bytes:
+    """``count`` bytes at ``offset`` (fewer at the end): a ranged reader returns short reads.
+
+    ``descriptor``: a plain local file's, read with ``os.pread`` (one system call a read, no
+    seek, no copy through the read buffer)."""
+    if descriptor is None:
+        raw.seek(offset)
     parts = []
     got = 0
     while got < count:
-        chunk = raw.read(count - got)
+        if descriptor is None:
+            chunk = raw.read(count - got)
+        else:
+            chunk = os.pread(descriptor, count - got, offset + got)
         if not chunk:
             break
         parts.append(chunk)
         got += len(chunk)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _descriptor(raw: BinaryIO) -> int | None:
+    """The file descriptor of a plain local file (not of a ranged or in-memory object)."""
+    if type(raw) is not io.BufferedReader:
+        return None
+    try:
+        return raw.fileno()
+    except (OSError, ValueError):
+        return None
 
 
 def object_size(raw: BinaryIO) -> int | None:
@@ -1327,19 +1345,20 @@ def walk_object(
         return None
     budget = meter.budget if meter is not None else ReadBudget()
     size = object_size(raw)
-    data = bytearray()
+    descriptor = _descriptor(raw)
+    data = b""
     fetched = 0
     at_end = False
 
     def read_more(count: int) -> None:
-        nonlocal fetched, at_end
+        nonlocal data, fetched, at_end
         if size is not None:
             count = min(count, size - len(data))
         if fetched + count > budget.max_header_bytes:
             raise GiveUp("header bytes budget")
-        chunk = _read(raw, len(data), count)
+        chunk = _read(raw, len(data), count, descriptor)
         fetched += len(chunk)
-        data.extend(chunk)
+        data += chunk
         if len(chunk) < count or (size is not None and len(data) >= size):
             at_end = True
 
@@ -1351,10 +1370,10 @@ def walk_object(
             with collect_pydicom_problems() as attempt_problems:
                 try:
                     if walker is None or walker.mark is None:
-                        walker = _Walker(bytes(data), at_end, defer_size, defer_in_items, budget)
+                        walker = _Walker(data, at_end, defer_size, defer_in_items, budget)
                         flat = walker.walk()
                     else:  # the top level was reached: go on from where the bytes ran out
-                        flat = walker.resume(bytes(data), at_end)
+                        flat = walker.resume(data, at_end)
                     need = None
                 except _NeedBytes as needed:
                     need = needed
@@ -1364,7 +1383,7 @@ def walk_object(
                     gap = need.skip_to - len(data)
                     if gap > _MAX_SKIP or (size is not None and need.skip_to > size):
                         return None
-                    data.extend(bytes(gap))  # never read: no table keeps these bytes
+                    data += bytes(gap)  # never read: no table keeps these bytes
                     read_more(max(need.end - len(data), _AFTER_SKIP_READ))
                 else:
                     read_more(max(need.end - len(data), growth * fetched))
