@@ -332,6 +332,53 @@ def _remember_outcome(
     outcomes[key] = (row, name, value, (info.tag,), converted)
 
 
+#: What ``_convert_value`` gave, by its arguments: every object repeats its Specific Character
+#: Set and Pixel Representation.
+_CONVERTED_VALUES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _convert_value(
+    tag: int,
+    file_vr: str | None,
+    vr: str,
+    value: bytes,
+    implicit: bool,
+    little: bool,
+    top: bool,
+    encodings: Any,
+) -> tuple[str, DecodedValue, int | None, Any, list[str], int | None]:
+    """``_Walker.converted_value``'s work, the same for the same arguments: the VR, decoded
+    value, row length, character set terms in force after the element, pydicom's warnings
+    on them and the Pixel Representation."""
+    converted = _converted(tag, file_vr, value, implicit, little)
+    if tag == _CHARSET:
+        if top:
+            vr = str(converted.VR)
+            decoded = decode_converted_value(vr, converted.value)
+            row_length = text_length(decoded, vr)
+        else:  # a CS value (every directory record's): the sets in force do not apply
+            shared = vr not in CHARSET_VRS and len(value) <= _MAX_SHARED_VALUE
+            decoded = (
+                _decoded(vr, value, little)
+                if shared
+                else decode_raw_value(vr, value, little, encodings)
+            )
+            row_length = len(value)
+        key = (file_vr, value, implicit, little)
+        terms, problems = _charset_terms(converted.value, key)
+        return vr, decoded, row_length, terms, problems, None
+    vr = str(converted.VR)
+    number = converted.value
+    if number in (None, ""):
+        pixel_representation = None
+    elif isinstance(number, int) and vr == "US":
+        pixel_representation = number
+    else:
+        raise GiveUp("pixel representation")
+    decoded = decode_converted_value(vr, number)
+    return vr, decoded, text_length(decoded, vr), encodings, [], pixel_representation
+
+
 def forget_values() -> None:
     """Empty the process's caches of decoded values.
 
@@ -346,6 +393,7 @@ def forget_values() -> None:
     _CHARSETS.clear()
     _OUTCOMES.clear()
     _META_OUTCOMES.clear()
+    _CONVERTED_VALUES.clear()
 
 
 class _Walker:
@@ -1049,24 +1097,17 @@ class _Walker:
         """A Specific Character Set, or the top level's Pixel Representation: values the
         reference converts before the flatten sees them. Returns the VR, decoded value, row
         length and the character set terms in force after the element."""
-        converted = _converted(tag, file_vr, value, implicit, little)
+        if tag == _CHARSET and text_before_charset:
+            raise GiveUp("text before the character set")
+        key = (tag, file_vr, vr, value, implicit, little, top, encodings)
+        known = _CONVERTED_VALUES.get(key)
+        if known is None:
+            known = _convert_value(tag, file_vr, vr, value, implicit, little, top, encodings)
+            if len(_CONVERTED_VALUES) >= 4096:
+                _CONVERTED_VALUES.clear()
+            _CONVERTED_VALUES[key] = known
+        vr, decoded, row_length, encodings, problems, pixel_representation = known
         if tag == _CHARSET:
-            if text_before_charset:
-                raise GiveUp("text before the character set")
-            if top:
-                vr = str(converted.VR)
-                decoded = decode_converted_value(vr, converted.value)
-                row_length = text_length(decoded, vr)
-            else:  # a CS value (every directory record's): the sets in force do not apply
-                shared = vr not in CHARSET_VRS and len(value) <= _MAX_SHARED_VALUE
-                decoded = (
-                    _decoded(vr, value, little)
-                    if shared
-                    else decode_raw_value(vr, value, little, encodings)
-                )
-                row_length = len(value)
-            key = (file_vr, value, implicit, little)
-            encodings, problems = _charset_terms(converted.value, key)
             if top:
                 if unknown_character_sets(encodings):
                     # the flatten notes each before the data set's anomalies: left to it
@@ -1075,17 +1116,9 @@ class _Walker:
             # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
             # problem, as on the pydicom path
             self.problems.extend(problems)
-            return vr, decoded, row_length, encodings
-        vr = str(converted.VR)
-        number = converted.value
-        if number in (None, ""):
-            self.pixel_representation = None
-        elif isinstance(number, int) and vr == "US":
-            self.pixel_representation = number
         else:
-            raise GiveUp("pixel representation")
-        decoded = decode_converted_value(vr, number)
-        return vr, decoded, text_length(decoded, vr), encodings
+            self.pixel_representation = pixel_representation
+        return vr, decoded, row_length, encodings
 
     def resolve_vr(
         self,
