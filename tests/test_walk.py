@@ -27,7 +27,7 @@ from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
 from dicomwarehouse.dicom.ranged import open_file_ranged
 from dicomwarehouse.dicom.read import RAW_DATA_SET_PROBLEM
-from dicomwarehouse.dicom.walk import walk_object
+from dicomwarehouse.dicom.walk import forget_values, walk_object
 from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
 
@@ -95,6 +95,51 @@ def test_values_and_sequences_past_the_defer_size(tmp_path: Path) -> None:
         "ingest_anomalies"
     ]
     assert any("deferred" in a["reason"] for a in anomalies)
+
+
+def _recurring_values(**attributes: object) -> Dataset:
+    """Values that recur at the top level, in items at two depths and in an item that cannot
+    be a column: text, numbers, dates, names, multi-valued and unusable values."""
+    values = {
+        "Modality": "CT",
+        "ImageType": ["ORIGINAL", "PRIMARY"],
+        "StudyDate": "20240131",
+        "SliceThickness": "1.25",
+        "PixelSpacing": ["0.5", "0.5"],
+        "InstanceNumber": "7",
+        "Manufacturer": ["A", "B"],  # 2 values for a VM 1 attribute: an anomaly everywhere
+        "ReferringPhysicianName": "Doe^Jane",
+        "Rows": 512,
+        **attributes,
+    }
+    inner = Dataset()
+    for keyword, value in values.items():
+        setattr(inner, keyword, value)
+    outer = Dataset()
+    for keyword, value in values.items():
+        setattr(outer, keyword, value)
+    outer.ReferencedImageSequence = Sequence([inner, inner])
+    ds = base_dataset(**values)
+    ds.ReferencedSeriesSequence = Sequence([outer])
+    ds.add_new(0x00291010, "SQ", Sequence([outer]))  # private: its items are no column
+    ds.add_new(0x00290010, "LO", "CREATOR")
+    return ds
+
+
+def test_values_met_before_give_the_same_rows(tmp_path: Path) -> None:
+    """A value met before, in this object or another, at any depth, gives the rows it gave
+    the first time at its own place (the walker keeps what each value gave)."""
+    forget_values()
+    first = _write(tmp_path, dicom_bytes(_recurring_values()), "first.dcm")
+    second = _write(tmp_path, dicom_bytes(_recurring_values()), "second.dcm")
+    other = _write(tmp_path, dicom_bytes(_recurring_values(Modality="MR")), "other.dcm")
+    for path in (first, first, second, other):
+        assert assert_same_rows(path)
+    rows = extract_object(ObjectRef(str(second), None), RUN).elements.to_pydict()
+    paths = [path for path in rows["tag_path"] if path.endswith("00080060")]
+    # Modality at every place (top, the item, its 2 items, and the same in the private
+    # sequence), each with its own tag_path
+    assert len(paths) == len(set(paths)) == 7
 
 
 def test_a_character_set_repeated_in_items_warns_on_every_object(tmp_path: Path) -> None:

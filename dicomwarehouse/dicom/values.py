@@ -12,8 +12,7 @@ import datetime as dt
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,9 +39,13 @@ class ValueProblem(ValueError):
     """A value that does not fit its column; the reason never contains the value itself."""
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedValue:
-    """The values of one element: strings as written, and numbers for binary number VRs."""
+class DecodedValue(NamedTuple):
+    """The values of one element: strings as written, and numbers for binary number VRs.
+
+    Immutable (caches share one value between elements); a named tuple rather than a frozen
+    dataclass because one is made per value decoded, and a frozen dataclass's ``__init__``
+    (a call per field) costs several times a tuple's.
+    """
 
     strings: list[str] | None
     numbers: tuple[int | float, ...] | None = None
@@ -98,7 +101,7 @@ def decode_raw_value(
         problem = "bytes its character set cannot decode: replaced by U+FFFD"
     strings = _split_text(text, vr)
     # a value of padding only is empty, as pydicom and every toolkit read it
-    return _EMPTY if strings == [""] else DecodedValue(strings, problem=problem)
+    return _EMPTY if len(strings) == 1 and not strings[0] else DecodedValue(strings, None, problem)
 
 
 def decode_converted_value(vr: str, value: Any) -> DecodedValue:

@@ -31,6 +31,7 @@ converter, so they come out as they do there.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -54,7 +55,14 @@ from pydicom.values import converters
 
 from dicomwarehouse.dicom.budgets import ITEM_WEIGHT, BudgetMeter, ReadBudget
 from dicomwarehouse.dicom.charsets import character_sets, unknown_character_sets
-from dicomwarehouse.dicom.flatten import TAG_INFOS, FlatObject, Flattener, tag_info, text_length
+from dicomwarehouse.dicom.flatten import (
+    TAG_INFOS,
+    FlatObject,
+    Flattener,
+    TagInfo,
+    tag_info,
+    text_length,
+)
 from dicomwarehouse.dicom.private import private_entry
 from dicomwarehouse.dicom.read import (
     HEADER_TRUNCATED_PROBLEM,
@@ -287,6 +295,90 @@ def _meta_value(
     return vr, decode_raw_value(vr, value, True, None), len(value), None
 
 
+#: What a public element of a short value adds (row, column name and value, top-level column
+#: path), by (tag, VR, bytes, little endian, character set terms): learnt from ``add_value``
+#: the first time, then added again without decoding, at any depth (the row's place, its
+#: tag_path, path and depth, is the only part that differs). Only outcomes without anomalies,
+#: whose column value nothing can change through another row: not a PN column's (a dict;
+#: every other column's value is a str, number, date, time or None, or a list of them).
+_OUTCOMES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, Any, tuple[int], None]] = {}
+
+
+#: The same for file meta elements, by (tag, VR, bytes, first element of the group), with the
+#: converted value (the transfer syntax's is what the walk goes on with).
+_META_OUTCOMES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, Any, tuple[int], Any]] = {}
+
+
+def _remember_outcome(
+    key: tuple[Any, ...],
+    row: tuple[Any, ...],
+    info: TagInfo,
+    out: dict[str, Any],
+    outcomes: dict[tuple[Any, ...], Any] = _OUTCOMES,
+    converted: Any = None,
+) -> None:
+    """Keep what ``add_value`` just did for a public element (see ``_OUTCOMES``)."""
+    name, column_vr, _ = info.column
+    if column_vr == "SQ" or column_vr == "PN":
+        return
+    value = out[name]
+    if type(value) is list:
+        value = value.copy()  # each row gets a list of its own
+    if len(outcomes) >= _MAX_SHARED_VALUES:
+        outcomes.clear()
+    # the row as a top-level element's: a public element's row differs from place to place
+    # only by its tag_path, path and depth (its private creator is None)
+    row = (info.hex, info.segment, row[2], row[3], row[4], row[5], 0, None, row[8], row[9])
+    outcomes[key] = (row, name, value, (info.tag,), converted)
+
+
+#: What ``_convert_value`` gave, by its arguments: every object repeats its Specific Character
+#: Set and Pixel Representation.
+_CONVERTED_VALUES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _convert_value(
+    tag: int,
+    file_vr: str | None,
+    vr: str,
+    value: bytes,
+    implicit: bool,
+    little: bool,
+    top: bool,
+    encodings: Any,
+) -> tuple[str, DecodedValue, int | None, Any, list[str], int | None]:
+    """``_Walker.converted_value``'s work, the same for the same arguments: the VR, decoded
+    value, row length, character set terms in force after the element, pydicom's warnings
+    on them and the Pixel Representation."""
+    converted = _converted(tag, file_vr, value, implicit, little)
+    if tag == _CHARSET:
+        if top:
+            vr = str(converted.VR)
+            decoded = decode_converted_value(vr, converted.value)
+            row_length = text_length(decoded, vr)
+        else:  # a CS value (every directory record's): the sets in force do not apply
+            shared = vr not in CHARSET_VRS and len(value) <= _MAX_SHARED_VALUE
+            decoded = (
+                _decoded(vr, value, little)
+                if shared
+                else decode_raw_value(vr, value, little, encodings)
+            )
+            row_length = len(value)
+        key = (file_vr, value, implicit, little)
+        terms, problems = _charset_terms(converted.value, key)
+        return vr, decoded, row_length, terms, problems, None
+    vr = str(converted.VR)
+    number = converted.value
+    if number in (None, ""):
+        pixel_representation = None
+    elif isinstance(number, int) and vr == "US":
+        pixel_representation = number
+    else:
+        raise GiveUp("pixel representation")
+    decoded = decode_converted_value(vr, number)
+    return vr, decoded, text_length(decoded, vr), encodings, [], pixel_representation
+
+
 def forget_values() -> None:
     """Empty the process's caches of decoded values.
 
@@ -299,6 +391,9 @@ def forget_values() -> None:
     _CONVERTED.clear()
     _META_VALUES.clear()
     _CHARSETS.clear()
+    _OUTCOMES.clear()
+    _META_OUTCOMES.clear()
+    _CONVERTED_VALUES.clear()
 
 
 class _Walker:
@@ -629,9 +724,13 @@ class _Walker:
         """Walk group 0002 (explicit VR little endian); return the end and transfer syntax."""
         data = self.data
         flattener = self.flattener
+        rows = flattener.rows.rows
+        anomalies = flattener.anomalies
+        paths = flattener.paths
         _, explicit_header, unpack_long = _UNPACK[True]
         tag_infos = TAG_INFOS
         meta_values = _META_VALUES
+        outcomes = _META_OUTCOMES
         self.charge(ITEM_WEIGHT)
         syntax = None
         creators: dict[int, str] = {}
@@ -655,8 +754,19 @@ class _Walker:
             end = value_at + length
             self.need(end)
             value = data[value_at:end]
-            info = tag_infos.get(tag) or tag_info(tag)
             key = (tag, vr, value, first)
+            known = outcomes.get(key)
+            if known is not None:  # a value met before (see ``_META_OUTCOMES``)
+                row, name, column_value, column_path, converted_syntax = known
+                rows.append(row)
+                out[name] = column_value.copy() if type(column_value) is list else column_value
+                paths.add(column_path)
+                if tag == 0x00020010:
+                    syntax = converted_syntax
+                first = False
+                position = end
+                continue
+            info = tag_infos.get(tag) or tag_info(tag)
             found = meta_values.get(key)
             if found is None:
                 found = _meta_value(tag, vr, value, first)
@@ -667,10 +777,17 @@ class _Walker:
             vr, decoded, row_length, converted_syntax = found
             if tag == 0x00020010:
                 syntax = converted_syntax
+            anomalies_before = len(anomalies)
             flattener.add_value(
                 tag, info, info.hex, info.segment, (), 0, vr, decoded, row_length, None,
                 creators, out,
             )  # fmt: skip
+            if (
+                length <= _MAX_SHARED_VALUE
+                and info.column is not None
+                and len(anomalies) == anomalies_before
+            ):
+                _remember_outcome(key, rows[-1], info, out, outcomes, converted_syntax)
             first = False
             position = end
 
@@ -712,12 +829,14 @@ class _Walker:
         # the top level of an object not read to its end keeps the state before an element
         # that may need more bytes (``resume`` goes on from it); nothing else can need them
         marking = top and not self.at_end
+        rows = flattener.rows.rows
+        anomalies = flattener.anomalies
+        paths = flattener.paths
+        outcomes = _OUTCOMES
         if top:
             encodings = ()  # no Specific Character Set: the default repertoire
             if resumed is not None:
                 creators, creator_values, text_before_charset, last_tag, encodings = resumed
-            rows = flattener.rows.rows
-            anomalies = flattener.anomalies
         while True:
             if end is not None and position >= end:
                 if position > end:
@@ -850,6 +969,7 @@ class _Walker:
                 )  # fmt: skip
                 continue
             row_length = length
+            outcome_key = None
             if deferred:
                 self.skip(value_end)
                 decoded = flattener.deferred(tag_path, info.keyword, vr, length)
@@ -867,6 +987,37 @@ class _Walker:
                         tag, file_vr, vr, value, implicit, little, top, encodings,
                         text_before_charset,
                     )  # fmt: skip
+                elif length <= _MAX_SHARED_VALUE and info.column is not None:
+                    # a public element: its row and column are the outcome of its tag, VR and
+                    # bytes (and character set) wherever it is, and they recur from object to
+                    # object and item to item (``_OUTCOMES``)
+                    if vr in CHARSET_VRS:
+                        text_before_charset = True
+                    outcome_key = (tag, vr, value, little, encodings)
+                    known = outcomes.get(outcome_key)
+                    if known is not None:
+                        row, name, column_value, column_path, _ = known
+                        if top:
+                            rows.append(row)
+                        else:  # the same row at this place (see ``_remember_outcome``)
+                            rows.append(
+                                (tag_path, path, row[2], row[3], row[4], row[5], depth, None,
+                                 row[8], row[9])
+                            )  # fmt: skip
+                        if column_prefix is not None:
+                            out[name] = (
+                                column_value.copy() if type(column_value) is list else column_value
+                            )
+                            paths.add(column_path if top else (*column_prefix, tag))
+                        position = value_end
+                        continue
+                    anomalies_before = len(anomalies)
+                    decoded = (
+                        decoded_values.get((vr, value, little, encodings))
+                        or _decoded(vr, value, little, encodings)
+                        if vr in CHARSET_VRS
+                        else decoded_values.get((vr, value, little)) or _decoded(vr, value, little)
+                    )
                 elif vr in CHARSET_VRS:
                     text_before_charset = True
                     decoded = (
@@ -885,6 +1036,12 @@ class _Walker:
                 tag, info, tag_path, path, column_prefix, depth, vr, decoded, row_length,
                 creator, creators, out,
             )  # fmt: skip
+            if (
+                outcome_key is not None
+                and column_prefix is not None  # the column was made: its anomalies are known
+                and len(anomalies) == anomalies_before
+            ):
+                _remember_outcome(outcome_key, rows[-1], info, out)
             position = value_end
 
     def encapsulated_value(
@@ -940,24 +1097,17 @@ class _Walker:
         """A Specific Character Set, or the top level's Pixel Representation: values the
         reference converts before the flatten sees them. Returns the VR, decoded value, row
         length and the character set terms in force after the element."""
-        converted = _converted(tag, file_vr, value, implicit, little)
+        if tag == _CHARSET and text_before_charset:
+            raise GiveUp("text before the character set")
+        key = (tag, file_vr, vr, value, implicit, little, top, encodings)
+        known = _CONVERTED_VALUES.get(key)
+        if known is None:
+            known = _convert_value(tag, file_vr, vr, value, implicit, little, top, encodings)
+            if len(_CONVERTED_VALUES) >= 4096:
+                _CONVERTED_VALUES.clear()
+            _CONVERTED_VALUES[key] = known
+        vr, decoded, row_length, encodings, problems, pixel_representation = known
         if tag == _CHARSET:
-            if text_before_charset:
-                raise GiveUp("text before the character set")
-            if top:
-                vr = str(converted.VR)
-                decoded = decode_converted_value(vr, converted.value)
-                row_length = text_length(decoded, vr)
-            else:  # a CS value (every directory record's): the sets in force do not apply
-                shared = vr not in CHARSET_VRS and len(value) <= _MAX_SHARED_VALUE
-                decoded = (
-                    _decoded(vr, value, little)
-                    if shared
-                    else decode_raw_value(vr, value, little, encodings)
-                )
-                row_length = len(value)
-            key = (file_vr, value, implicit, little)
-            encodings, problems = _charset_terms(converted.value, key)
             if top:
                 if unknown_character_sets(encodings):
                     # the flatten notes each before the data set's anomalies: left to it
@@ -966,17 +1116,9 @@ class _Walker:
             # a misspelt term pydicom corrects ("ISO-IR 100"): its warning is the row's
             # problem, as on the pydicom path
             self.problems.extend(problems)
-            return vr, decoded, row_length, encodings
-        vr = str(converted.VR)
-        number = converted.value
-        if number in (None, ""):
-            self.pixel_representation = None
-        elif isinstance(number, int) and vr == "US":
-            self.pixel_representation = number
         else:
-            raise GiveUp("pixel representation")
-        decoded = decode_converted_value(vr, number)
-        return vr, decoded, text_length(decoded, vr), encodings
+            self.pixel_representation = pixel_representation
+        return vr, decoded, row_length, encodings
 
     def resolve_vr(
         self,
@@ -1166,18 +1308,35 @@ class _Walker:
         return 0 <= left < 8 and (left == 0 or item_length != 0)
 
 
-def _read(raw: BinaryIO, offset: int, count: int) -> bytes:
-    """``count`` bytes at ``offset`` (fewer at the end): a ranged reader returns short reads."""
-    raw.seek(offset)
+def _read(raw: BinaryIO, offset: int, count: int, descriptor: int | None = None) -> bytes:
+    """``count`` bytes at ``offset`` (fewer at the end): a ranged reader returns short reads.
+
+    ``descriptor``: a plain local file's, read with ``os.pread`` (one system call a read, no
+    seek, no copy through the read buffer)."""
+    if descriptor is None:
+        raw.seek(offset)
     parts = []
     got = 0
     while got < count:
-        chunk = raw.read(count - got)
+        if descriptor is None:
+            chunk = raw.read(count - got)
+        else:
+            chunk = os.pread(descriptor, count - got, offset + got)
         if not chunk:
             break
         parts.append(chunk)
         got += len(chunk)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _descriptor(raw: BinaryIO) -> int | None:
+    """The file descriptor of a plain local file (not of a ranged or in-memory object)."""
+    if type(raw) is not io.BufferedReader:
+        return None
+    try:
+        return raw.fileno()
+    except (OSError, ValueError):
+        return None
 
 
 def object_size(raw: BinaryIO) -> int | None:
@@ -1219,19 +1378,20 @@ def walk_object(
         return None
     budget = meter.budget if meter is not None else ReadBudget()
     size = object_size(raw)
-    data = bytearray()
+    descriptor = _descriptor(raw)
+    data = b""
     fetched = 0
     at_end = False
 
     def read_more(count: int) -> None:
-        nonlocal fetched, at_end
+        nonlocal data, fetched, at_end
         if size is not None:
             count = min(count, size - len(data))
         if fetched + count > budget.max_header_bytes:
             raise GiveUp("header bytes budget")
-        chunk = _read(raw, len(data), count)
+        chunk = _read(raw, len(data), count, descriptor)
         fetched += len(chunk)
-        data.extend(chunk)
+        data += chunk
         if len(chunk) < count or (size is not None and len(data) >= size):
             at_end = True
 
@@ -1243,10 +1403,10 @@ def walk_object(
             with collect_pydicom_problems() as attempt_problems:
                 try:
                     if walker is None or walker.mark is None:
-                        walker = _Walker(bytes(data), at_end, defer_size, defer_in_items, budget)
+                        walker = _Walker(data, at_end, defer_size, defer_in_items, budget)
                         flat = walker.walk()
                     else:  # the top level was reached: go on from where the bytes ran out
-                        flat = walker.resume(bytes(data), at_end)
+                        flat = walker.resume(data, at_end)
                     need = None
                 except _NeedBytes as needed:
                     need = needed
@@ -1256,7 +1416,7 @@ def walk_object(
                     gap = need.skip_to - len(data)
                     if gap > _MAX_SKIP or (size is not None and need.skip_to > size):
                         return None
-                    data.extend(bytes(gap))  # never read: no table keeps these bytes
+                    data += bytes(gap)  # never read: no table keeps these bytes
                     read_more(max(need.end - len(data), _AFTER_SKIP_READ))
                 else:
                     read_more(max(need.end - len(data), growth * fetched))
