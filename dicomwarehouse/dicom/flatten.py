@@ -139,7 +139,10 @@ class ObjectElements:
 
     @property
     def nbytes(self) -> int:
-        return self.rows.nbytes
+        """The bytes of the rows once in a record batch, the three shared columns included
+        (what a writer's byte bound must count: a URL repeated per row outweighs most rows)."""
+        shared = len(self.source_url) + len(self.sop_instance_uid or "") + len(self.ingest_run_id)
+        return self.rows.nbytes + self.num_rows * (shared + 12)
 
 
 def element_batch(objects: Sequence[ObjectElements]) -> pa.RecordBatch:

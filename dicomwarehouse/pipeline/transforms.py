@@ -371,16 +371,22 @@ class WriteParquetShards(_BundleBuffer):
 ELEMENT_BATCH_ROWS = 50_000
 
 
-def _element_batches(objects: Sequence[ObjectElements]) -> Iterator[pa.RecordBatch]:
-    """Objects' element rows as record batches of about ``ELEMENT_BATCH_ROWS`` rows."""
-    start = rows = 0
-    for index, part in enumerate(objects):
-        rows += part.num_rows
-        if rows >= ELEMENT_BATCH_ROWS:
-            yield element_batch(objects[start : index + 1])
-            start, rows = index + 1, 0
-    if start < len(objects):
-        yield element_batch(objects[start:])
+def _element_batches(objects: list[ObjectElements]) -> Iterator[pa.RecordBatch]:
+    """Objects' element rows as record batches of about ``ELEMENT_BATCH_ROWS`` rows.
+
+    Takes the objects off the front of the list as it goes, so that what is held at once is
+    the batches made so far and the objects not yet in one, never both copies of the buffer.
+    """
+    while objects:
+        count = rows = 0
+        for part in objects:
+            count += 1
+            rows += part.num_rows
+            if rows >= ELEMENT_BATCH_ROWS:
+                break
+        chunk = objects[:count]
+        del objects[:count]
+        yield element_batch(chunk)
 
 
 class StageMetadataRows(_BundleBuffer):
