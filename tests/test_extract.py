@@ -207,3 +207,27 @@ def test_a_transfer_syntax_pydicom_does_not_know_still_gives_rows(tmp_path: Path
     extracted = extract_object(ObjectRef(str(path), path.stat().st_size), new_run())
     assert extracted.error is None
     assert extracted.metadata["Modality"] == "CT"
+
+
+def test_element_batch_of_many_objects_is_their_own_batches_in_order(tmp_path: Path) -> None:
+    """The writer's batch over many objects (shared columns built from buffers) holds exactly
+    the rows each object's own batch holds: URLs of several lengths, non-ASCII, no UID."""
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from dicomwarehouse.dicom.flatten import element_batch
+
+    data = dicom_bytes(every_vr_dataset())
+    parts = [
+        extract_bytes(tmp_path, data, name).element_rows
+        for name in ("a.dcm", "naïve name with spaces.dcm", "b" * 40 + ".dcm")
+    ]
+    assert all(part is not None and part.num_rows > 0 for part in parts)
+    parts[1] = replace(parts[1], sop_instance_uid=None)  # an object without a UID
+    batch = element_batch(parts)
+    batch.validate(full=True)
+    expected = pa.Table.from_batches([element_batch([part]) for part in parts])
+    assert pa.Table.from_batches([batch]).equals(expected)
+    assert batch.column("SOPInstanceUID").null_count == parts[1].num_rows
+    assert batch.column("source_url").to_pylist()[parts[0].num_rows] == parts[1].source_url
