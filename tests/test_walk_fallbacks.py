@@ -121,21 +121,22 @@ def test_an_empty_public_sequence_written_as_un_is_walked(tmp_path: Path) -> Non
     assert assert_same_rows(_write(tmp_path, data))
 
 
-def test_a_private_sequence_written_as_un_is_walked(tmp_path: Path) -> None:
+def _with_private_un_sequence(items: bytes) -> bytes:
+    """An explicit VR object ending in a private sequence written as UN, with its creator."""
     data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
     creator = _PRIVATE_CREATOR.encode() + b" " * (len(_PRIVATE_CREATOR) % 2)
     data += _explicit((0x0071, 0x0010), b"LO", creator, True)
-    data += _explicit(_PRIVATE_SEQUENCE, b"UN", _items(True, True), True)
+    return data + _explicit(_PRIVATE_SEQUENCE, b"UN", items, True)
+
+
+def test_a_private_sequence_written_as_un_is_walked(tmp_path: Path) -> None:
+    data = _with_private_un_sequence(_items(True, True))
     assert assert_same_rows(_write(tmp_path, data))
 
 
 def test_a_private_un_sequence_with_explicit_items_gives_the_same_rows(tmp_path: Path) -> None:
     """Read as implicit VR by both paths (PS3.5 6.2.2), whatever that makes of the items."""
-    data = dicom_bytes(base_dataset(), syntax=ExplicitVRLittleEndian)
-    creator = _PRIVATE_CREATOR.encode() + b" " * (len(_PRIVATE_CREATOR) % 2)
-    data += _explicit((0x0071, 0x0010), b"LO", creator, True)
-    data += _explicit(_PRIVATE_SEQUENCE, b"UN", _items(False, True), True)
-    assert_same_rows(_write(tmp_path, data))
+    assert_same_rows(_write(tmp_path, _with_private_un_sequence(_items(False, True))))
 
 
 def test_a_public_un_sequence_past_the_defer_size_is_walked(tmp_path: Path) -> None:
