@@ -76,7 +76,7 @@ _ROW_FIELDS = (
 
 
 #: The row tuples as one Arrow struct; the schema's other columns are the constants
-#: ``to_record_batch`` adds around them, in this order.
+#: ``element_batch`` adds around them, in this order.
 _ROW_TYPE = pa.struct([ELEMENTS_SCHEMA.field(name) for name in _ROW_FIELDS])
 assert ELEMENTS_SCHEMA.names == ["source_url", "SOPInstanceUID", *_ROW_FIELDS, "ingest_run_id"]
 _ROW_TYPE_EMPTY = pa.array([], _ROW_TYPE)
@@ -108,13 +108,6 @@ class ElementRows:
         hundred elements, the fixed cost of each ``pa.array`` call is most of the cost.
         """
         return pa.array(self.rows, _ROW_TYPE)
-
-    def to_record_batch(
-        self, source_url: str, sop_instance_uid: str | None, ingest_run_id: str
-    ) -> pa.RecordBatch:
-        """The rows as an Arrow batch of the dicom_elements schema."""
-        rows = ObjectElements(source_url, sop_instance_uid, ingest_run_id, self.to_arrow())
-        return element_batch([rows])
 
 
 @dataclass(frozen=True, slots=True)
