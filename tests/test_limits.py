@@ -31,6 +31,7 @@ from dicomwarehouse.tables.limits import (
     field_counts,
     record_depth,
 )
+from dicomwarehouse.tables.parquet import metadata_table
 from dicomwarehouse.tables.schema import (
     BIGQUERY_MAX_RECORD_DEPTH,
     MAX_SEQUENCE_COLUMN_DEPTH,
@@ -141,7 +142,7 @@ def test_required_and_existing_columns_stay_and_count() -> None:
 
 
 def test_rows_with_values_of_left_out_columns_still_convert() -> None:
-    """pa.Table.from_pylist ignores keys the schema lacks, at the top and inside structs."""
+    """metadata_table ignores keys the schema lacks, at the top and inside structs."""
     kept = [(CONTENT_SEQUENCE,), (CONTENT_SEQUENCE, CODE_VALUE)]
     schema = metadata_schema(kept)
     row = {
@@ -157,7 +158,7 @@ def test_rows_with_values_of_left_out_columns_still_convert() -> None:
         "ingest_run_id": "r",
         "ingested_at": None,
     }
-    table = pa.Table.from_pylist([row], schema=schema)
+    table = metadata_table([row], schema)
     assert table.column("ContentSequence").to_pylist() == [
         [{"CodeValue": "x", "OtherElements": []}]
     ]

@@ -31,10 +31,23 @@ def metadata_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Tabl
     (a defect upstream, or a column an earlier run typed differently), that value alone is
     left NULL and named in the row's anomalies, rather than failing the shard and the run.
     """
+    rows = rows if isinstance(rows, list) else list(rows)  # read twice if one does not fit
     try:
-        return pa.Table.from_pylist(list(rows), schema=schema)
+        return _rows_as_table(rows, schema)
     except _CONVERSION_ERRORS:
-        return pa.Table.from_pylist([_fitted_row(row, schema) for row in rows], schema=schema)
+        return _rows_as_table([_fitted_row(row, schema) for row in rows], schema)
+
+
+def _rows_as_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The rows converted in one pass, as one struct array of the schema's fields.
+
+    Why not ``Table.from_pylist``: it gathers each column in Python and converts it with a call
+    of its own, and a run's schema has hundreds of columns, most of them NULL in a given batch;
+    that fixed cost per column was half the table's time on batches of small headers. Keys
+    the schema lacks are ignored, at the top and inside structs, as there.
+    """
+    struct = pa.array(rows, pa.struct(list(schema)))
+    return pa.Table.from_struct_array(struct).replace_schema_metadata(schema.metadata)
 
 
 def _fitted_row(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
