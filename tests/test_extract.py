@@ -210,7 +210,7 @@ def test_a_transfer_syntax_pydicom_does_not_know_still_gives_rows(tmp_path: Path
 
 
 def test_element_batch_of_many_objects_is_their_own_batches_in_order(tmp_path: Path) -> None:
-    """The writer's batch over many objects (shared columns built from buffers) holds exactly
+    """The writer's batch over many objects (shared columns repeated per object) holds exactly
     the rows each object's own batch holds: URLs of several lengths, non-ASCII, no UID."""
     from dataclasses import replace
 
