@@ -146,6 +146,40 @@ def test_unsigned_64_bit_beyond_int64_is_reported() -> None:
     assert problem == "integer outside INT64"
 
 
+@pytest.mark.parametrize(
+    ("file_vr", "column_vr", "raw"),
+    [
+        ("US", "US", struct.pack("<4096H", *range(4096))),  # a LUT Data of 4,096 entries
+        ("SS", "SS", struct.pack("<3h", -32768, 0, 32767)),
+        ("UL", "SV", struct.pack("<2L", 0, 2**32 - 1)),
+        ("FD", "FD", struct.pack("<3d", -1.5, 0.0, 1e300)),
+        ("FL", "FL", struct.pack("<2f", 0.3, -2.5)),
+        ("FD", "US", struct.pack("<2d", 1.0, 2.0)),  # a file VR that is not the column's
+        ("US", "FD", struct.pack("<2H", 1, 2)),
+    ],
+)
+def test_binary_numbers_typed_for_their_column(file_vr: str, column_vr: str, raw: bytes) -> None:
+    """Numbers already of the column's type are kept as they are, others converted: either
+    way each is the column's type and equal to the number written."""
+    decoded = decode_raw_value(file_vr, raw, True, None)
+    values, problem = column_value(column_vr, True, decoded)
+    assert problem is None
+    column_type = float if column_vr in ("FL", "FD") else int
+    assert [type(value) for value in values] == [column_type] * len(decoded.numbers)
+    assert values == [column_type(number) for number in decoded.numbers]
+    first = raw[: len(raw) // len(decoded.numbers)]  # the first number alone
+    single, _ = column_value(column_vr, False, decode_raw_value(file_vr, first, True, None))
+    assert single == values[0]
+    assert type(single) is column_type
+
+
+def test_unsigned_64_bit_beyond_int64_among_others_is_reported() -> None:
+    numbers = (1, 2**64 - 1)
+    value, problem = column_value("UV", True, DecodedValue([str(n) for n in numbers], numbers))
+    assert value is None
+    assert problem == "integer outside INT64"
+
+
 def test_person_name_groups_and_components() -> None:
     value, problem = column_value(
         "PN", False, DecodedValue(["Yamada^Tarou=山田^太郎=やまだ^たろう"])

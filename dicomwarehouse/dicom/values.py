@@ -260,6 +260,24 @@ def _convert_one(column_vr: str, text: str, number: int | float | None) -> Any:
 _BINARY_NUMBER_COLUMNS = frozenset(STRUCT_PACK_FORMAT) - {"AT"}
 
 
+def _already_typed(column_vr: str, numbers: tuple[int | float, ...]) -> bool:
+    """Whether binary numbers are their column's values as they are: floats for a float
+    column, integers within INT64 for an integer one (one struct format gives one type).
+
+    Why: a LUT Data or other long binary value has thousands of numbers, and converting and
+    checking them one by one cost as much as decoding them.
+    """
+    if not numbers:
+        return False
+    if column_vr in _NUMBER_VRS:
+        return type(numbers[0]) is float
+    return (
+        type(numbers[0]) is int
+        and min(numbers) >= _INT64_RANGE.start
+        and max(numbers) < _INT64_RANGE.stop
+    )
+
+
 def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple[Any, str | None]:
     """The column value of an element and the reason it does not fit, if it does not.
 
@@ -300,6 +318,8 @@ def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple
         return (strings[0] or None), problem
     if numbers is not None and column_vr in _BINARY_NUMBER_COLUMNS:
         # numbers decoded from binary VRs: no text to parse
+        if _already_typed(column_vr, numbers):
+            return (list(numbers) if repeated else numbers[0]), problem
         try:
             if column_vr in _NUMBER_VRS:
                 typed = [float(number) for number in numbers]
