@@ -18,7 +18,9 @@ from dicom_samples import (
 )
 from pydicom import dcmread
 
+from dicomwarehouse.dicom.budgets import metering
 from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
+from dicomwarehouse.dicom.read import NOT_A_DATA_SET
 from dicomwarehouse.io.refs import ObjectRef
 
 RUN = new_run()
@@ -47,6 +49,27 @@ def test_not_dicom_is_one_error_row(tmp_path: Path, data: bytes) -> None:
     assert (extracted.error["stage"], extracted.error["error_type"]) == ("parse", "NotDicom")
     assert extracted.error["source_url"].endswith("object.dcm")
     assert extracted.error["ingest_run_id"] == RUN.run_id
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not a dicom file at all\n" * 20,
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        # a forced parse would read a first element of 2 GB here (group 0010, implicit VR)
+        b"\x10\x00\x10\x00\xff\xff\xff\x7f" + bytes(64),
+    ],
+    ids=["text", "binary", "long-length"],
+)
+def test_not_dicom_is_refused_from_its_first_bytes(tmp_path: Path, data: bytes) -> None:
+    """Bytes whose first group no raw data set starts with are never parsed as elements."""
+    with metering() as meter:
+        extracted = extract_bytes(tmp_path, data)
+    assert extracted.error is not None
+    assert extracted.error["error_type"] == "NotDicom"
+    assert extracted.error["message"] == NOT_A_DATA_SET
+    assert meter.elements == 0  # no forced parse of the noise
+    assert extracted.error["bytes_read"] <= len(data)
 
 
 def test_missing_file_is_a_read_error(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -248,6 +249,29 @@ def _stop_at_pixel_data(tag: int, vr: str | None, length: int) -> bool:
     return tag in _PIXEL_DATA_TAGS
 
 
+#: What the error row of an object that is neither a DICOM file nor a raw data set says.
+NOT_A_DATA_SET = "no DICM prefix and the content does not parse as a DICOM data set"
+
+#: Groups a raw data set's first element may have: file meta and identifying attributes (what
+#: ``_looks_like_raw_dataset`` accepts), and the command set pydicom reads before either.
+_RAW_DATA_SET_GROUPS = frozenset({0x0000, 0x0002, 0x0008})
+
+
+def _may_start_a_raw_data_set(first_bytes: bytes) -> bool:
+    """False if an object without the DICM prefix cannot be a raw data set, from its first
+    two bytes: the group of its first element, little or big endian, is not one
+    ``_looks_like_raw_dataset`` would accept.
+
+    A forced parse of such bytes ends as NotDicom anyway, after reading elements out of noise
+    (several times the cost of a whole small header, and a length field of a few GB where the
+    noise says so); a text file, an image or an archive is refused here instead.
+    """
+    if len(first_bytes) < 2:
+        return False
+    little, big = struct.unpack("<H", first_bytes)[0], struct.unpack(">H", first_bytes)[0]
+    return little in _RAW_DATA_SET_GROUPS or big in _RAW_DATA_SET_GROUPS
+
+
 def _looks_like_raw_dataset(dataset: Dataset) -> bool:
     """True if a preamble-less parse found DICOM elements rather than noise.
 
@@ -392,6 +416,8 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
             dataset = dcmread(reader, stop_before_pixels=True, defer_size=defer_size)
         except InvalidDicomError:
             reader.seek(0)
+            if not _may_start_a_raw_data_set(reader.peek(2)[:2]):
+                raise IngestError("parse", "NotDicom", NOT_A_DATA_SET, reader.bytes_read) from None
             try:
                 dataset = dcmread(
                     reader, stop_before_pixels=True, defer_size=defer_size, force=True
@@ -402,12 +428,7 @@ def _read_header(raw: BinaryIO, defer_size: int, meter: BudgetMeter) -> HeaderRe
                     message = f"no DICM prefix; {meter.exceeded.message}"
                 raise IngestError("parse", "NotDicom", message, reader.bytes_read) from exc
             if not _looks_like_raw_dataset(dataset):
-                raise IngestError(
-                    "parse",
-                    "NotDicom",
-                    "no DICM prefix and the content does not parse as a DICOM data set",
-                    reader.bytes_read,
-                ) from None
+                raise IngestError("parse", "NotDicom", NOT_A_DATA_SET, reader.bytes_read) from None
             problems.append(RAW_DATA_SET_PROBLEM)
         except (Exception, RecursionError) as exc:
             reason = type(exc).__name__
