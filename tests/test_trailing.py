@@ -165,6 +165,55 @@ def test_in_a_bucket_what_follows_pixel_data_is_one_request(tmp_path: Path) -> N
     assert _rows(extracted)["7FE11001"][1] == ["after the pixels"]
 
 
+def _fragments_bytes(frames: int, offset_table: bool, trailing: bool = False) -> tuple[bytes, int]:
+    """An encapsulated object of 3 fragments a frame; and where its Pixel Data value starts."""
+    ds = _with_pixels(encapsulated=True, trailing=trailing, frames=frames)
+    ds.PixelData = encapsulate(
+        [b"\xff\xd8" + b"\x01" * 3000] * frames, fragments_per_frame=3, has_bot=offset_table
+    )
+    ds["PixelData"].is_undefined_length = True
+    data = dicom_bytes(ds, syntax=JPEGBaseline8Bit)
+    return data, data.rindex(struct.pack("<HH", 0x7FE0, 0x0010) + b"OB") + 12
+
+
+@pytest.mark.parametrize("offset_table", [False, True], ids=["no-offset-table", "offset-table"])
+def test_in_a_bucket_many_fragments_cost_no_request_each(
+    tmp_path: Path, offset_table: bool
+) -> None:
+    """Pixel data that ends the object with its delimiter: found from the object's last block
+    and its first fragment's header, not by a request per fragment header (600 here)."""
+    data, value_start = _fragments_bytes(200, offset_table)
+    extracted, source = _extract_ranged(tmp_path, data)
+    in_pixels = [(start, stop) for start, stop in source.ranges if start >= value_start]
+    assert len(in_pixels) <= 2, in_pixels
+    assert _rows(extracted)["7FE00010"][2] == len(data) - value_start - 8
+    assert extracted.metadata["ingest_anomalies"] == []
+
+
+def test_a_damaged_first_fragment_is_walked_and_reported(tmp_path: Path) -> None:
+    data, value_start = _fragments_bytes(20, offset_table=False)
+    first_fragment = value_start + 8  # after the empty offset table
+    assert data[first_fragment : first_fragment + 4] == struct.pack("<HH", 0xFFFE, 0xE000)
+    broken = data[:first_fragment] + b"\0\0\0\0" + data[first_fragment + 4 :]
+    extracted = _extract(tmp_path, broken)
+    reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+    assert any("encapsulated pixel data item not readable" in r for r in reasons), reasons
+
+
+def test_fragments_followed_by_elements_are_walked_one_by_one(tmp_path: Path) -> None:
+    """With elements after the pixels the object does not end with the delimiter: the walk
+    over the fragments finds where they start, and a damaged fragment on the way is reported."""
+    data, value_start = _fragments_bytes(20, offset_table=False, trailing=True)
+    assert _rows(_extract(tmp_path, data))["7FE11001"][1] == ["after the pixels"]
+    item = struct.pack("<HH", 0xFFFE, 0xE000)
+    tenth = [i for i in range(value_start, len(data)) if data.startswith(item, i)][10]
+    broken = data[:tenth] + b"\0\0\0\0" + data[tenth + 4 :]
+    extracted = _extract(tmp_path, broken)
+    reasons = [a["reason"] for a in extracted.metadata["ingest_anomalies"]]
+    assert any("encapsulated pixel data item not readable" in r for r in reasons), reasons
+    assert "7FE11001" not in _rows(extracted)
+
+
 def test_truncated_pixel_data_is_an_anomaly_not_an_error(tmp_path: Path) -> None:
     data = dicom_bytes(_with_pixels())
     cut = data[: _pixel_data_end(data) - 100]

@@ -11,10 +11,10 @@ set, so every later stage treats them like the header's own elements.
 In a bucket nothing is requested when the object ends where a defined-length Pixel Data ends;
 otherwise what follows is fetched in one ranged request (up to ``TRAILING_BLOCK`` bytes; longer
 values after it are skipped like long values in the header). Encapsulated pixel data has no
-length to jump by, so the object's last ``TRAILING_BLOCK`` bytes are fetched first: the last
-fragment's end, the delimiter and what follows are usually all there, and the walk over
-fragment headers before them costs one request per header outside it. Every byte goes
-through the object's read budget.
+length to jump by, so the object's last ``TRAILING_BLOCK`` bytes are fetched first: when the
+object ends with the Sequence Delimitation Item (and the first fragment is an item), the pixels
+end there and nothing follows them. Otherwise the fragment headers are walked, one request per
+header outside that block. Every byte goes through the object's read budget.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ TRAILING_BLOCK = 8192
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
+#: (FFFE,E0DD) with a zero length, as the last 8 bytes of encapsulated pixel data
+_DELIMITER_BYTES = {
+    True: struct.pack("<HHL", 0xFFFE, 0xE0DD, 0),
+    False: struct.pack(">HHL", 0xFFFE, 0xE0DD, 0),
+}
 _LONG_LENGTH_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_LONG_LENGTH_VRS)
 
 
@@ -155,25 +160,52 @@ def _item_header(reader: _Reader, offset: int, little: bool) -> tuple[int, int] 
     return _tag(head, little), length
 
 
+def _ends_with_its_delimiter(
+    reader: _Reader, first_fragment: int, little: bool, size: int | None
+) -> bool:
+    """True if encapsulated pixel data plainly runs to the end of the object: its first
+    fragment begins with an item header and the object's last 8 bytes are a Sequence
+    Delimitation Item.
+
+    Walking the fragments costs one read per fragment header (in a bucket, one request each:
+    a thousand for a slide microscopy level of a thousand tiles, whose Basic Offset Table is
+    usually empty), where an object that ends with the delimiter has nothing after the pixels
+    to find. Its end is taken from there, in the bytes the step reads anyway (the object's
+    last block); the fragments in between are not checked, so damage inside them is not
+    reported. Anything else (elements after the pixels, no delimiter at the end, a first
+    fragment that is no item) is walked fragment by fragment, by the offset table if any.
+    """
+    if size is None or size - 8 < first_fragment:
+        return False
+    if reader.read(size - 8, 8) != _DELIMITER_BYTES[little]:
+        return False
+    if size - 8 == first_fragment:
+        return True  # no fragment after the offset table
+    first = _item_header(reader, first_fragment, little)
+    return first is not None and first[0] == _ITEM
+
+
 def _encapsulated_end(
     reader: _Reader, first_item: int, little: bool, size: int | None, max_items: int
 ) -> tuple[int | None, str | None]:
     """Offset after the Sequence Delimitation Item of encapsulated pixel data.
 
-    Item headers only: the Basic Offset Table (first item) gives the last frame's first
-    fragment, so a multi-frame object costs a few reads, not one per frame; a table that does
-    not point at an item is ignored and every fragment is walked.
+    Pixel data that ends the object is taken as ending there (``_ends_with_its_delimiter``).
+    Otherwise item headers only: the Basic Offset Table (first item) gives the last frame's
+    first fragment, so a multi-frame object costs a few reads, not one per frame; a table that
+    does not point at an item is ignored and every fragment is walked.
     """
     header = _item_header(reader, first_item, little)
     if header is None or header[0] != _ITEM:
         return None, "encapsulated pixel data without an item: elements after it not read"
-    start = first_item
     table_length = header[1]
-    fragments_start = first_item + 8 + table_length
+    start = first_item + 8 + table_length  # the first fragment
+    if _ends_with_its_delimiter(reader, start, little, size):
+        return size, None
     if 4 <= table_length <= 4 * max_items and table_length % 4 == 0:
-        last = reader.read(first_item + 8 + table_length - 4, 4)
+        last = reader.read(start - 4, 4)
         if len(last) == 4:
-            jump = fragments_start + struct.unpack("<L" if little else ">L", last)[0]
+            jump = start + struct.unpack("<L" if little else ">L", last)[0]
             at_jump = _item_header(reader, jump, little) if size is None or jump < size else None
             if at_jump is not None and at_jump[0] == _ITEM:
                 start = jump
