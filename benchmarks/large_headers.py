@@ -8,7 +8,9 @@ This builds, from the corpus' own objects, header-only files of N items of each 
   (cycled) to N frames;
 - slide microscopy: a corpus VL Whole Slide Microscopy image made TILED_SPARSE, with one
   per-frame item per tile (plane position in the slide and in the total pixel matrix, frame
-  content with dimension index values);
+  content with dimension index values), and its tiles as encapsulated Pixel Data of one small
+  fragment each after an empty Basic Offset Table, as slide writers leave it (the step after
+  Pixel Data has to find where the fragments end);
 - segmentation: a binary Segmentation written by highdicom over a CT series of 16 x 16 slices
   (the tests' ``derived_objects.ct_series``), 10 segments on every slice, so one frame per
   segment and slice, each with the per-frame items highdicom writes (derivation image with
@@ -17,8 +19,9 @@ This builds, from the corpus' own objects, header-only files of N items of each 
 For each it reports elements, what the object cost against the read budget (``budget units``:
 elements plus ``ITEM_WEIGHT`` per item, and header bytes), the best of ``repeat`` times of
 dcmread, to_json_dict and ours (walker, and pydicom's path as reference), time per element and
-per budget unit, and the peak memory ours allocates (tracemalloc, in a separate untimed run)
-against the header size and per budget unit: what the defaults of ``budgets`` are derived from.
+per budget unit, the peak memory ours allocates (tracemalloc, in a separate untimed run)
+against the header size and per budget unit (what the defaults of ``budgets`` are derived from),
+and the requests ours makes when the object is read from a bucket (a local one, counted).
 Used through ``benchmark.py --large-headers 1000,2000,5000,10000 [--large-shapes mr,sm,seg]``.
 """
 
@@ -37,10 +40,14 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import JPEGBaseline8Bit
 
 from dicomwarehouse.dicom.budgets import ReadBudget, metering
-from dicomwarehouse.dicom.extract import extract_object, new_run
+from dicomwarehouse.dicom.extract import RunInfo, extract_object, new_run
+from dicomwarehouse.dicom.ranged import open_file_ranged
+from dicomwarehouse.io.buckets import StorageOptions
 from dicomwarehouse.io.refs import ObjectRef
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -49,6 +56,8 @@ LARGE_BUDGET = ReadBudget(max_elements=100_000_000, max_header_bytes=1 << 40)
 #: Segments of the generated segmentation: its frames are slices x segments.
 SEGMENTS = 10
 SLIDE_MICROSCOPY = "1.2.840.10008.5.1.4.1.1.77.1.6"
+#: Bytes of each generated slide tile (its encapsulated fragment).
+TILE_BYTES = 4096
 
 
 def _headers(roots: Sequence[str]) -> list[tuple[Path, Dataset]]:
@@ -105,6 +114,13 @@ def slide_microscopy(template: Dataset, count: int) -> Dataset:
     dataset.PerFrameFunctionalGroupsSequence = DicomSequence(items)
     dataset.NumberOfFrames = count
     dataset.TotalPixelMatrixRows = (count // columns + 1) * int(dataset.Rows)
+    # a stand-in tile per frame (start and end of image markers, 4 KiB, a small JPEG tile):
+    # the bytes do not matter, the fragment count and layout do
+    dataset.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    tile = b"\xff\xd8" + bytes(TILE_BYTES - 4) + b"\xff\xd9"
+    dataset.PixelData = encapsulate([tile] * count, has_bot=False)
+    dataset["PixelData"].VR = "OB"
+    dataset["PixelData"].is_undefined_length = True
     return dataset
 
 
@@ -154,10 +170,21 @@ def segmentation(_template: Dataset | None, count: int) -> Dataset:
 
 
 def _write(dataset: Dataset, path: Path) -> None:
-    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-        if tag in dataset:
-            del dataset[tag]
+    """The object as a file: header only, unless its shape made encapsulated tiles."""
+    element = dataset.get(0x7FE00010)
+    if element is None or not element.is_undefined_length:
+        for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+            if tag in dataset:
+                del dataset[tag]
     dataset.save_as(path, enforce_file_format=True)
+
+
+def _bucket_requests(ref: ObjectRef, run: RunInfo) -> int:
+    """Requests ours makes for the object read as a bucket object (default first block)."""
+    options = StorageOptions()
+    return extract_object(
+        ref, run, storage=options, opened=open_file_ranged(ref, options), budget=LARGE_BUDGET
+    ).requests
 
 
 def _best(body: Callable[[], object], repeat: int) -> float:
@@ -206,7 +233,7 @@ def run_large_headers(
         f"{'shape':<17} {'frames':>7} {'elements':>9} {'units':>9} {'header MiB':>10} "
         f"{'dcmread s':>9} {'json s':>8} {'ours s':>8} {'pydicom path s':>14} "
         f"{'us/element':>10} {'us/unit':>7} {'/json':>6} {'/dcmread':>8} {'peak MiB':>8} "
-        f"{'peak/header':>11} {'peak B/unit':>11}"
+        f"{'peak/header':>11} {'peak B/unit':>11} {'requests':>8}"
     )
     print(
         f"\nbest of {repeat}, CPU seconds; ours with an element budget of "
@@ -242,10 +269,12 @@ def run_large_headers(
                     repeat,
                 )
                 peak = _peak(lambda ref=ref: extract_object(ref, run, budget=LARGE_BUDGET))
+                requests = _bucket_requests(ref, run)
                 print(
                     f"{name:<17} {frames:>7,} {elements:>9,} {units:>9,} "
                     f"{header / 2**20:>10.2f} {a:>9.3f} {b:>8.3f} {c:>8.3f} {d:>14.3f} "
                     f"{c / max(elements, 1) * 1e6:>10.1f} {c / max(units, 1) * 1e6:>7.1f} "
                     f"{b / c:>5.2f}x {a / c:>7.2f}x {peak / 2**20:>8.1f} "
-                    f"{peak / max(header, 1):>11.1f} {peak / max(units, 1):>11.0f}"
+                    f"{peak / max(header, 1):>11.1f} {peak / max(units, 1):>11.0f} "
+                    f"{requests:>8,}"
                 )
