@@ -2,7 +2,7 @@
 
 IDC-scale archives hold enhanced multi-frame objects whose header is mostly per-frame
 functional groups (thousands of items) and slide microscopy objects with one item per tile.
-This builds, from the corpus' own objects, header-only files of N items of each shape:
+This builds, from the corpus' own objects, files of N items of each shape:
 
 - enhanced MR: the corpus' enhanced MR with the most frames, its per-frame items repeated
   (cycled) to N frames;
