@@ -55,11 +55,6 @@ TRAILING_BLOCK = 8192
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
-#: (FFFE,E0DD) with a zero length, as the last 8 bytes of encapsulated pixel data
-_DELIMITER_BYTES = {
-    True: struct.pack("<HHL", 0xFFFE, 0xE0DD, 0),
-    False: struct.pack(">HHL", 0xFFFE, 0xE0DD, 0),
-}
 _LONG_LENGTH_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_LONG_LENGTH_VRS)
 
 
@@ -177,7 +172,7 @@ def _ends_with_its_delimiter(
     """
     if size is None or size - 8 < first_fragment:
         return False
-    if reader.read(size - 8, 8) != _DELIMITER_BYTES[little]:
+    if _item_header(reader, size - 8, little) != (_SEQUENCE_DELIMITER, 0):
         return False
     if size - 8 == first_fragment:
         return True  # no fragment after the offset table
