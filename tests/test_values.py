@@ -8,10 +8,10 @@ import struct
 import pytest
 
 from dicomwarehouse.dicom.values import (
-    DecodedValue,
     column_value,
     decode_converted_value,
     decode_raw_value,
+    decoded_value,
 )
 
 
@@ -30,7 +30,7 @@ from dicomwarehouse.dicom.values import (
     ],
 )
 def test_text_values_are_split_and_unpadded(vr: str, raw: bytes, strings: list[str]) -> None:
-    assert decode_raw_value(vr, raw, True, None).strings == strings
+    assert decode_raw_value(vr, raw, True, None)[0] == tuple(strings)
 
 
 @pytest.mark.parametrize("little", [True, False])
@@ -50,47 +50,45 @@ def test_binary_numbers_decode_in_both_byte_orders(
     vr: str, code: str, numbers: tuple, little: bool
 ) -> None:
     raw = struct.pack(f"{'<' if little else '>'}{len(numbers)}{code}", *numbers)
-    decoded = decode_raw_value(vr, raw, little, None)
-    assert decoded.numbers == numbers
-    assert decoded.strings == [repr(n) if vr == "FD" else str(n) for n in numbers]
+    strings, decoded_numbers, _ = decode_raw_value(vr, raw, little, None)
+    assert decoded_numbers == numbers
+    assert strings == tuple(repr(n) if vr == "FD" else str(n) for n in numbers)
 
 
 def test_float32_gets_its_shortest_decimal() -> None:
     decoded = decode_raw_value("FL", struct.pack("<2f", 0.3, 1e-7), True, None)
-    assert decoded.strings == ["0.3", "1e-07"]
-    assert decoded.numbers == (0.3, 1e-7)
+    assert decoded == (("0.3", "1e-07"), (0.3, 1e-7), None)
 
 
 def test_attribute_tags_are_eight_hex_digits() -> None:
     decoded = decode_raw_value("AT", struct.pack("<4H", 0x0020, 0x0032, 0x7FE0, 0x0010), True, None)
-    assert decoded.strings == ["00200032", "7FE00010"]
-    assert decoded.numbers == (0x00200032, 0x7FE00010)
+    assert decoded == (("00200032", "7FE00010"), (0x00200032, 0x7FE00010), None)
 
 
 def test_odd_length_binary_value_is_reported_not_dropped() -> None:
-    decoded = decode_raw_value("US", b"\x01\x00\x02", True, None)
-    assert decoded.numbers == (1,)
-    assert "not a multiple" in (decoded.problem or "")
+    _, numbers, problem = decode_raw_value("US", b"\x01\x00\x02", True, None)
+    assert numbers == (1,)
+    assert "not a multiple" in (problem or "")
 
 
 def test_binary_vrs_have_no_strings() -> None:
-    assert decode_raw_value("OB", b"\x00\x01", True, None).strings is None
-    assert decode_raw_value("UN", b"\x00\x01", True, None).strings is None
+    assert decode_raw_value("OB", b"\x00\x01", True, None)[0] is None
+    assert decode_raw_value("UN", b"\x00\x01", True, None)[0] is None
 
 
 def test_character_set_decodes_text_vrs_only() -> None:
     latin1 = "Müller".encode("latin-1")
-    assert decode_raw_value("PN", latin1, True, ["ISO_IR 100"]).strings == ["Müller"]
+    assert decode_raw_value("PN", latin1, True, ["ISO_IR 100"])[0] == ("Müller",)
     utf8 = "Jérôme".encode()
-    assert decode_raw_value("LO", utf8, True, ["ISO_IR 192"]).strings == ["Jérôme"]
+    assert decode_raw_value("LO", utf8, True, ["ISO_IR 192"])[0] == ("Jérôme",)
     # Specific Character Set is for SH LO ST LT UC UT PN only: a CS value stays Latin-1
-    assert decode_raw_value("CS", utf8, True, ["ISO_IR 192"]).strings == ["JÃ©rÃ´me"]
+    assert decode_raw_value("CS", utf8, True, ["ISO_IR 192"])[0] == ("JÃ©rÃ´me",)
 
 
 def test_converted_values_give_the_same_strings() -> None:
-    assert decode_converted_value("UI", "1.2.840.10008.1.2.1").strings == ["1.2.840.10008.1.2.1"]
-    assert decode_converted_value("US", [1, 2]).numbers == (1, 2)
-    assert decode_converted_value("OB", b"\x00\x01").strings is None
+    assert decode_converted_value("UI", "1.2.840.10008.1.2.1")[0] == ("1.2.840.10008.1.2.1",)
+    assert decode_converted_value("US", [1, 2])[:2] == (("1", "2"), (1, 2))
+    assert decode_converted_value("OB", b"\x00\x01")[0] is None
 
 
 @pytest.mark.parametrize(
@@ -110,7 +108,7 @@ def test_converted_values_give_the_same_strings() -> None:
     ],
 )
 def test_dates_and_times_are_typed(vr: str, text: str, expected: object) -> None:
-    value, problem = column_value(vr, False, DecodedValue([text]))
+    value, problem = column_value(vr, False, decoded_value((text,)))
     assert (value, problem) == (expected, None)
 
 
@@ -119,29 +117,29 @@ def test_dates_and_times_are_typed(vr: str, text: str, expected: object) -> None
     [("DA", "20021301"), ("DA", "yesterday"), ("TM", "250000"), ("DT", "2024-01-01")],
 )
 def test_invalid_dates_and_times_are_null_with_a_reason(vr: str, text: str) -> None:
-    value, problem = column_value(vr, False, DecodedValue([text]))
+    value, problem = column_value(vr, False, decoded_value((text,)))
     assert value is None
     assert problem
     assert text not in problem  # reasons never repeat values (they may be patient data)
 
 
 def test_decimal_string_that_is_not_a_number_keeps_its_text() -> None:
-    value, problem = column_value("DS", False, DecodedValue(["abc"]))
+    value, problem = column_value("DS", False, decoded_value(("abc",)))
     assert value == "abc"
     assert problem == "not a number"
 
 
 def test_vm1_attribute_with_two_values() -> None:
-    text, text_problem = column_value("LO", False, DecodedValue(["a", "b"]))
+    text, text_problem = column_value("LO", False, decoded_value(("a", "b")))
     assert text == "a\\b"
     assert text_problem == "2 values for a VM 1 attribute"
-    number, number_problem = column_value("US", False, DecodedValue(["1", "2"], (1, 2)))
+    number, number_problem = column_value("US", False, decoded_value(("1", "2"), (1, 2)))
     assert number is None
     assert number_problem == "2 values for a VM 1 attribute"
 
 
 def test_unsigned_64_bit_beyond_int64_is_reported() -> None:
-    value, problem = column_value("UV", True, DecodedValue([str(2**64 - 1)], (2**64 - 1,)))
+    value, problem = column_value("UV", True, decoded_value((str(2**64 - 1),), (2**64 - 1,)))
     assert value is None
     assert problem == "integer outside INT64"
 
@@ -165,9 +163,10 @@ def test_binary_numbers_typed_for_their_column(file_vr: str, column_vr: str, raw
     values, problem = column_value(column_vr, True, decoded)
     assert problem is None
     column_type = float if column_vr in ("FL", "FD") else int
-    assert [type(value) for value in values] == [column_type] * len(decoded.numbers)
-    assert values == [column_type(number) for number in decoded.numbers]
-    first = raw[: len(raw) // len(decoded.numbers)]  # the first number alone
+    numbers = decoded[1]
+    assert [type(value) for value in values] == [column_type] * len(numbers)
+    assert values == [column_type(number) for number in numbers]
+    first = raw[: len(raw) // len(numbers)]  # the first number alone
     single, _ = column_value(column_vr, False, decode_raw_value(file_vr, first, True, None))
     assert single == values[0]
     assert type(single) is column_type
@@ -175,14 +174,15 @@ def test_binary_numbers_typed_for_their_column(file_vr: str, column_vr: str, raw
 
 def test_unsigned_64_bit_beyond_int64_among_others_is_reported() -> None:
     numbers = (1, 2**64 - 1)
-    value, problem = column_value("UV", True, DecodedValue([str(n) for n in numbers], numbers))
+    strings = tuple(str(n) for n in numbers)
+    value, problem = column_value("UV", True, decoded_value(strings, numbers))
     assert value is None
     assert problem == "integer outside INT64"
 
 
 def test_person_name_groups_and_components() -> None:
     value, problem = column_value(
-        "PN", False, DecodedValue(["Yamada^Tarou=山田^太郎=やまだ^たろう"])
+        "PN", False, decoded_value(("Yamada^Tarou=山田^太郎=やまだ^たろう",))
     )
     assert problem is None
     assert value["Alphabetic"]["FamilyName"] == "Yamada"
@@ -192,8 +192,8 @@ def test_person_name_groups_and_components() -> None:
 
 
 def test_arrays_never_hold_null() -> None:
-    value, problem = column_value("DA", True, DecodedValue(["20240101", "bad"]))
+    value, problem = column_value("DA", True, decoded_value(("20240101", "bad")))
     assert value is None
     assert problem
-    empty, no_problem = column_value("CS", True, DecodedValue([]))
+    empty, no_problem = column_value("CS", True, decoded_value(()))
     assert (empty, no_problem) == ([], None)

@@ -28,6 +28,7 @@ from dicomwarehouse.dicom.values import (
     column_value,
     decode_converted_value,
     decode_raw_value,
+    decoded_value,
 )
 from dicomwarehouse.tables.schema import (
     ELEMENTS_SCHEMA,
@@ -92,8 +93,11 @@ class ElementRows:
         return len(self.rows)
 
     def column(self, name: str) -> list[Any]:
-        """One column as a list (for tests and small checks; Arrow is the bulk path)."""
+        """One column as a list, as Arrow gives it back (for tests and small checks; Arrow is
+        the bulk path). The rows hold each value_strings as a tuple (see ``DecodedValue``)."""
         index = _ROW_FIELDS.index(name)
+        if name == "value_strings":
+            return [None if row[index] is None else list(row[index]) for row in self.rows]
         return [row[index] for row in self.rows]
 
     def __getattr__(self, name: str) -> list[Any]:
@@ -186,11 +190,12 @@ class FlatObject:
 
 def text_length(decoded: DecodedValue, vr: str) -> int | None:
     """Encoded length of an element pydicom converted before we saw its raw bytes."""
-    if decoded.strings is None:
+    strings = decoded[0]
+    if strings is None:
         return None
     if vr in STRUCT_PACK_FORMAT:
-        return len(decoded.strings) * STRUCT_PACK_FORMAT[vr][1] * (2 if vr == "AT" else 1)
-    length = len("\\".join(decoded.strings).encode("utf-8", "replace"))
+        return len(strings) * STRUCT_PACK_FORMAT[vr][1] * (2 if vr == "AT" else 1)
+    length = len("\\".join(strings).encode("utf-8", "replace"))
     return length + (length & 1)
 
 
@@ -442,9 +447,9 @@ class Flattener:
         (``walk``), so that both give the same rows by construction.
         """
         keyword = info.keyword
-        strings = decoded.strings
-        if decoded.problem:
-            self.anomaly(tag_path, keyword, decoded.problem)
+        strings, _, decoded_problem = decoded
+        if decoded_problem:
+            self.anomaly(tag_path, keyword, decoded_problem)
         if strings is None:
             self.row_list.append(
                 (tag_path, path, info.hex, keyword, vr, None, depth, creator, None, length)
@@ -467,7 +472,7 @@ class Flattener:
                 return
             if strings is not None:
                 out["OtherElements"].append(
-                    {"Tag": f"Tag_{info.hex}", "PrivateCreator": creator, "Data": strings}
+                    {"Tag": f"Tag_{info.hex}", "PrivateCreator": creator, "Data": list(strings)}
                 )
             return
         name, column_vr, repeated = column
@@ -475,7 +480,7 @@ class Flattener:
             self.anomaly(tag_path, keyword, f"{vr} value for a sequence attribute")
             return
         value, problem = column_value(column_vr, repeated, decoded)
-        if problem and problem != decoded.problem:
+        if problem and problem != decoded_problem:
             self.anomaly(tag_path, keyword, problem)
         out[name] = value
         self.paths.add((*column_prefix, tag))
@@ -579,7 +584,7 @@ class Flattener:
             out[info.segment] = values
 
 
-_DEFERRED = DecodedValue(None)
+_DEFERRED = decoded_value(None)
 _DELIMITER_AS_ELEMENT = "item or delimitation tag where an element should be: dicom_elements only"
 
 

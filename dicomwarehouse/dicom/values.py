@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import struct
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +32,7 @@ __all__ = [
     "column_value",
     "decode_converted_value",
     "decode_raw_value",
+    "decoded_value",
 ]
 
 
@@ -39,30 +40,35 @@ class ValueProblem(ValueError):
     """A value that does not fit its column; the reason never contains the value itself."""
 
 
-class DecodedValue(NamedTuple):
-    """The values of one element: strings as written, and numbers for binary number VRs.
-
-    Immutable (caches share one value between elements); a named tuple rather than a frozen
-    dataclass because one is made per value decoded, and a frozen dataclass's ``__init__``
-    (a call per field) costs several times a tuple's.
-    """
-
-    strings: list[str] | None
-    numbers: tuple[int | float, ...] | None = None
-    problem: str | None = None
+#: The values of one element: its strings as written, its numbers (binary number VRs only)
+#: and what is wrong with it, as a plain triple made by ``decoded_value``.
+#: Why a plain tuple: the walker's caches keep tens of thousands of them for the whole run,
+#: and the cycle collector stops tracking a plain tuple of strings and numbers once it has
+#: seen it, never an instance of a class (a named tuple's included), so every collection would
+#: scan them all again. Immutable: caches share one value between elements.
+DecodedValue = tuple[tuple[str, ...] | None, tuple[int | float, ...] | None, str | None]
 
 
-_EMPTY = DecodedValue([])
-_BINARY = DecodedValue(None)
+def decoded_value(
+    strings: tuple[str, ...] | None,
+    numbers: tuple[int | float, ...] | None = None,
+    problem: str | None = None,
+) -> DecodedValue:
+    """A decoded value (see ``DecodedValue``)."""
+    return (strings, numbers, problem)
 
 
-def _split_text(text: str, vr: str) -> list[str]:
+_EMPTY = decoded_value(())
+_BINARY = decoded_value(None)
+
+
+def _split_text(text: str, vr: str) -> tuple[str, ...]:
     if vr in SINGLE_VALUE_TEXT_VRS or "\\" not in text:
-        return [text.strip("\0 ") if vr in ("DS", "IS") else text.rstrip("\0 ")]
+        return (text.strip("\0 ") if vr in ("DS", "IS") else text.rstrip("\0 "),)
     parts = text.split("\\")
     if vr in ("DS", "IS"):
-        return [part.strip("\0 ") for part in parts]
-    return [part.rstrip("\0 ") for part in parts]
+        return tuple([part.strip("\0 ") for part in parts])
+    return tuple([part.rstrip("\0 ") for part in parts])
 
 
 def _format_float32(number: float) -> str:
@@ -88,20 +94,20 @@ def decode_raw_value(
         problem = f"length {len(value)} is not a multiple of {size}" if remainder else None
         if vr == "AT":
             pairs = [(numbers[i] << 16) | numbers[i + 1] for i in range(0, count - 1, 2)]
-            return DecodedValue([f"{tag:08X}" for tag in pairs], tuple(pairs), problem)
+            return decoded_value(tuple([f"{tag:08X}" for tag in pairs]), tuple(pairs), problem)
         if vr == "FL":
-            strings = [_format_float32(n) for n in numbers]
-            return DecodedValue(strings, tuple(float(s) for s in strings), problem)
+            strings = tuple([_format_float32(n) for n in numbers])
+            return decoded_value(strings, tuple(float(s) for s in strings), problem)
         if vr == "FD":
-            return DecodedValue([repr(n) for n in numbers], numbers, problem)
-        return DecodedValue([str(n) for n in numbers], numbers, problem)
+            return decoded_value(tuple([repr(n) for n in numbers]), numbers, problem)
+        return decoded_value(tuple([str(n) for n in numbers]), numbers, problem)
     text = decode_text(value, vr, encodings)
     problem = None
     if "\ufffd" in text and b"\xef\xbf\xbd" not in value:
         problem = "bytes its character set cannot decode: replaced by U+FFFD"
     strings = _split_text(text, vr)
     # a value of padding only is empty, as pydicom and every toolkit read it
-    return _EMPTY if len(strings) == 1 and not strings[0] else DecodedValue(strings, None, problem)
+    return _EMPTY if len(strings) == 1 and not strings[0] else decoded_value(strings, None, problem)
 
 
 def decode_converted_value(vr: str, value: Any) -> DecodedValue:
@@ -115,14 +121,14 @@ def decode_converted_value(vr: str, value: Any) -> DecodedValue:
     values = list(value) if isinstance(value, list | tuple) or hasattr(value, "_list") else [value]
     if vr == "AT":
         tags = tuple(int(v) for v in values)
-        return DecodedValue([f"{t:08X}" for t in tags], tags)
+        return decoded_value(tuple([f"{t:08X}" for t in tags]), tags)
     if vr in STRUCT_PACK_FORMAT:
         if vr == "FL":
-            strings = [_format_float32(float(v)) for v in values]
-            return DecodedValue(strings, tuple(float(s) for s in strings))
+            strings = tuple([_format_float32(float(v)) for v in values])
+            return decoded_value(strings, tuple(float(s) for s in strings))
         numbers = tuple(values)
-        return DecodedValue([repr(v) if vr == "FD" else str(v) for v in numbers], numbers)
-    return DecodedValue([str(v) for v in values])
+        return decoded_value(tuple([repr(v) if vr == "FD" else str(v) for v in numbers]), numbers)
+    return decoded_value(tuple([str(v) for v in values]))
 
 
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
@@ -286,18 +292,16 @@ def column_value(column_vr: str, repeated: bool, decoded: DecodedValue) -> tuple
     any other value that does not fit leaves the column NULL. BigQuery arrays cannot hold NULL,
     so one bad value empties the whole array rather than shifting positions.
     """
-    strings = decoded.strings
+    strings, numbers, problem = decoded
     if strings is None:
         return None, "binary value for a non-binary attribute"
     if not strings:
-        return ([] if repeated else None), decoded.problem
+        return ([] if repeated else None), problem
     if column_vr in _PLAIN_TEXT_VRS and (repeated or len(strings) == 1):
         # a text column keeps the strings as written: nothing to convert or check
         if repeated:
-            return list(strings), decoded.problem
-        return (strings[0] or None), decoded.problem
-    numbers = decoded.numbers
-    problem = decoded.problem
+            return list(strings), problem
+        return (strings[0] or None), problem
     if not repeated and len(strings) > 1:
         reason = f"{len(strings)} values for a VM 1 attribute"
         if BIGQUERY_TYPE_BY_VR[column_vr] == "STRING":

@@ -73,6 +73,7 @@ from dicomwarehouse.dicom.values import (
     DecodedValue,
     decode_converted_value,
     decode_raw_value,
+    decoded_value,
 )
 from dicomwarehouse.tables.vr import BINARY_VRS, CHARSET_VRS, resolve_ambiguous_vr
 
@@ -90,7 +91,7 @@ _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _PYDICOM_VRS = frozenset(converters)
 _LONG_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {vr.encode("ascii"): str(vr) for vr in EXPLICIT_VR_LENGTH_16}
-_BINARY = DecodedValue(None)
+_BINARY = decoded_value(None)
 #: What the reference's file meta read converts besides its first element.
 _META_CONVERTED = frozenset({0x00020000, 0x00020010})
 #: First read of a local file: the whole header of most single-frame objects.
@@ -323,7 +324,10 @@ def _remember_outcome(
         return
     value = out[name]
     if type(value) is list:
-        value = value.copy()  # each row gets a list of its own
+        # kept as a tuple, so that once the collector has seen the outcome it stops tracking
+        # it (a tuple of strings and numbers is not a container it must scan again); each
+        # row gets a list of its own back
+        value = tuple(value)
     if len(outcomes) >= _MAX_SHARED_VALUES:
         outcomes.clear()
     # the row as a top-level element's: a public element's row differs from place to place
@@ -759,7 +763,7 @@ class _Walker:
             if known is not None:  # a value met before (see ``_META_OUTCOMES``)
                 row, name, column_value, column_path, converted_syntax = known
                 rows.append(row)
-                out[name] = column_value.copy() if type(column_value) is list else column_value
+                out[name] = list(column_value) if type(column_value) is tuple else column_value
                 paths.add(column_path)
                 if tag == 0x00020010:
                     syntax = converted_syntax
@@ -1006,7 +1010,7 @@ class _Walker:
                             )  # fmt: skip
                         if column_prefix is not None:
                             out[name] = (
-                                column_value.copy() if type(column_value) is list else column_value
+                                list(column_value) if type(column_value) is tuple else column_value
                             )
                             paths.add(column_path if top else (*column_prefix, tag))
                         position = value_end
