@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 
+from dicomwarehouse.dicom import walk
 from dicomwarehouse.dicom.budgets import ReadBudget
 from dicomwarehouse.dicom.extract import Extracted, extract_object, new_run
 from dicomwarehouse.dicom.ranged import open_file_ranged
@@ -140,6 +142,31 @@ def test_values_met_before_give_the_same_rows(tmp_path: Path) -> None:
     # Modality at every place (top, the item, its 2 items, and the same in the private
     # sequence), each with its own tag_path
     assert len(paths) == len(set(paths)) == 7
+
+
+def test_values_kept_are_nothing_the_collector_scans_again(tmp_path: Path) -> None:
+    """What the walker keeps of the values it met lives as long as the worker, which runs a
+    full collection every 200 objects: once the collector has seen them, it must stop tracking
+    them (plain tuples of strings and numbers), or every collection scans them all again."""
+    forget_values()
+    ds = every_vr_dataset()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]  # a list column, kept as a tuple
+    for name in ("first.dcm", "second.dcm"):
+        extract_object(ObjectRef(str(_write(tmp_path, dicom_bytes(ds), name)), None), RUN)
+    for _ in range(3):  # a tuple inside a tuple is untracked one collection after the inner
+        gc.collect()
+    kept = [walk._DECODED, walk._OUTCOMES]
+    assert all(kept)
+    still_tracked = [entry for store in kept for entry in store.values() if gc.is_tracked(entry)]
+    assert still_tracked == []
+    # and each row gets a list of its own back, as before
+    first, second = (
+        extract_object(ObjectRef(str(tmp_path / name), None), RUN).metadata
+        for name in ("first.dcm", "second.dcm")
+    )
+    assert first["ImageType"] == ["ORIGINAL", "PRIMARY", "AXIAL"]
+    first["ImageType"].append("changed")
+    assert second["ImageType"] == ["ORIGINAL", "PRIMARY", "AXIAL"]
 
 
 def test_a_character_set_repeated_in_items_warns_on_every_object(tmp_path: Path) -> None:
