@@ -47,7 +47,14 @@ from dicomwarehouse.io.refs import ObjectRef
 from dicomwarehouse.tables.required_columns import url_manifest_values
 from dicomwarehouse.tables.schema import ColumnPath
 
-__all__ = ["Extracted", "RunInfo", "extract_object", "freeze_long_lived_objects", "new_run"]
+__all__ = [
+    "Extracted",
+    "RunInfo",
+    "cyclic_gc_paused",
+    "extract_object",
+    "freeze_long_lived_objects",
+    "new_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +105,14 @@ def _error_row(ref: ObjectRef, run: RunInfo, error: IngestError) -> dict[str, An
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cycle collector while one header is flattened.
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while a block makes many containers and no cycles.
 
-    A header makes hundreds of thousands of small containers that reference counting frees;
-    letting the collector scan them every 700 allocations costs about a tenth of the time.
-    Cycles, if any, are collected once the object is done.
+    A header flattened makes hundreds of thousands of small containers that reference
+    counting frees; letting the collector scan them every 700 allocations cost about a tenth
+    of the time. Rows read back in bulk (staged metadata rows) are kept until the block ends,
+    so each collection would traverse every row read so far. Cycles, if any, are collected
+    once the block is done.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -146,7 +155,7 @@ def extract_object(
     when the flatten opens them. ``walker``: flatten straight from the bytes (``walk``) where
     it can, else (and always with False) through pydicom's data sets, which give the same rows.
     """
-    with _cyclic_gc_paused(), metering(budget):
+    with cyclic_gc_paused(), metering(budget):
         try:
             return _extract(ref, run, defer_size, storage, opened, walker)
         except (Exception, RecursionError) as exc:

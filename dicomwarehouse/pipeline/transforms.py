@@ -40,7 +40,12 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from dicomwarehouse.dicom.budgets import ReadBudget
-from dicomwarehouse.dicom.extract import RunInfo, extract_object, freeze_long_lived_objects
+from dicomwarehouse.dicom.extract import (
+    RunInfo,
+    cyclic_gc_paused,
+    extract_object,
+    freeze_long_lived_objects,
+)
 from dicomwarehouse.dicom.flatten import ObjectElements, element_batch
 from dicomwarehouse.dicom.ranged import Prefetcher
 from dicomwarehouse.dicom.read import DEFAULT_DEFER_SIZE
@@ -434,7 +439,13 @@ class WriteMetadataShards(beam.DoFn):
         if self.schema is None:
             extra = dict.fromkeys(self.extra_columns, pa.string())
             self.schema = metadata_schema(map(tuple, column_paths), extra)
-        yield write_shard(metadata_table(read_staged_rows(staged), self.schema), self.directory)
+        # unpickled rows are trees of dicts and lists, kept until the table is made: with the
+        # collector running, each collection traversed every row read so far, four fifths of
+        # the unpickling's time (2,000 rows of generated headers: 0.82 to 1.09 ms a row
+        # against 0.19 to 0.20 paused)
+        with cyclic_gc_paused():
+            table = metadata_table(read_staged_rows(staged), self.schema)
+        yield write_shard(table, self.directory)
         release_memory()  # the rows' reference cycles, before the next file
 
 
