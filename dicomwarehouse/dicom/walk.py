@@ -301,7 +301,8 @@ def _meta_value(
 #: the first time, then added again without decoding, at any depth (the row's place, its
 #: tag_path, path and depth, is the only part that differs). Only outcomes without anomalies,
 #: whose column value nothing can change through another row: not a PN column's (a dict;
-#: every other column's value is a str, number, date, time or None, or a list of them).
+#: every other column's value is a str, number, date, time or None, or a list of them, kept
+#: as a tuple).
 _OUTCOMES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, Any, tuple[int], None]] = {}
 
 

@@ -446,7 +446,7 @@ class WriteMetadataShards(beam.DoFn):
         with cyclic_gc_paused():
             table = metadata_table(read_staged_rows(staged), self.schema)
         yield write_shard(table, self.directory)
-        release_memory()  # the rows' reference cycles, before the next file
+        release_memory()  # the freed rows' heap back to the system, before the next file
 
 
 class _WriteColumnPaths(beam.DoFn):
