@@ -469,31 +469,19 @@ def run_in_processes(argv: Sequence[str], processes: int) -> int:
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
         for index in range(processes):
             out = os.path.join(folder, f"{index}.json")
-            command = [sys.executable, __file__, *argv, "--emit-folder-times", out]
+            # the last --processes given wins: each child runs the measurement once
+            command = [
+                sys.executable, __file__, *argv, "--processes", "1", "--emit-folder-times", out
+            ]  # fmt: skip
             finished = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
             if finished.returncode != 0 or not os.path.exists(out):
                 print(f"process {index + 1} of {processes} failed (exit {finished.returncode})")
                 return 1
             draws.append(json.loads(Path(out).read_text()))
             print(f"process {index + 1} of {processes} done", flush=True)
-    rows: list[tuple[str, int, list[float], list[float]]] = [
-        (
-            "(all, best passes)",
-            draws[0]["all"]["files"],
-            [d["all"]["json_dict"] / d["all"]["ours"] for d in draws],
-            [d["all"]["dcmread"] / d["all"]["ours"] for d in draws],
-        )
-    ]
-    for label, first in draws[0]["folders"].items():
-        found = [d["folders"][label] for d in draws if label in d["folders"]]
-        rows.append(
-            (
-                label,
-                first["files"],
-                [g["json_dict"] / g["ours"] for g in found],
-                [g["dcmread"] / g["ours"] for g in found],
-            )
-        )
+    groups = {"(all, best passes)": [draw["all"] for draw in draws]}
+    for label in draws[0]["folders"]:
+        groups[label] = [draw["folders"][label] for draw in draws if label in draw["folders"]]
     head = (
         f"{'source folder':<42} {'files':>6} {'/json median':>12} {'lowest':>7} {'highest':>8} "
         f"{'/dcmread median':>15}"
@@ -501,10 +489,12 @@ def run_in_processes(argv: Sequence[str], processes: int) -> int:
     print(f"\nratios of ours across {processes} processes (each a fresh interpreter)")
     print(head)
     print("-" * len(head))
-    for label, files, to_json, to_dcmread in rows:
+    for label, times in groups.items():
+        to_json = [t["json_dict"] / t["ours"] for t in times]
+        to_dcmread = statistics.median(t["dcmread"] / t["ours"] for t in times)
         print(
-            f"{label[:42]:<42} {files:>6} {statistics.median(to_json):>11.2f}x "
-            f"{min(to_json):>6.2f}x {max(to_json):>7.2f}x {statistics.median(to_dcmread):>14.2f}x"
+            f"{label[:42]:<42} {times[0]['files']:>6} {statistics.median(to_json):>11.2f}x "
+            f"{min(to_json):>6.2f}x {max(to_json):>7.2f}x {to_dcmread:>14.2f}x"
         )
     return 0
 
@@ -672,8 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--processes times the folders only: no --large-headers, "
                 "--ranged-only, --profile or --emit-folder-times with it"
             )
-        given = list(sys.argv[1:] if argv is None else argv)
-        return run_in_processes(_without_processes(given), args.processes)
+        return run_in_processes(sys.argv[1:] if argv is None else argv, args.processes)
 
     if args.large_headers:
         from large_headers import run_large_headers
@@ -731,20 +720,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile:
             profile_ours(refs, run, args.batch_size, options)
     return 0
-
-
-def _without_processes(argv: list[str]) -> list[str]:
-    """``argv`` less its ``--processes`` option (``--processes N`` or ``--processes=N``)."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--processes":
-            skip = True
-        elif not arg.startswith("--processes="):
-            kept.append(arg)
-    return kept
 
 
 if __name__ == "__main__":
